@@ -1,0 +1,21 @@
+"""kerasnets: the classic ImageNet CNNs, faithful to their papers, for Keras 3.
+
+>>> import kerasnets
+>>> model = kerasnets.ResNet50(weights=None)
+>>> kerasnets.list_models("resnet*")[:3]
+['resnet101', 'resnet110', 'resnet152']
+"""
+
+__version__ = "0.1.0"
+
+from kerasnets.registry import get_model, list_models, register_model  # noqa: E402
+from kerasnets.models import *  # noqa: E402,F401,F403
+from kerasnets.models import ModelInfo  # noqa: E402
+from kerasnets.layers import LocalResponseNormalization  # noqa: E402
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """The `ModelInfo` (family, paper, default input size, preprocessing) of a registered model."""
+    from kerasnets.registry import get_entry
+
+    return get_entry(name).info

@@ -1,0 +1,412 @@
+"""The keras.applications contract, written once.
+
+keras.applications repeats about 80 lines (weights check, classes check,
+input_tensor, top, pooling) in every model file. Here it lives in one place:
+a model file describes its architecture (a ``backbone`` function, its
+`ModelInfo`, its minimum input size) and calls `build_application`.
+
+Every builder takes the keras.applications arguments with the same meaning::
+
+    include_top=True, weights=None, input_tensor=None, input_shape=None,
+    pooling=None, classes=1000, classifier_activation="softmax", name=None
+
+and validates all of them before a single layer is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Callable, Sequence
+
+import keras
+
+from kerasnets.preprocessing import Preprocessing
+
+__all__ = [
+    "ModelInfo",
+    "Head",
+    "build_application",
+    "conv_output_size",
+    "trace_sizes",
+    "min_input_size",
+    "CONTRACT_ARGS_DOC",
+]
+
+CONTRACT_ARGS_DOC = """
+        include_top: whether to include the classifier on top of the network.
+        weights: ``None`` (random initialisation) or the path of a ``.weights.h5``
+            file saved from the same architecture. ``"imagenet"`` raises until
+            pretrained weights are published for the model.
+        input_tensor: optional Keras tensor (the output of ``keras.Input()``) to use
+            as the model's input.
+        input_shape: optional shape tuple without the batch axis, in the layout of
+            ``keras.config.image_data_format()``; any number of channels. Spatial
+            sizes may be ``None`` unless the classifier needs a fixed size.
+        pooling: with ``include_top=False``: ``None`` (the 4D feature map),
+            ``"avg"`` or ``"max"`` (global pooling to a 2D tensor).
+        classes: number of classes of the classifier (``include_top=True``).
+        classifier_activation: activation of the classifier: a name such as
+            ``"softmax"``, a callable, or ``None`` for logits.
+        name: the model's name (default: the registered name).
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """Facts about a model family that users, the data pipeline and exports need.
+
+    Attributes:
+        family: ``"resnet"``, ``"vgg"``, ...
+        paper: the reference, for docs and the CLI.
+        default_size: the default square input size (224, 299, 32).
+        preprocessing: the input normalisation the family is trained with.
+        default_classes: the default ``classes`` (1000; 10 for the CIFAR ResNets).
+    """
+
+    family: str
+    paper: str
+    default_size: int
+    preprocessing: Preprocessing
+    default_classes: int = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class Head:
+    """The classifier settings a backbone needs to build auxiliary heads."""
+
+    include_top: bool
+    classes: int
+    classifier_activation: object
+
+    def classifier(self, x, name="predictions"):
+        """The final Dense layer, computed in float32 (safe under mixed precision)."""
+        return keras.layers.Dense(
+            self.classes, activation=self.classifier_activation, dtype="float32", name=name
+        )(x)
+
+
+# ---------------------------------------------------------------------------
+# Spatial arithmetic: how each family computes its minimum input size.
+# ---------------------------------------------------------------------------
+
+
+def conv_output_size(size, kernel, stride=1, padding=0, ceil_mode=False):
+    """Output length of a convolution or pooling window along one axis.
+
+    ``padding`` is an int (symmetric zero padding on each side), ``"valid"`` or
+    ``"same"``. ``ceil_mode`` rounds up as Caffe's pooling does.
+    """
+    if size is None:
+        return None
+    if padding == "same":
+        return -(-size // stride)
+    pad = 0 if padding == "valid" else int(padding)
+    span = size + 2 * pad - kernel
+    if span < 0:
+        return 0
+    steps = -(-span // stride) if ceil_mode else span // stride
+    return steps + 1
+
+
+def trace_sizes(size, ops: Sequence[tuple]):
+    """Applies ``ops`` of ``(kernel, stride, padding[, ceil_mode])`` in turn; returns every size."""
+    sizes = []
+    for op in ops:
+        size = conv_output_size(size, *op)
+        sizes.append(size)
+    return sizes
+
+
+def min_input_size(ops: Sequence[tuple], final_size: int = 1, limit: int = 4096) -> int:
+    """The smallest input length for which every op's output is at least 1.
+
+    ``final_size`` is what the last op must produce (e.g. 5 for a 5x5 valid
+    average pool that follows).
+    """
+    for size in range(1, limit + 1):
+        sizes = trace_sizes(size, ops)
+        if all(s >= 1 for s in sizes) and (not sizes or sizes[-1] >= final_size):
+            return size
+    raise ValueError(f"No input size up to {limit} satisfies the architecture.")
+
+
+# ---------------------------------------------------------------------------
+# Validation, in one place.
+# ---------------------------------------------------------------------------
+
+
+def _channels_last():
+    return keras.config.image_data_format() == "channels_last"
+
+
+def _spatial(shape):
+    return tuple(shape[:2]) if _channels_last() else tuple(shape[1:3])
+
+
+def _validate_weights(weights, model_name):
+    if weights is None:
+        return
+    if weights == "imagenet":
+        raise ValueError(
+            f"ImageNet weights are not available yet for {model_name}. Pass weights=None "
+            "to train from scratch, or the path of a .weights.h5 file saved from the same "
+            f"architecture. Received: weights={weights!r}"
+        )
+    if not isinstance(weights, (str, os.PathLike)) or not os.path.isfile(weights):
+        raise ValueError(
+            "The `weights` argument should be either None (random initialization), "
+            "'imagenet', or the path to an existing weights file (.weights.h5). "
+            f"Received: weights={weights!r}"
+        )
+    if not str(weights).endswith(".weights.h5"):
+        raise ValueError(
+            "A weights file must end in `.weights.h5` (written by model.save_weights). "
+            f"Received: weights={weights!r}"
+        )
+
+
+def _validate_activation(activation):
+    if activation is None or callable(activation):
+        return
+    try:
+        keras.activations.get(activation)
+    except (ValueError, TypeError):
+        raise ValueError(
+            "classifier_activation must be None, a callable or the name of a Keras "
+            f"activation such as 'softmax'. Received: classifier_activation={activation!r}"
+        ) from None
+
+
+def _resolve_input_shape(input_shape, input_tensor, info, model_name):
+    tensor_shape = None
+    if input_tensor is not None:
+        if not keras.backend.is_keras_tensor(input_tensor):
+            raise ValueError(
+                "input_tensor must be a Keras tensor, such as the output of keras.Input(). "
+                f"Received: input_tensor={input_tensor!r}"
+            )
+        tensor_shape = tuple(input_tensor.shape[1:])
+    if input_shape is not None:
+        try:
+            input_shape = tuple(None if d is None else int(d) for d in input_shape)
+        except TypeError:
+            raise ValueError(
+                f"input_shape must be a tuple of 3 integers or None. Received: input_shape={input_shape!r}"
+            ) from None
+        if len(input_shape) != 3:
+            raise ValueError(
+                "input_shape must have 3 entries (height, width, channels in the layout of "
+                f"keras.config.image_data_format()). Received: input_shape={input_shape}"
+            )
+        if tensor_shape is not None and any(
+            a is not None and b is not None and a != b for a, b in zip(input_shape, tensor_shape)
+        ):
+            raise ValueError(
+                f"input_shape and the shape of input_tensor disagree for {model_name}. "
+                f"Received: input_shape={input_shape}, input_tensor.shape={input_tensor.shape}"
+            )
+    shape = input_shape or tensor_shape
+    if shape is None:
+        size = info.default_size
+        shape = (size, size, 3) if _channels_last() else (3, size, size)
+    if len(shape) != 3:
+        raise ValueError(
+            f"{model_name} takes 4D image batches. Received: input_tensor.shape={input_tensor.shape}"
+        )
+    channels = shape[-1] if _channels_last() else shape[0]
+    if channels is None or channels < 1:
+        raise ValueError(
+            f"The number of input channels must be known and positive. Received: input_shape={shape}"
+        )
+    return shape
+
+
+def build_application(
+    *,
+    backbone: Callable,
+    info: ModelInfo,
+    model_name: str,
+    min_size: int,
+    top: Callable | None = None,
+    fixed_size_top: bool = False,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    model_class=None,
+):
+    """Validates the contract's arguments, then builds ``backbone`` with its head.
+
+    Args:
+        backbone: ``backbone(inputs, head) -> features``; returns the last feature
+            map, or a dict ``{"main": features, "aux1": output, ...}`` when it built
+            auxiliary heads itself (it does so only when ``head.include_top``).
+        info: the family's `ModelInfo`.
+        model_name: the display name used in errors and as the default ``name``.
+        min_size: the smallest spatial size the architecture accepts (computed
+            with `min_input_size` from the family's own table).
+        top: ``top(features, head) -> output``: the classifier of the family. The
+            default is global average pooling then the classifier.
+        fixed_size_top: the top flattens a feature map and so needs a fixed size.
+        model_class: the `keras.Model` subclass to build (default `keras.Model`).
+        The remaining arguments are the keras.applications contract.
+    """
+    # --- validate everything before building a layer ---
+    _validate_weights(weights, model_name)
+    if not isinstance(include_top, bool):
+        raise ValueError(f"include_top must be True or False. Received: include_top={include_top!r}")
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(
+            f"pooling must be one of None, 'avg' or 'max'. Received: pooling={pooling!r}"
+        )
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        raise ValueError(f"classes must be a positive integer. Received: classes={classes!r}")
+    _validate_activation(classifier_activation)
+    shape = _resolve_input_shape(input_shape, input_tensor, info, model_name)
+    spatial = _spatial(shape)
+    if include_top and fixed_size_top and any(d is None for d in spatial):
+        raise ValueError(
+            f"{model_name} with include_top=True flattens its last feature map into "
+            "fully-connected layers, so the input needs a fixed height and width. Pass "
+            f"include_top=False for variable sizes. Received: input_shape={shape}"
+        )
+    if any(d is not None and d < min_size for d in spatial):
+        raise ValueError(
+            f"input_shape must be at least {min_size}x{min_size} for {model_name}. "
+            f"Received: input_shape={shape}"
+        )
+
+    # --- build ---
+    if input_tensor is not None:
+        inputs = input_tensor
+    else:
+        inputs = keras.Input(shape=shape, name="input_layer")
+    head = Head(include_top, classes, classifier_activation)
+    features = backbone(inputs, head)
+    aux = {}
+    if isinstance(features, dict):
+        aux = {k: v for k, v in features.items() if k != "main"}
+        features = features["main"]
+    if include_top:
+        x = (top or global_pool_top)(features, head)
+    elif pooling == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
+    elif pooling == "max":
+        x = keras.layers.GlobalMaxPooling2D(name="max_pool")(features)
+    else:
+        x = features
+    outputs = {"main": x, **aux} if aux else x
+
+    if input_tensor is not None:
+        model_inputs = keras.utils.get_source_inputs(input_tensor)
+    else:
+        model_inputs = inputs
+    model_class = model_class or keras.Model
+    model = model_class(model_inputs, outputs, name=name or model_name.lower())
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+def global_pool_top(features, head: Head):
+    """Global average pooling then the classifier (ResNet, Inception)."""
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
+    return head.classifier(x)
+
+
+def scale_width(filters: int, width_multiplier: float) -> int:
+    """A filter count times ``width_multiplier``, rounded, at least 1."""
+    return max(1, int(round(filters * width_multiplier)))
+
+
+def validate_width_multiplier(width_multiplier, model_name):
+    if (
+        isinstance(width_multiplier, bool)
+        or not isinstance(width_multiplier, (int, float))
+        or not math.isfinite(width_multiplier)
+        or width_multiplier <= 0
+    ):
+        raise ValueError(
+            f"width_multiplier must be a positive number for {model_name}. "
+            f"Received: width_multiplier={width_multiplier!r}"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Variants: one public builder per registered model, from one family function.
+# ---------------------------------------------------------------------------
+
+_CONTRACT_DEFAULTS = dict(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+)
+
+
+def make_variant(
+    builder_name: str,
+    family_fn: Callable,
+    *,
+    info: ModelInfo,
+    summary: str,
+    family_args_doc: str = "",
+    registry_name: str | None = None,
+    example: str | None = None,
+    **fixed,
+):
+    """Makes and registers the public builder ``builder_name`` of a family.
+
+    ``family_fn(*, model_name, <contract args>, <fixed args>, <family options>)``
+    builds the model. The public builder takes the contract arguments (also
+    positionally, as keras.applications does) followed by the family's keyword-only
+    options that ``fixed`` does not pin. Its signature, docstring and ``info``
+    attribute are set so that ``help(kerasnets.ResNet50)`` reads like
+    keras.applications.
+    """
+    import inspect
+
+    from kerasnets.registry import register_model
+
+    contract_defaults = dict(_CONTRACT_DEFAULTS, classes=info.default_classes)
+    params = [
+        inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v)
+        for k, v in contract_defaults.items()
+    ]
+    family_params = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in inspect.signature(family_fn).parameters.values()
+        if p.kind == inspect.Parameter.KEYWORD_ONLY
+        and p.name not in contract_defaults
+        and p.name not in fixed
+        and p.name != "model_name"
+    ]
+    signature = inspect.Signature(params + family_params)
+
+    def builder(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return family_fn(model_name=builder_name, **fixed, **bound.arguments)
+
+    example = example or f"model = kerasnets.{builder_name}(weights=None)"
+    builder.__name__ = builder.__qualname__ = builder_name
+    builder.__module__ = family_fn.__module__
+    builder.__signature__ = signature
+    builder.__doc__ = (
+        f"{summary}\n\n    Reference: {info.paper}\n\n    Args:{CONTRACT_ARGS_DOC}"
+        f"{family_args_doc}\n    Returns:\n        A `keras.Model`.\n\n"
+        f"    Example:\n\n    >>> import kerasnets\n    >>> {example}\n"
+    )
+    builder.info = info
+    register_model(registry_name or builder_name.lower(), builder)
+    return builder

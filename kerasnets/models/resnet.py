@@ -1,0 +1,217 @@
+"""ResNet (He et al., 2015) and the plain networks it was compared with.
+
+ImageNet networks of Table 1 (18/34 basic blocks, 50/101/152 bottlenecks) with
+projection shortcuts where dimensions change (option B); the CIFAR-10 networks
+of section 4.2 (6n+2 layers, 16/32/64 filters, identity shortcuts with zero
+padding: option A). ``residual=False`` builds the paper's plain counterpart.
+
+Layer names follow keras.applications: ``conv1_conv``, ``conv2_block1_1_conv``,
+``conv2_block1_0_conv`` (projection), ``conv2_block1_add``, ``conv2_block1_out``;
+stage ``s`` ends at ``conv{s}_block{n}_out``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+
+from kerasnets.layers import ChannelZeroPad, channel_axis, conv_bn_act
+from kerasnets.models._application import (
+    ModelInfo,
+    build_application,
+    make_variant,
+    min_input_size,
+    scale_width,
+    validate_width_multiplier,
+)
+from kerasnets.preprocessing import IMAGENET_MEAN_STD
+
+PAPER = "He et al., Deep Residual Learning for Image Recognition, CVPR 2016 (arXiv:1512.03385)"
+IMAGENET_INFO = ModelInfo("resnet", PAPER, 224, IMAGENET_MEAN_STD)
+CIFAR_INFO = ModelInfo("resnet_cifar", PAPER, 32, IMAGENET_MEAN_STD, default_classes=10)
+
+# Table 1: block type and blocks per stage (conv2_x .. conv5_x).
+IMAGENET_DEPTHS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+IMAGENET_WIDTHS = (64, 128, 256, 512)
+# Section 4.2: depth 6n + 2, n blocks per stage on 32x32, 16x16 and 8x8 maps.
+CIFAR_DEPTHS = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18}
+CIFAR_WIDTHS = (16, 32, 64)
+EXPANSION = {"basic": 1, "bottleneck": 4}
+
+# Convolutions carry no bias before BatchNormalization; epsilon and momentum as
+# torchvision's (whose parameter counts these models reproduce exactly).
+_conv = functools.partial(conv_bn_act, bn_epsilon=1e-5, bn_momentum=0.9)
+
+
+def _strided_3x3(stride):
+    """Explicit symmetric padding for a strided 3x3 (DESIGN principle 8)."""
+    return dict(strides=stride, padding=1 if stride > 1 else "same")
+
+
+def basic_block(x, filters, stride, *, shortcut, name, downsample_on="1x1"):
+    """Two 3x3 convolutions (Figure 5, left)."""
+    y = _conv(x, filters, 3, name=f"{name}_1", **_strided_3x3(stride))
+    y = _conv(y, filters, 3, name=f"{name}_2", activation=None)
+    return _merge(x, y, shortcut, filters, stride, name)
+
+
+def bottleneck_block(x, filters, stride, *, shortcut, name, downsample_on="1x1"):
+    """1x1 reduce, 3x3, 1x1 expand x4 (Figure 5, right).
+
+    The paper strides the first 1x1 convolution; ``downsample_on="3x3"`` strides
+    the 3x3 instead ("ResNet v1.5", torchvision's and most modern recipes' layout,
+    about 0.5% more accurate on ImageNet for slightly more compute).
+    """
+    s1, s3 = (stride, 1) if downsample_on == "1x1" else (1, stride)
+    y = _conv(x, filters, 1, strides=s1, padding="valid", name=f"{name}_1")
+    y = _conv(y, filters, 3, name=f"{name}_2", **_strided_3x3(s3))
+    y = _conv(y, filters * 4, 1, name=f"{name}_3", activation=None)
+    return _merge(x, y, shortcut, filters * 4, stride, name)
+
+
+BLOCKS = {"basic": basic_block, "bottleneck": bottleneck_block}
+
+
+def _merge(x, y, shortcut, channels, stride, name):
+    """Adds the shortcut (if any) and applies the block's final ReLU."""
+    if shortcut is not None:
+        x = SHORTCUTS[shortcut](x, channels, stride, name)
+        y = keras.layers.Add(name=f"{name}_add")([x, y])
+    return keras.layers.Activation("relu", name=f"{name}_out")(y)
+
+
+def _projection_shortcut(x, channels, stride, name):
+    """Option B: a 1x1 projection where the shape changes, identity elsewhere."""
+    in_channels = x.shape[channel_axis()]
+    if stride == 1 and in_channels == channels:
+        return x
+    return _conv(x, channels, 1, strides=stride, padding="valid", name=f"{name}_0", activation=None)
+
+
+def _zero_pad_shortcut(x, channels, stride, name):
+    """Option A: subsample by ``stride`` and zero-pad the new channels; no parameters."""
+    if stride > 1:
+        x = keras.layers.MaxPooling2D(1, strides=stride, name=f"{name}_0_subsample")(x)
+    return ChannelZeroPad(channels, name=f"{name}_0_pad")(x)
+
+
+SHORTCUTS = {"projection": _projection_shortcut, "zero_pad": _zero_pad_shortcut}
+
+
+def _stages(x, block, blocks, widths, *, shortcut, downsample_on):
+    """Stages conv2_x, conv3_x, ...; the first block of each stage after the first halves the map."""
+    for stage, (n, filters) in enumerate(zip(blocks, widths), start=2):
+        for i in range(n):
+            stride = 2 if (i == 0 and stage > 2) else 1
+            x = BLOCKS[block](
+                x, filters, stride, shortcut=shortcut,
+                name=f"conv{stage}_block{i + 1}", downsample_on=downsample_on,
+            )
+    return x
+
+
+def _check_widths(stage_widths, default, model_name):
+    if stage_widths is None:
+        return default
+    widths = tuple(stage_widths)
+    if len(widths) != len(default) or not all(isinstance(w, int) and w > 0 for w in widths):
+        raise ValueError(
+            f"stage_widths must be {len(default)} positive integers for {model_name}. "
+            f"Received: stage_widths={stage_widths!r}"
+        )
+    return widths
+
+
+def _imagenet_geometry(blocks, block, downsample_on):
+    ops = [(7, 2, 3), (3, 2, 1)]  # conv1, pool1
+    for _ in blocks[1:]:  # the first block of conv3_x .. conv5_x halves the map
+        ops.append((1, 2, 0) if block == "bottleneck" and downsample_on == "1x1" else (3, 2, 1))
+    return ops
+
+
+def resnet_imagenet(
+    *, model_name, depth, residual=True, width_multiplier=1.0, stage_widths=None,
+    downsample_on="1x1", **contract,
+):
+    block, blocks = IMAGENET_DEPTHS[depth]
+    validate_width_multiplier(width_multiplier, model_name)
+    if downsample_on not in ("1x1", "3x3"):
+        raise ValueError(f"downsample_on must be '1x1' or '3x3'. Received: downsample_on={downsample_on!r}")
+    widths = [scale_width(w, width_multiplier) for w in _check_widths(stage_widths, IMAGENET_WIDTHS, model_name)]
+
+    def backbone(inputs, head):
+        x = _conv(inputs, scale_width(64, width_multiplier), 7, strides=2, padding=3, name="conv1")
+        x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
+        x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+        return _stages(
+            x, block, blocks, widths, shortcut="projection" if residual else None,
+            downsample_on=downsample_on,
+        )
+
+    return build_application(
+        backbone=backbone, info=IMAGENET_INFO,
+        model_name=model_name if residual else f"Plain{depth}",
+        min_size=min_input_size(_imagenet_geometry(blocks, block, downsample_on)),
+        **contract,
+    )
+
+
+def resnet_cifar(
+    *, model_name, depth, residual=True, width_multiplier=1.0, stage_widths=None, **contract,
+):
+    n = CIFAR_DEPTHS[depth]
+    validate_width_multiplier(width_multiplier, model_name)
+    widths = [scale_width(w, width_multiplier) for w in _check_widths(stage_widths, CIFAR_WIDTHS, model_name)]
+
+    def backbone(inputs, head):
+        x = _conv(inputs, widths[0], 3, name="conv1")
+        return _stages(
+            x, "basic", (n, n, n), widths, shortcut="zero_pad" if residual else None,
+            downsample_on="1x1",
+        )
+
+    return build_application(
+        backbone=backbone, info=CIFAR_INFO,
+        model_name=model_name if residual else f"Plain{depth}",
+        min_size=min_input_size([(3, 2, 1), (3, 2, 1)]),
+        **contract,
+    )
+
+
+_IMAGENET_DOC = """
+        residual: ``False`` builds the plain network of the same depth (Figure 3,
+            middle; the baselines of Figure 4): the same layers, no shortcuts.
+        width_multiplier: scales every convolution's filter count (rounded, at
+            least 1).
+        stage_widths: the base filters of conv2_x .. conv5_x (default
+            ``(64, 128, 256, 512)``), before ``width_multiplier``.
+        downsample_on: ``"1x1"`` (the paper: the first 1x1 convolution of a
+            bottleneck has stride 2) or ``"3x3"`` ("v1.5", as torchvision).
+"""
+_CIFAR_DOC = """
+        residual: ``False`` builds the plain network (the baselines of Figure 6).
+        width_multiplier: scales every convolution's filter count.
+        stage_widths: the filters of the three stages (default ``(16, 32, 64)``).
+"""
+
+ResNet18, ResNet34, ResNet50, ResNet101, ResNet152 = (
+    make_variant(
+        f"ResNet{d}", resnet_imagenet, info=IMAGENET_INFO, depth=d, family_args_doc=_IMAGENET_DOC,
+        summary=f"ResNet-{d} of Table 1 of He et al. (2015), ImageNet layout (224x224).",
+    )
+    for d in IMAGENET_DEPTHS
+)
+ResNet20, ResNet32, ResNet44, ResNet56, ResNet110 = (
+    make_variant(
+        f"ResNet{d}", resnet_cifar, info=CIFAR_INFO, depth=d, family_args_doc=_CIFAR_DOC,
+        summary=f"ResNet-{d} for CIFAR-10 (He et al. 2015, section 4.2): 32x32 inputs, 10 classes.",
+    )
+    for d in CIFAR_DEPTHS
+)

@@ -1,0 +1,57 @@
+"""What input each model family expects: value range, normalisation, crop.
+
+Plain data, no TensorFlow: the data pipeline (`kerasnets.data`) and the export
+signature (`kerasnets.export`) apply it; a model never bakes it in silently
+(DESIGN principle 11). Pixel values enter as float in ``[0, 255]``, RGB order;
+the model sees ``(pixels - mean) / std`` per channel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+__all__ = ["Preprocessing", "IMAGENET_MEAN_STD", "MEAN_SUBTRACTION", "INCEPTION"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """Per-channel normalisation of ``[0, 255]`` RGB pixels, and the evaluation crop.
+
+    Attributes:
+        name: a short identifier, recorded in exports.
+        mean: per-channel value subtracted (RGB, in the ``[0, 255]`` scale).
+        std: per-channel divisor (RGB, in the ``[0, 255]`` scale).
+        crop_fraction: evaluation images are resized so that the crop of
+            ``image_size`` is this fraction of the shorter side (0.875: resize 256,
+            crop 224).
+    """
+
+    name: str
+    mean: tuple = (0.0, 0.0, 0.0)
+    std: tuple = (1.0, 1.0, 1.0)
+    crop_fraction: float = 0.875
+
+    def normalize_numpy(self, images):
+        """Reference implementation on a NumPy array ``(..., 3)`` of ``[0, 255]`` pixels."""
+        images = np.asarray(images, dtype=np.float32)
+        channels = images.shape[-1]
+        mean = np.resize(np.asarray(self.mean, np.float32), channels)
+        std = np.resize(np.asarray(self.std, np.float32), channels)
+        return (images - mean) / std
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+# torchvision / most modern recipes: ImageNet mean and standard deviation.
+IMAGENET_MEAN_STD = Preprocessing(
+    "imagenet_mean_std", mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375)
+)
+# AlexNet, VGG, GoogLeNet papers: "subtracting the mean RGB value" only.
+MEAN_SUBTRACTION = Preprocessing("mean_subtraction", mean=(123.68, 116.779, 103.939))
+# Inception v2/v3 as released (and keras.applications' "tf" mode): scale to [-1, 1].
+INCEPTION = Preprocessing(
+    "inception", mean=(127.5, 127.5, 127.5), std=(127.5, 127.5, 127.5)
+)
