@@ -63,6 +63,9 @@ class ModelInfo:
         default_size: the default square input size (224, 299, 32).
         preprocessing: the input normalisation the family is trained with.
         default_classes: the default ``classes`` (1000; 10 for the CIFAR ResNets).
+        min_size: the smallest square input the default options accept, computed
+            from the family's own layer table with `min_input_size` (the test
+            matrix checks it: one pixel less must raise).
     """
 
     family: str
@@ -70,6 +73,7 @@ class ModelInfo:
     default_size: int
     preprocessing: Preprocessing
     default_classes: int = 1000
+    min_size: int = 1
 
 
 @dataclasses.dataclass(frozen=True)

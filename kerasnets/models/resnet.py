@@ -28,8 +28,6 @@ from kerasnets.models._application import (
 from kerasnets.preprocessing import IMAGENET_MEAN_STD
 
 PAPER = "He et al., Deep Residual Learning for Image Recognition, CVPR 2016 (arXiv:1512.03385)"
-IMAGENET_INFO = ModelInfo("resnet", PAPER, 224, IMAGENET_MEAN_STD)
-CIFAR_INFO = ModelInfo("resnet_cifar", PAPER, 32, IMAGENET_MEAN_STD, default_classes=10)
 
 # Table 1: block type and blocks per stage (conv2_x .. conv5_x).
 IMAGENET_DEPTHS = {
@@ -43,7 +41,6 @@ IMAGENET_WIDTHS = (64, 128, 256, 512)
 # Section 4.2: depth 6n + 2, n blocks per stage on 32x32, 16x16 and 8x8 maps.
 CIFAR_DEPTHS = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18}
 CIFAR_WIDTHS = (16, 32, 64)
-EXPANSION = {"basic": 1, "bottleneck": 4}
 
 # Convolutions carry no bias before BatchNormalization; epsilon and momentum as
 # torchvision's (whose parameter counts these models reproduce exactly).
@@ -77,6 +74,7 @@ def bottleneck_block(x, filters, stride, *, shortcut, name, downsample_on="1x1")
 
 
 BLOCKS = {"basic": basic_block, "bottleneck": bottleneck_block}
+_CIFAR_GEOMETRY = [(3, 2, 1), (3, 2, 1)]  # the strided 3x3 of conv3_block1 and conv4_block1
 
 
 def _merge(x, y, shortcut, channels, stride, name):
@@ -180,10 +178,19 @@ def resnet_cifar(
     return build_application(
         backbone=backbone, info=CIFAR_INFO,
         model_name=model_name if residual else f"Plain{depth}",
-        min_size=min_input_size([(3, 2, 1), (3, 2, 1)]),
+        min_size=min_input_size(_CIFAR_GEOMETRY),
         **contract,
     )
 
+
+IMAGENET_INFO = ModelInfo(
+    "resnet", PAPER, 224, IMAGENET_MEAN_STD,
+    min_size=min_input_size(_imagenet_geometry((3, 4, 6, 3), "bottleneck", "1x1")),
+)
+CIFAR_INFO = ModelInfo(
+    "resnet_cifar", PAPER, 32, IMAGENET_MEAN_STD, default_classes=10,
+    min_size=min_input_size(_CIFAR_GEOMETRY),
+)
 
 _IMAGENET_DOC = """
         residual: ``False`` builds the plain network of the same depth (Figure 3,
