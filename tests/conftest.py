@@ -1,0 +1,26 @@
+"""Shared test set-up: quiet TensorFlow logs, fixed seeds, data-format isolation."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolate_keras_state():
+    """Every test starts with channels_last, float32 and a fixed seed."""
+    keras.config.set_image_data_format("channels_last")
+    keras.config.set_dtype_policy("float32")
+    keras.utils.set_random_seed(0)
+    yield
+    keras.config.set_image_data_format("channels_last")
+    keras.config.set_dtype_policy("float32")
+
+
+@pytest.fixture
+def channels_first():
+    keras.config.set_image_data_format("channels_first")
+    yield
+    keras.config.set_image_data_format("channels_last")

@@ -1,0 +1,200 @@
+"""One matrix over the registry: every registered model, every contract option.
+
+A model added to the registry joins every test here automatically; the only
+thing it must bring is its reference parameter count in `TRAINABLE_PARAMS`.
+"""
+
+import os
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kerasnets
+from _matrix_utils import accepts, hwc, images, info, outputs_of, small_kwargs, small_size
+
+MODELS = kerasnets.list_models()
+
+# Trainable parameters with the default arguments (classes=1000, or 10 for the
+# CIFAR ResNets); auxiliary heads included where they are on by default.
+# Sources: torchvision's published num_params (which excludes BatchNorm
+# moving statistics, as trainable counts do), keras.applications, the papers.
+TRAINABLE_PARAMS = {
+    # torchvision resnet*.num_params
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    # He et al. Table 6: 0.27M, 0.46M, 0.66M, 0.85M, 1.7M (rounded; exact counts here)
+    "resnet20": 269_722,
+    "resnet32": 464_154,
+    "resnet44": 658_586,
+    "resnet56": 853_018,
+    "resnet110": 1_727_962,
+}
+
+AUTOMATIC_NAME = re.compile(
+    r"^(conv2d|dense|batch_normalization|activation|max_pooling2d|average_pooling2d|"
+    r"dropout|concatenate|add|zero_padding2d|flatten|global_average_pooling2d|"
+    r"local_response_normalization|lambda)(_\d+)?$"
+)
+
+
+def trainable_count(model):
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+@pytest.fixture(params=MODELS)
+def name(request):
+    return request.param
+
+
+def test_every_model_has_a_reference_count():
+    missing = sorted(set(MODELS) - set(TRAINABLE_PARAMS))
+    assert not missing, f"add reference parameter counts for {missing}"
+
+
+def test_forward_gradients_and_names(name):
+    size = small_size(name)
+    model = kerasnets.get_model(
+        name, input_shape=hwc(size), classes=7, classifier_activation=None, **small_kwargs(name)
+    )
+    x = images(hwc(size))
+    with tf.GradientTape() as tape:
+        outs = outputs_of(model(x, training=True))
+        # A random projection of every output: each weight influences it.
+        loss = sum(
+            tf.reduce_sum(out * tf.constant(np.random.default_rng(i).normal(size=out.shape), tf.float32))
+            for i, out in enumerate(outs.values())
+        )
+    for key, out in outs.items():
+        assert tuple(out.shape) == (2, 7), key
+        assert np.all(np.isfinite(out)), key
+    grads = tape.gradient(loss, model.trainable_weights)
+    for weight, grad in zip(model.trainable_weights, grads):
+        assert grad is not None, f"no gradient reaches {weight.path}"
+        assert np.any(grad.numpy() != 0), f"zero gradient for {weight.path}"
+
+    names = [layer.name for layer in model.layers]
+    assert len(names) == len(set(names)), "layer names must be unique"
+    automatic = [n for n in names if AUTOMATIC_NAME.match(n)]
+    assert not automatic, f"automatic layer names: {automatic}"
+
+
+def test_features_and_pooling(name):
+    size = small_size(name)
+    channel_axis = -1
+    for pooling in (None, "avg", "max"):
+        model = kerasnets.get_model(
+            name, include_top=False, pooling=pooling, input_shape=hwc(size), **small_kwargs(name)
+        )
+        out = model(images(hwc(size), batch=1))
+        assert not isinstance(out, dict), "feature extractors have a single output"
+        if pooling is None:
+            assert len(out.shape) == 4
+            assert out.shape[1] >= 1 and out.shape[2] >= 1
+            channels = out.shape[channel_axis]
+        else:
+            assert tuple(out.shape) == (1, channels)
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_input_channels(name, channels):
+    size = small_size(name)
+    model = kerasnets.get_model(
+        name, include_top=False, pooling="avg", input_shape=hwc(size, channels), **small_kwargs(name)
+    )
+    out = model(images(hwc(size, channels), batch=1))
+    assert len(out.shape) == 2 and np.all(np.isfinite(out))
+
+
+def test_input_tensor(name):
+    size = small_size(name)
+    inputs = keras.Input(shape=hwc(size), name="my_images")
+    model = kerasnets.get_model(
+        name, include_top=False, pooling="avg", input_tensor=inputs, **small_kwargs(name)
+    )
+    assert model.inputs[0] is inputs
+    # The model composes in a user's functional graph.
+    head = keras.layers.Dense(3, name="my_head")(model.output)
+    user_model = keras.Model(inputs, head)
+    assert tuple(user_model(images(hwc(size), batch=1)).shape) == (1, 3)
+
+
+def test_variable_input_size(name):
+    model = kerasnets.get_model(
+        name, include_top=False, pooling="avg", input_shape=(None, None, 3), **small_kwargs(name)
+    )
+    size = small_size(name)
+    a = model(images(hwc(size), batch=1))
+    b = model(images(hwc(size + 16), batch=1))
+    assert a.shape == b.shape
+
+
+def test_classes_and_softmax(name):
+    size = small_size(name)
+    model = kerasnets.get_model(name, input_shape=hwc(size), classes=3, **small_kwargs(name))
+    for key, out in outputs_of(model(images(hwc(size)))).items():
+        assert tuple(out.shape) == (2, 3), key
+        np.testing.assert_allclose(np.sum(out, axis=-1), 1.0, rtol=1e-5, err_msg=key)
+        assert out.dtype == "float32"
+
+
+def test_channels_first(name, channels_first):
+    size = small_size(name)
+    model = kerasnets.get_model(name, input_shape=hwc(size), classes=3, **small_kwargs(name))
+    assert hwc(size)[0] == 3
+    for key, out in outputs_of(model(images(hwc(size)))).items():
+        assert tuple(out.shape) == (2, 3), key
+    features = kerasnets.get_model(
+        name, include_top=False, input_shape=hwc(size), **small_kwargs(name)
+    )
+    channels = kerasnets.get_model(
+        name, include_top=False, pooling="avg", input_shape=hwc(size), **small_kwargs(name)
+    ).output.shape[-1]
+    assert features.output.shape[1] == channels, "channels_first features have channels on axis 1"
+
+
+def test_minimum_size_is_the_architectures(name):
+    """``info.min_size`` builds and runs; one pixel less is refused before building."""
+    minimum = info(name).min_size
+    model = kerasnets.get_model(
+        name, include_top=False, input_shape=hwc(minimum), **small_kwargs(name)
+    )
+    out = model(images(hwc(minimum), batch=1))
+    assert out.shape[1] >= 1 and out.shape[2] >= 1
+    if minimum > 1:
+        with pytest.raises(ValueError, match=rf"at least {minimum}x{minimum}.*Received: input_shape"):
+            kerasnets.get_model(name, input_shape=hwc(minimum - 1))
+
+
+def test_keras_file_round_trip(name, tmp_path):
+    size = small_size(name)
+    model = kerasnets.get_model(name, input_shape=hwc(size), classes=4, **small_kwargs(name))
+    path = os.fspath(tmp_path / f"{name}.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    x = images(hwc(size))
+    expected = outputs_of(model(x, training=False))
+    got = outputs_of(loaded(x, training=False))
+    assert sorted(expected) == sorted(got)
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+
+
+def test_parameter_count(name):
+    if name not in TRAINABLE_PARAMS:
+        pytest.skip("reported by test_every_model_has_a_reference_count")
+    model = kerasnets.get_model(name)
+    assert trainable_count(model) == TRAINABLE_PARAMS[name]
+
+
+def test_registered_builder_is_public(name):
+    entry = kerasnets.registry.get_entry(name)
+    assert getattr(kerasnets, entry.builder.__name__) is entry.builder
+    assert entry.builder.info.paper and entry.builder.info.default_size >= 1
+    assert accepts(name, "weights") and accepts(name, "classifier_activation")

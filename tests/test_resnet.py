@@ -1,0 +1,89 @@
+"""ResNet specifics the registry matrix cannot see."""
+
+import keras
+import numpy as np
+import pytest
+
+import kerasnets
+
+
+def _conv_kernels(model):
+    return [tuple(layer.kernel.shape) for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+
+@pytest.mark.parametrize("builder", [kerasnets.ResNet18, kerasnets.ResNet20])
+def test_plain_network_has_the_same_layers_without_shortcuts(builder):
+    residual = builder(include_top=False, input_shape=(32, 32, 3))
+    plain = builder(include_top=False, input_shape=(32, 32, 3), residual=False)
+    assert plain.name.startswith("plain")
+    assert not any(isinstance(layer, keras.layers.Add) for layer in plain.layers)
+    # The plain net's convolutions are the residual net's minus the projections.
+    projections = [layer for layer in residual.layers if layer.name.endswith("_0_conv")]
+    assert len(_conv_kernels(plain)) == len(_conv_kernels(residual)) - len(projections)
+    assert residual.output.shape == plain.output.shape
+
+
+def test_cifar_networks_have_6n_plus_2_layers_and_option_a_shortcuts():
+    for depth, n in kerasnets.models.resnet.CIFAR_DEPTHS.items():
+        model = kerasnets.get_model(f"resnet{depth}")
+        weighted = [l for l in model.layers if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))]
+        assert len(weighted) == 6 * n + 2 == depth
+        assert not any(l.name.endswith("_0_conv") for l in model.layers), "option A has no projections"
+    model = kerasnets.ResNet20(include_top=False)
+    assert model.get_layer("conv2_block3_out").output.shape[1:] == (32, 32, 16)
+    assert model.get_layer("conv3_block3_out").output.shape[1:] == (16, 16, 32)
+    assert model.get_layer("conv4_block3_out").output.shape[1:] == (8, 8, 64)
+
+
+def test_imagenet_stage_outputs_by_name():
+    model = kerasnets.ResNet50(include_top=False)
+    expected = {"conv1_relu": (112, 112, 64), "conv2_block3_out": (56, 56, 256),
+                "conv3_block4_out": (28, 28, 512), "conv4_block6_out": (14, 14, 1024),
+                "conv5_block3_out": (7, 7, 2048)}
+    for name, shape in expected.items():
+        assert model.get_layer(name).output.shape[1:] == shape
+    assert not any(l.use_bias for l in model.layers if isinstance(l, keras.layers.Conv2D)), (
+        "convolutions before BatchNormalization carry no bias"
+    )
+
+
+def test_downsampling_position():
+    paper = kerasnets.ResNet50(include_top=False, input_shape=(64, 64, 3))
+    v15 = kerasnets.ResNet50(include_top=False, input_shape=(64, 64, 3), downsample_on="3x3")
+    assert paper.get_layer("conv3_block1_1_conv").strides == (2, 2)
+    assert paper.get_layer("conv3_block1_2_conv").strides == (1, 1)
+    assert v15.get_layer("conv3_block1_1_conv").strides == (1, 1)
+    assert v15.get_layer("conv3_block1_2_conv").strides == (2, 2)
+    # Strided 3x3 convolutions are padded explicitly and symmetrically.
+    assert v15.get_layer("conv3_block1_2_pad").padding == ((1, 1), (1, 1))
+    assert paper.count_params() == v15.count_params()
+    assert paper.output.shape == v15.output.shape
+
+
+def test_width_multiplier_and_stage_widths():
+    model = kerasnets.ResNet18(include_top=False, width_multiplier=0.5)
+    assert model.get_layer("conv1_conv").filters == 32
+    assert model.get_layer("conv5_block2_2_conv").filters == 256
+    model = kerasnets.ResNet50(include_top=False, stage_widths=(8, 16, 32, 64), width_multiplier=0.5)
+    assert model.get_layer("conv2_block1_1_conv").filters == 4
+    assert model.get_layer("conv5_block3_3_conv").filters == 128
+    tiny = kerasnets.ResNet20(width_multiplier=0.01)
+    assert min(l.filters for l in tiny.layers if isinstance(l, keras.layers.Conv2D)) == 1
+
+
+def test_drop_in_for_keras_applications(tmp_path):
+    """fit, predict, save, load: the way a user treats keras.applications.ResNet50."""
+    model = kerasnets.ResNet18(weights=None, input_shape=(32, 32, 3), classes=4, width_multiplier=0.25)
+    reference = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=4)
+    assert type(model) is type(reference)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (16, 32, 32, 3)).astype("float32"), rng.integers(0, 4, 16)
+    history = model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    assert set(history.history) == {"loss", "accuracy"}
+    predictions = model.predict(x, verbose=0)
+    assert predictions.shape == (16, 4)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), predictions, rtol=1e-5, atol=1e-6)
+    loaded.fit(x, y, epochs=1, batch_size=8, verbose=0)  # compiled state comes back too
