@@ -5,6 +5,9 @@ Backend-agnostic: `keras.layers` and `keras.ops` only (DESIGN principle 12).
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import keras
 from keras import ops
 
@@ -89,57 +92,96 @@ def conv_bn_act(
 class LocalResponseNormalization(keras.layers.Layer):
     """Local Response Normalization across channels (Krizhevsky et al., 2012, §3.3).
 
-    ``b[c] = a[c] / (k + alpha * sum(a[c']**2 for c' in window(c))) ** beta``
+    ``b[c] = a[c] / (k + alpha * sum(a[j]**2 for j in window(c))) ** beta``
 
-    where ``window(c)`` holds the ``size`` channels centred on ``c`` (clipped at
-    the edges). The arguments are the paper's: ``size`` n, ``k``, ``alpha``,
-    ``beta``; AlexNet used n=5, k=2, alpha=1e-4, beta=0.75.
+    where ``window(c)`` holds the ``size`` channels centred on ``c``, clipped at
+    the edges (channels ``max(0, c - size // 2)`` to ``min(C - 1, c + size // 2)``).
+    The arguments are the paper's: ``size`` n, ``k``, ``alpha``, ``beta``;
+    AlexNet (and VGG's A-LRN) use n=5, k=2, alpha=1e-4, beta=0.75.
 
-    How the arguments map to other libraries:
+    How the arguments map to other libraries (the paper's alpha multiplies the
+    plain sum of squares; PyTorch and Caffe's multiplies their mean over n):
 
-    * ``tf.nn.local_response_normalization(depth_radius, bias, alpha, beta)``:
-      ``depth_radius = (size - 1) // 2``, ``bias = k``, ``alpha = alpha``,
-      ``beta = beta`` (TensorFlow's window is ``2 * depth_radius + 1`` channels
-      and its alpha multiplies the plain sum, as in the paper).
-    * PyTorch ``nn.LocalResponseNorm(size, alpha, beta, k)`` and Caffe's LRN
-      divide alpha by n: pass ``alpha_paper = alpha_torch / size`` here, or set
-      ``alpha_is_averaged=True`` to give PyTorch/Caffe's alpha directly.
+    * ``tf.nn.local_response_normalization(x, depth_radius, bias, alpha, beta)``
+      computes the same function with ``depth_radius = (size - 1) // 2``,
+      ``bias = k``, ``alpha = alpha`` and ``beta = beta``.
+    * PyTorch ``nn.LocalResponseNorm(size, alpha, beta, k)`` and Caffe's
+      ``LRN(local_size, alpha, beta, k)`` (``ACROSS_CHANNELS``) compute it with
+      their ``alpha = size * alpha``. To use their value as it is, pass it
+      with ``alpha_is_averaged=True``: this layer then divides it by ``size``.
+      (Caffe's reference AlexNet, ``local_size=5, alpha=1e-4, k=1``, is
+      ``LocalResponseNormalization(5, k=1, alpha=1e-4, alpha_is_averaged=True)``.)
 
-    ``size`` must be odd so the window is centred (as in TensorFlow and the paper).
-    Computed in float32 for stability under mixed precision.
+    Args:
+        size: the number of channels in the window, n; odd, so that the window
+            is centred on its channel (TensorFlow can express no other).
+        k: the additive constant (TensorFlow's ``bias``).
+        alpha: the scale of the sum of squares (see ``alpha_is_averaged``).
+        beta: the exponent.
+        alpha_is_averaged: ``alpha`` is PyTorch/Caffe's, which scales the mean
+            of the squares over the window (the sum divided by ``size``).
+        data_format: ``"channels_last"`` or ``"channels_first"``; default
+            ``keras.config.image_data_format()``. Inputs of any rank >= 2 are
+            normalised along that channel axis (the last or axis 1).
+
+    Computed in float32 whatever the layer's dtype policy (mixed precision
+    would overflow the squares in float16). Uses `keras.ops` only: it runs under
+    the TensorFlow, JAX and PyTorch backends.
+
+    Example:
+
+    >>> x = keras.random.normal((2, 55, 55, 96))
+    >>> y = LocalResponseNormalization(size=5, k=2.0, alpha=1e-4, beta=0.75)(x)
     """
 
     def __init__(
         self, size=5, k=2.0, alpha=1e-4, beta=0.75, alpha_is_averaged=False, data_format=None, **kwargs
     ):
         super().__init__(**kwargs)
-        if not isinstance(size, int) or size < 1 or size % 2 == 0:
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1 or size % 2 == 0:
             raise ValueError(f"size must be a positive odd integer. Received: size={size!r}")
-        self.size = size
+        for arg, value in (("k", k), ("alpha", alpha), ("beta", beta)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"{arg} must be a finite number. Received: {arg}={value!r}")
+        data_format = data_format or keras.config.image_data_format()
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(
+                "data_format must be 'channels_last' or 'channels_first'. "
+                f"Received: data_format={data_format!r}"
+            )
+        self.size = int(size)
         self.k = float(k)
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.alpha_is_averaged = bool(alpha_is_averaged)
-        self.data_format = data_format or keras.config.image_data_format()
+        self.data_format = data_format
+
+    def build(self, input_shape):
+        if len(input_shape) < 2:
+            raise ValueError(
+                f"{self.name} needs inputs with a channel axis (rank >= 2). "
+                f"Received: input_shape={input_shape}"
+            )
 
     def call(self, inputs):
         x = ops.cast(inputs, "float32")
-        axis = -1 if self.data_format == "channels_last" else 1
-        squared = ops.square(x)
-        radius = (self.size - 1) // 2
-        # Sum of squares over the channel window: pad the channel axis and add
-        # `size` shifted slices (cheap for the small windows LRN uses).
-        pad = [[0, 0]] * 4
+        rank = len(x.shape)
+        axis = rank - 1 if self.data_format == "channels_last" else 1
+        channels = x.shape[axis]
+        if channels is None:
+            channels = ops.shape(x)[axis]
+        # Sum of squares over the window: zero-pad the channel axis by size // 2
+        # on both sides and add the `size` shifted slices of length `channels`
+        # (cheap for the small windows LRN uses, and exact: no cumulative sums).
+        radius = self.size // 2
+        pad = [[0, 0]] * rank
         pad[axis] = [radius, radius]
-        padded = ops.pad(squared, pad)
-        channels = ops.shape(x)[axis]
+        padded = ops.pad(ops.square(x), pad)
         total = None
         for offset in range(self.size):
-            window = (
-                padded[..., offset : offset + channels]
-                if axis == -1
-                else padded[:, offset : offset + channels]
-            )
+            index = [slice(None)] * rank
+            index[axis] = slice(offset, offset + channels)
+            window = padded[tuple(index)]
             total = window if total is None else total + window
         alpha = self.alpha / self.size if self.alpha_is_averaged else self.alpha
         out = x / ops.power(self.k + alpha * total, self.beta)
