@@ -19,3 +19,16 @@ def get_model_info(name: str) -> ModelInfo:
     from kerasnets.registry import get_entry
 
     return get_entry(name).info
+
+
+# Submodules with heavier imports, loaded on first use: `kerasnets.export.saved_model(...)`
+# works after a plain `import kerasnets`. Add a name here to make another one lazy.
+_LAZY_SUBMODULES = ("export",)
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"kerasnets.{name}")
+    raise AttributeError(f"module 'kerasnets' has no attribute {name!r}")
