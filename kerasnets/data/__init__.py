@@ -1,0 +1,60 @@
+"""Input pipelines: tensorflow-datasets, folders of images and the built-in ``shapes``.
+
+>>> import kerasnets.data
+>>> train = kerasnets.data.load("shapes", "train", batch_size=64, seed=0)
+>>> val = kerasnets.data.load("shapes", "validation", batch_size=64)
+>>> train.num_classes, train.image_size, train.augment
+(10, 32, 'pad_crop')
+>>> model.fit(train.dataset, validation_data=val.dataset, epochs=5)
+
+`load` returns a `DataSplit`: a batched, prefetched ``tf.data.Dataset`` of
+``(float32 images, int32 labels)`` plus the class names and counts. Sources:
+
+* a tensorflow-datasets name (``"cifar10"``, ``"imagenette/320px"``,
+  ``"imagenet2012"``), read from ``data_dir``; ``download=True`` lets tfds fetch it;
+* a folder, ``root/<class>/<image>`` or ``root/<split>/<class>/<image>``;
+* ``"shapes"``, generated locally on first use (`kerasnets.data.shapes`); registered
+  with tfds on ``import kerasnets.data``, so ``tfds.load("shapes")`` works too.
+
+Preprocessing per model family (``kerasnets.get_model_info(name)``;
+``load(..., model=name)`` applies it): images are resized to the family's
+``default_size`` (224; 299 for Inception v2/v3; AlexNet's own, see its
+``ModelInfo``) and normalised as ``(pixels in [0, 255] - mean) / std`` with the
+family's `kerasnets.preprocessing.Preprocessing`: the papers' mean subtraction
+for AlexNet, VGG and GoogLeNet, ``[-1, 1]`` for Inception v2/v3, ImageNet mean and
+standard deviation for ResNet.
+
+Training augmentation (``augment=``): the Inception random-resized crop (8% to
+100% of the area, aspect 3/4 to 4/3) and flip for ImageNet-scale images; the
+VGG/ResNet scale augmentation (``"scale"``); pad-4 random crop and flip for
+32x32, CIFAR-style images (chosen automatically for sources of images up to 64
+pixels). Evaluation: the central crop of ``crop_fraction`` (0.875) of the shorter
+side, resized (`preprocess_for_eval`; the whole image for small sources). JPEG
+crops are decoded with ``tf.image.decode_and_crop_jpeg``; maps run in parallel
+with ``AUTOTUNE``; ``seed=`` makes the batches reproducible.
+
+Models with auxiliary heads (GoogLeNet, Inception v3 with auxiliary logits) take
+the same ``(images, labels)`` batches: the model sends the one label tensor to
+every head.
+"""
+
+from kerasnets.data import shapes  # noqa: F401  (registers the tfds builder)
+from kerasnets.data._augment import AUGMENTATIONS, preprocess_for_eval
+from kerasnets.data._common import DataError
+from kerasnets.data._folder import IMAGE_EXTENSIONS
+from kerasnets.data._load import DataSplit, get_preprocessing, load
+from kerasnets.data.shapes import CLASS_NAMES as SHAPES_CLASS_NAMES
+from kerasnets.data.shapes import Shapes, ShapesConfig
+
+__all__ = [
+    "load",
+    "DataSplit",
+    "DataError",
+    "preprocess_for_eval",
+    "get_preprocessing",
+    "AUGMENTATIONS",
+    "IMAGE_EXTENSIONS",
+    "Shapes",
+    "ShapesConfig",
+    "SHAPES_CLASS_NAMES",
+]

@@ -1,0 +1,214 @@
+"""Folders of images: ``root/<class>/<image>`` or ``root/<split>/<class>/<image>``.
+
+Class names are the sorted class folder names (as Keras'
+``image_dataset_from_directory``); images inside a class folder may sit in
+subfolders. With split folders, the class list comes from ``train`` (or the
+requested split when there is no ``train``), and every split must use only those
+classes.
+
+A folder without split subfolders has three splits: ``"validation"`` holds
+``validation_fraction`` (default 10%) of each class, at least one image for a class
+of two or more, chosen by a stable hash of the file's path inside its class folder
+(the choice does not depend on listing order or machine); ``"train"`` holds the
+rest, ``"all"`` everything.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import zlib
+
+import tensorflow as tf
+
+from kerasnets.data._common import DataError, Records
+
+__all__ = ["IMAGE_EXTENSIONS", "SPLIT_FOLDERS", "folder_records", "list_images"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+# Split name -> folder names accepted for it.
+SPLIT_FOLDERS = {
+    "train": ("train", "training"),
+    "validation": ("validation", "val", "valid"),
+    "test": ("test", "testing"),
+}
+_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+)
+
+
+def _subfolders(path):
+    with os.scandir(path) as entries:
+        return sorted(e.name for e in entries
+                      if e.is_dir(follow_symlinks=True) and not e.name.startswith("."))
+
+
+def list_images(folder):
+    """Image files under ``folder`` (recursively), sorted, as paths."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found.extend(
+            os.path.join(dirpath, f) for f in sorted(filenames)
+            if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
+        )
+    return found
+
+
+def _split_folder(root, split):
+    """The folder of ``split`` under ``root``, or None."""
+    present = {name.lower(): name for name in _subfolders(root)}
+    for alias in SPLIT_FOLDERS.get(split, (split,)):
+        if alias in present:
+            return os.path.join(root, present[alias])
+    return None
+
+
+def _is_split_layout(root):
+    names = [n.lower() for n in _subfolders(root)]
+    aliases = {a for group in SPLIT_FOLDERS.values() for a in group}
+    return bool(names) and all(n in aliases for n in names)
+
+
+def _check_header(path):
+    """None if ``path`` starts like an image, else the reason it is not readable."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError as error:
+        return f"cannot be read ({type(error).__name__})"
+    if not head:
+        return "is empty"
+    if not any(head.startswith(magic) for magic, _ in _MAGIC):
+        return f"is not a JPEG, PNG, GIF or BMP image (starts with {head[:8]!r})"
+    return None
+
+
+def _check_decode(path):
+    reason = _check_header(path)
+    if reason:
+        return reason
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except Exception as error:  # truncated or corrupt data
+        return f"cannot be decoded ({type(error).__name__}: {error})"
+    return None
+
+
+def _verify(paths, verify, root):
+    if not verify:
+        return
+    check = _check_decode if verify == "full" else _check_header
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        reasons = list(pool.map(check, paths))
+    bad = [(p, r) for p, r in zip(paths, reasons) if r]
+    if bad:
+        shown = "; ".join(f"{os.path.relpath(p, root)} {r}" for p, r in bad[:5])
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise DataError(
+            f"{len(bad)} of {len(paths)} image files in {root} are not readable images: "
+            f"{shown}{more}. Remove or replace them, or pass verify=None to skip this "
+            f"check. Received: source={root!r}"
+        )
+
+
+def _carve(class_dir, files, split, fraction):
+    """The ``split`` part of one class's files (see the module docstring)."""
+    if split == "all" or fraction == 0:
+        return files
+    keyed = sorted(files, key=lambda p: (zlib.crc32(os.path.relpath(p, class_dir).encode()), p))
+    count = round(fraction * len(files))
+    if len(files) >= 2:
+        count = max(count, 1)
+    held_out = set(keyed[:count])
+    if split == "validation":
+        return [p for p in files if p in held_out]
+    return [p for p in files if p not in held_out]
+
+
+def folder_records(root, split, *, validation_fraction=0.1, verify="header") -> Records:
+    """The `Records` of ``split`` of the image folder ``root``."""
+    received = f"Received: source={root!r}, split={split!r}"
+    if not os.path.isdir(root):
+        what = "is a file, not a folder" if os.path.exists(root) else "does not exist"
+        raise DataError(f"The image folder {root} {what}. {received}")
+    layout = "root/<class>/<image>"
+    if _is_split_layout(root):
+        layout = "root/<split>/<class>/<image>"
+        split_dir = _split_folder(root, split)
+        if split_dir is None:
+            available = [s for s in SPLIT_FOLDERS if _split_folder(root, s)]
+            raise DataError(
+                f"The image folder {root} has no {split!r} split folder. Available splits: "
+                f"{', '.join(available)} (folder names accepted: "
+                f"{', '.join(SPLIT_FOLDERS.get(split, (split,)))}). {received}"
+            )
+        train_dir = _split_folder(root, "train") or split_dir
+        class_names = _subfolders(train_dir)
+        extra = sorted(set(_subfolders(split_dir)) - set(class_names))
+        if extra:
+            raise DataError(
+                f"The {split!r} folder of {root} has class folders that 'train' lacks: "
+                f"{', '.join(extra)}. {received}"
+            )
+        folders = {name: os.path.join(split_dir, name) for name in class_names}
+        carve = None
+    else:
+        allowed = ("train", "validation", "all") if validation_fraction > 0 else ("train", "all")
+        if split not in allowed:
+            raise DataError(
+                f"The image folder {root} has no split folders (train/, validation/ or val/, "
+                f"test/), so its splits are {', '.join(allowed)} (validation: "
+                f"validation_fraction={validation_fraction} of each class). {received}"
+            )
+        class_names = _subfolders(root)
+        folders = {name: os.path.join(root, name) for name in class_names}
+        carve = validation_fraction
+
+    paths, labels = [], []
+    for label, name in enumerate(class_names):
+        files = list_images(folders[name]) if os.path.isdir(folders[name]) else []
+        if carve is not None:
+            files = _carve(folders[name], files, split, carve)
+        paths.extend(files)
+        labels.extend([label] * len(files))
+
+    if not paths:
+        loose = any(f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(root))
+        hint = " (images directly in the root need a class folder each)" if loose else ""
+        raise DataError(
+            f"No images found for split {split!r} in {root}{hint}: expected {layout} "
+            f"with files ending in {', '.join(IMAGE_EXTENSIONS)}. {received}"
+        )
+    if len(class_names) < 2:
+        raise DataError(
+            f"The image folder {root} has {len(class_names)} class folder"
+            f"{'' if len(class_names) == 1 else 's'} ({', '.join(class_names)}); "
+            f"classification needs at least 2, laid out as {layout}. {received}"
+        )
+    _verify(paths, verify, root)
+
+    def make_dataset(shuffle, seed):
+        ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int32)))
+        if shuffle:
+            ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+        return ds.map(
+            lambda path, label: (tf.io.read_file(path), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    return Records(
+        make_dataset=make_dataset,
+        class_names=class_names,
+        num_examples=len(paths),
+        native_size=None,
+        description=f"folder {root}",
+        shuffles_fully=True,
+    )

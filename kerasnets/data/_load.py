@@ -1,0 +1,314 @@
+"""`load`: one split of a tfds dataset, a folder of images or ``shapes``, ready for ``fit``."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Optional, Union
+
+import tensorflow as tf
+
+from kerasnets import preprocessing as _preprocessing
+from kerasnets.data import _augment
+from kerasnets.data._common import DataError
+from kerasnets.preprocessing import IMAGENET_MEAN_STD, Preprocessing
+
+__all__ = ["DataSplit", "load", "get_preprocessing", "SMALL_IMAGE_SIZE"]
+
+# Sources whose images are at most this side are "CIFAR-style": pad-and-crop
+# augmentation and whole-image evaluation (He et al. 2016, section 4.2).
+SMALL_IMAGE_SIZE = 64
+DEFAULT_SHUFFLE_BUFFER = 10_000
+_AUGMENT_CHOICES = ("auto", "inception", "scale", "pad_crop", None)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSplit:
+    """One split, batched and ready for ``model.fit`` / ``model.evaluate``.
+
+    Attributes:
+        dataset: a batched, prefetched ``tf.data.Dataset`` of ``(images, labels)``:
+            float32 ``(batch, image_size, image_size, 3)`` normalised images and int32
+            ``(batch,)`` labels.
+        class_names: label names; ``class_names[label]``.
+        num_examples: examples in the split (before batching).
+        image_size: the side of the square images.
+        batch_size: the batch size.
+        split: the split name as requested.
+        source: the source as given (a tfds name or a folder path).
+        training: whether batches are shuffled and augmented.
+        augment: the augmentation applied (``"inception"``, ``"scale"``,
+            ``"pad_crop"``) or ``None``.
+        preprocessing: the normalisation applied; its ``crop_fraction`` is the
+            evaluation crop used, so ``preprocess_for_eval(image, image_size,
+            split.preprocessing)`` reproduces an evaluation batch from decoded
+            images (the export's serving signature does this).
+        drop_remainder: whether the last partial batch is dropped.
+    """
+
+    dataset: tf.data.Dataset
+    class_names: list
+    num_examples: int
+    image_size: int
+    batch_size: int
+    split: str
+    source: str
+    training: bool
+    augment: Optional[str]
+    preprocessing: Preprocessing
+    drop_remainder: bool = False
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches per pass over the split."""
+        if self.drop_remainder:
+            return self.num_examples // self.batch_size
+        return math.ceil(self.num_examples / self.batch_size)
+
+
+def get_preprocessing(name_or_preprocessing) -> Preprocessing:
+    """A `Preprocessing` from itself or its name (``"imagenet_mean_std"``, ``"inception"``,
+    ``"mean_subtraction"``, any constant of `kerasnets.preprocessing`)."""
+    if isinstance(name_or_preprocessing, Preprocessing):
+        return name_or_preprocessing
+    known = {
+        value.name: value
+        for value in vars(_preprocessing).values()
+        if isinstance(value, Preprocessing)
+    }
+    if name_or_preprocessing not in known:
+        raise ValueError(
+            f"preprocessing must be a kerasnets.preprocessing.Preprocessing or one of "
+            f"{sorted(known)}. Received: preprocessing={name_or_preprocessing!r}"
+        )
+    return known[name_or_preprocessing]
+
+
+def _check_arguments(source, split, image_size, batch_size, augment, cache, seed,
+                     crop_fraction, shuffle_buffer, validation_fraction, verify):
+    if not isinstance(source, (str, os.PathLike)) or not os.fspath(source):
+        raise ValueError(
+            "source must be a tensorflow-datasets name, a folder path or 'shapes'. "
+            f"Received: source={source!r}"
+        )
+    if not isinstance(split, str) or not split:
+        raise ValueError(f"split must be a non-empty string. Received: split={split!r}")
+    for name, value in (("image_size", image_size), ("batch_size", batch_size),
+                        ("shuffle_buffer", shuffle_buffer)):
+        if value is None and name != "batch_size":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+    if augment is False or augment == "none":
+        augment = None
+    if augment not in _AUGMENT_CHOICES:
+        raise ValueError(
+            f"augment must be one of {_AUGMENT_CHOICES}. Received: augment={augment!r}"
+        )
+    if not (isinstance(cache, bool) or isinstance(cache, (str, os.PathLike))):
+        raise ValueError(
+            "cache must be True (in memory), False or a file path prefix. "
+            f"Received: cache={cache!r}"
+        )
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"seed must be an integer or None. Received: seed={seed!r}")
+    if crop_fraction is not None and not 0 < crop_fraction <= 1:
+        raise ValueError(f"crop_fraction must be in (0, 1]. Received: crop_fraction={crop_fraction!r}")
+    if not 0 <= validation_fraction < 1:
+        raise ValueError(
+            "validation_fraction must be in [0, 1). "
+            f"Received: validation_fraction={validation_fraction!r}"
+        )
+    if verify not in ("header", "full", None, False):
+        raise ValueError(
+            f"verify must be 'header', 'full' or None. Received: verify={verify!r}"
+        )
+    return augment
+
+
+def _records(source, split, data_dir, download, validation_fraction, verify):
+    from kerasnets.data import _folder, _tfds
+
+    text = os.fspath(source)
+    path = os.path.expanduser(text)
+    if isinstance(source, os.PathLike) or text.startswith(("/", ".", "~")) or (
+        not _tfds.is_registered(text) and os.path.isdir(path)
+    ):
+        return _folder.folder_records(
+            path, split, validation_fraction=validation_fraction, verify=verify
+        )
+    return _tfds.tfds_records(text, split, data_dir=data_dir, download=download)
+
+
+def load(
+    source,
+    split: str = "train",
+    *,
+    image_size: Optional[int] = None,
+    batch_size: int = 32,
+    training: Optional[bool] = None,
+    model: Optional[str] = None,
+    preprocessing: Union[Preprocessing, str, None] = None,
+    augment: Optional[str] = "auto",
+    data_dir: Optional[str] = None,
+    download: bool = False,
+    cache: Union[bool, str] = False,
+    shuffle: Optional[bool] = None,
+    seed: Optional[int] = None,
+    drop_remainder: bool = False,
+    crop_fraction: Optional[float] = None,
+    flip: bool = True,
+    shuffle_buffer: Optional[int] = None,
+    validation_fraction: float = 0.1,
+    verify: Optional[str] = "header",
+) -> DataSplit:
+    """One split of an image classification dataset as batches for ``model.fit``.
+
+    Args:
+        source: a tensorflow-datasets name (``"cifar10"``, ``"imagenette/320px"``,
+            ``"imagenet2012"``), the built-in ``"shapes"`` (``"shapes/64"``,
+            ``"shapes/128"``; generated locally on first use), or a folder of images
+            laid out as ``root/<class>/<image>`` or ``root/<split>/<class>/<image>``
+            (JPEG, PNG, GIF, BMP). A bare name is a dataset; write ``./name`` for a
+            folder in the working directory with the same name as a dataset.
+        split: ``"train"``, ``"validation"``, ``"test"`` or any tfds split
+            expression (``"train[:90%]"``). A folder without split subfolders has
+            ``"train"``, ``"validation"`` (``validation_fraction`` of each class,
+            chosen by a stable hash of the file names) and ``"all"``.
+        image_size: side of the square output images. Default: the model's
+            ``default_size``, else the source's own size if fixed (32 for shapes and
+            CIFAR), else 224.
+        batch_size: examples per batch.
+        training: shuffle and augment. Default: ``split == "train"``.
+        model: a registered model name (``"resnet50"``): its ``default_size`` and
+            ``preprocessing`` become the defaults.
+        preprocessing: a `kerasnets.preprocessing.Preprocessing` or its name;
+            default: the model's, else ``IMAGENET_MEAN_STD``.
+        augment: training augmentation: ``"auto"`` (``"pad_crop"`` for sources of
+            images up to 64 pixels, CIFAR-style; ``"inception"`` otherwise),
+            ``"inception"`` (random-resized crop, 8%-100% of the area, aspect 3/4-4/3),
+            ``"scale"`` (VGG/ResNet scale augmentation, shorter side in [256, 512]
+            for 224 crops), ``"pad_crop"`` (pad 4, random 32 crop), or ``None``.
+            Each adds a random horizontal flip (unless ``flip=False``). Evaluation
+            batches are never augmented.
+        data_dir: where tfds datasets are stored (default: ``$TFDS_DATA_DIR`` or
+            ``~/tensorflow_datasets``).
+        download: allow tfds to download and prepare a missing dataset.
+        cache: ``True`` caches the encoded images in memory, a string caches them
+            in files with that prefix (before decoding and augmentation).
+        shuffle: default ``training``.
+        seed: makes order and augmentation reproducible (two loads with the same
+            seed give the same batches; each epoch still differs).
+        drop_remainder: drop the last partial batch.
+        crop_fraction: evaluation crop, overrides ``preprocessing.crop_fraction``;
+            default 1.0 (the whole image) for sources of images up to 64 pixels.
+        flip: random horizontal flips when augmenting.
+        shuffle_buffer: examples in the shuffle buffer (default
+            ``min(num_examples, 10000)``).
+        validation_fraction: for folders without split subfolders.
+        verify: for folders: ``"header"`` reads each file's first bytes and
+            rejects non-images up front, ``"full"`` decodes every image, ``None``
+            checks nothing.
+
+    Returns:
+        A `DataSplit`: ``.dataset``, ``.class_names``, ``.num_classes``,
+        ``.num_examples``, ``.steps_per_epoch``, ``.image_size``, ...
+
+    Raises:
+        kerasnets.data.DataError: (a ``ValueError``) for a dataset that is not
+            prepared and cannot be downloaded, an empty folder, a folder with one
+            class, unreadable images, or a split that does not exist.
+
+    Models with auxiliary heads (GoogLeNet, Inception v3 with ``aux_logits``)
+    take these plain ``(images, labels)`` batches: the model passes the one label
+    tensor to every head, so no per-head label plumbing is needed.
+
+    Example:
+
+    >>> train = kerasnets.data.load("shapes", "train", batch_size=64, seed=0)
+    >>> model = kerasnets.get_model("resnet20", classes=train.num_classes)
+    >>> model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    >>> model.fit(train.dataset, epochs=1)
+    """
+    augment = _check_arguments(source, split, image_size, batch_size, augment, cache, seed,
+                               crop_fraction, shuffle_buffer, validation_fraction, verify)
+    info = None
+    if model is not None:
+        import kerasnets
+
+        info = kerasnets.get_model_info(model)
+    if preprocessing is not None:
+        preprocessing = get_preprocessing(preprocessing)
+    else:
+        preprocessing = info.preprocessing if info is not None else IMAGENET_MEAN_STD
+    training = split == "train" if training is None else bool(training)
+    shuffle = training if shuffle is None else bool(shuffle)
+
+    records = _records(source, split, data_dir, download, validation_fraction, verify)
+    if image_size is None:
+        image_size = info.default_size if info else (records.native_size or 224)
+    if records.native_size is not None:
+        small = records.native_size <= SMALL_IMAGE_SIZE
+    else:
+        small = image_size <= SMALL_IMAGE_SIZE
+    if crop_fraction is None:
+        crop_fraction = 1.0 if small else preprocessing.crop_fraction
+    preprocessing = dataclasses.replace(preprocessing, crop_fraction=crop_fraction)
+    if not training:
+        augment = None
+    elif augment == "auto":
+        augment = "pad_crop" if small else "inception"
+
+    ds = records.make_dataset(shuffle and not cache, seed)
+    if cache:
+        ds = ds.cache("" if cache is True else os.fspath(cache))
+    if shuffle and (cache or not records.shuffles_fully):
+        buffer = shuffle_buffer or min(records.num_examples, DEFAULT_SHUFFLE_BUFFER)
+        ds = ds.shuffle(max(buffer, 1), seed=seed, reshuffle_each_iteration=True)
+
+    if augment is not None:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+        def train_map(record, element_seed):
+            image = _augment.train_transform(
+                record[0], element_seed, image_size, preprocessing, augment, flip=flip
+            )
+            return image, record[1]
+
+        ds = tf.data.Dataset.zip((ds, seeds)).map(train_map, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+
+        def eval_map(encoded, label):
+            image = _augment.eval_transform(encoded, image_size, preprocessing, crop_fraction)
+            return image, label
+
+        ds = ds.map(eval_map, num_parallel_calls=tf.data.AUTOTUNE)
+
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    # Without a seed, training batches may come in completion order (faster).
+    options.deterministic = seed is not None or not training
+    ds = ds.with_options(options)
+
+    return DataSplit(
+        dataset=ds,
+        class_names=list(records.class_names),
+        num_examples=records.num_examples,
+        image_size=image_size,
+        batch_size=batch_size,
+        split=split,
+        source=os.fspath(source),
+        training=training,
+        augment=augment,
+        preprocessing=preprocessing,
+        drop_remainder=drop_remainder,
+    )
+
+
+__all__ += ["DataError"]
