@@ -13,3 +13,16 @@ from kerasnets.models.resnet import (
     ResNet110,
     ResNet152,
 )
+from kerasnets.models.alexnet import AlexNet
+from kerasnets.models.vgg import (
+    VGG11,
+    VGG11BN,
+    VGG11LRN,
+    VGG13,
+    VGG13BN,
+    VGG16,
+    VGG16BN,
+    VGG16C,
+    VGG19,
+    VGG19BN,
+)

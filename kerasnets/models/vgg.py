@@ -1,0 +1,185 @@
+"""VGG (Simonyan & Zisserman, 2014): the configurations A to E of Table 1.
+
+Every configuration is a row of `CONFIGS`, read straight from Table 1: five
+blocks of convolutions, each block followed by a 2x2 max-pool of stride 2; an
+``int`` is a 3x3 convolution (stride 1, "same" padding) with that many filters,
+``(filters, 1)`` is configuration C's 1x1 convolution, ``"LRN"`` is the local
+response normalisation of A-LRN. Every convolution is followed by a ReLU. The
+top is Table 1's: FC-4096, dropout 0.5, FC-4096, dropout 0.5, FC-classes.
+
+Layer names follow keras.applications' ``vgg16.py`` / ``vgg19.py``
+(``block1_conv1`` .. ``block5_pool``, ``fc1``, ``fc2``, ``predictions``), so
+their weights load into `VGG16` and `VGG19` by name or by order. (Only the
+weightless ``Flatten`` differs: ``block5_flatten``, where keras.applications
+keeps Keras's automatic ``flatten``.) The dropout layers are ``fc1_dropout``
+and ``fc2_dropout``. Without batch normalisation the ReLU is fused into the convolution, as in
+keras.applications (the output of ``block4_conv2`` is post-ReLU). With
+``batch_norm=True`` a convolution ``block{b}_conv{i}`` is followed by
+``block{b}_conv{i}_bn`` and ``block{b}_conv{i}_relu``.
+
+Parameter counts (``model.count_params()`` at 224x224, 1000 classes) equal
+torchvision's and round to Table 2 of the paper:
+
+=========  ==========  ==========  ==================================
+config     registered  parameters  with ``batch_norm=True``
+=========  ==========  ==========  ==================================
+A          vgg11       132,863,336 132,868,840 trainable (``vgg11_bn``)
+A-LRN      vgg11_lrn   132,863,336
+B          vgg13       133,047,848 133,053,736 trainable (``vgg13_bn``)
+C          vgg16_c     133,638,952
+D          vgg16       138,357,544 138,365,992 trainable (``vgg16_bn``)
+E          vgg19       143,667,240 143,678,248 trainable (``vgg19_bn``)
+=========  ==========  ==========  ==================================
+
+The ``_bn`` variants also hold each BatchNormalization's moving mean and
+variance (non-trainable, 2 x the channels), which torchvision counts as buffers.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+
+import keras
+
+from kerasnets.layers import LocalResponseNormalization, channel_axis
+from kerasnets.models._application import (
+    ModelInfo,
+    build_application,
+    make_variant,
+    min_input_size,
+    scale_width,
+    validate_width_multiplier,
+)
+from kerasnets.preprocessing import MEAN_SUBTRACTION
+
+PAPER = (
+    "Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image "
+    "Recognition, ICLR 2015 (arXiv:1409.1556)"
+)
+
+# Table 1, one list per block; every block ends with a 2x2 max-pool of stride 2.
+CONFIGS = {
+    "A": [[64], [128], [256, 256], [512, 512], [512, 512]],
+    "A-LRN": [[64, "LRN"], [128], [256, 256], [512, 512], [512, 512]],
+    "B": [[64, 64], [128, 128], [256, 256], [512, 512], [512, 512]],
+    "C": [
+        [64, 64], [128, 128], [256, 256, (256, 1)], [512, 512, (512, 1)], [512, 512, (512, 1)],
+    ],
+    "D": [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]],
+    "E": [[64, 64], [128, 128], [256] * 4, [512] * 4, [512] * 4],
+}
+# The model's default name for each configuration ("_bn" is appended with batch_norm).
+NAMES = {"A": "vgg11", "A-LRN": "vgg11_lrn", "B": "vgg13", "C": "vgg16_c", "D": "vgg16", "E": "vgg19"}
+FC_UNITS = 4096
+
+# Five 2x2 stride-2 max-pools; the stride-1 "same" convolutions keep the size.
+_GEOMETRY = [(2, 2, 0)] * 5
+
+# The batch-normalised variants are torchvision's: BatchNorm after every
+# convolution, which keeps its bias (so that the counts, and torchvision's
+# weights, match), epsilon 1e-5 and momentum 0.9 (torchvision's 0.1).
+_batch_norm = functools.partial(keras.layers.BatchNormalization, epsilon=1e-5, momentum=0.9)
+
+
+def conv_block(x, filters, kernel_size, *, batch_norm, name):
+    """A stride-1 "same" convolution and its ReLU (with BatchNorm in between if asked)."""
+    if not batch_norm:
+        return keras.layers.Conv2D(
+            filters, kernel_size, padding="same", activation="relu", name=name
+        )(x)
+    x = keras.layers.Conv2D(filters, kernel_size, padding="same", name=name)(x)
+    x = _batch_norm(axis=channel_axis(), name=f"{name}_bn")(x)
+    return keras.layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def _layer(spec):
+    """``64`` -> ``(64, 3)``; ``(256, 1)`` stays; ``"LRN"`` stays."""
+    return (spec, 3) if isinstance(spec, int) else spec
+
+
+def vgg(*, model_name, config, batch_norm=False, width_multiplier=1.0, dropout=0.5, **contract):
+    validate_width_multiplier(width_multiplier, model_name)
+    if (
+        isinstance(dropout, bool)
+        or not isinstance(dropout, numbers.Real)
+        or not 0 <= dropout < 1
+    ):
+        raise ValueError(
+            f"dropout must be a number in [0, 1) for {model_name}. Received: dropout={dropout!r}"
+        )
+    if not isinstance(batch_norm, bool):
+        raise ValueError(f"batch_norm must be True or False. Received: batch_norm={batch_norm!r}")
+
+    def backbone(inputs, head):
+        x = inputs
+        for b, block in enumerate(CONFIGS[config], start=1):
+            convs = 0
+            for spec in block:
+                if spec == "LRN":  # "the parameters ... are those of (Krizhevsky et al., 2012)"
+                    x = LocalResponseNormalization(size=5, k=2.0, alpha=1e-4, beta=0.75, name=f"block{b}_lrn")(x)
+                    continue
+                filters, kernel_size = _layer(spec)
+                convs += 1
+                x = conv_block(
+                    x, scale_width(filters, width_multiplier), kernel_size,
+                    batch_norm=batch_norm, name=f"block{b}_conv{convs}",
+                )
+            x = keras.layers.MaxPooling2D(2, strides=2, name=f"block{b}_pool")(x)
+        return x
+
+    def top(features, head):
+        x = keras.layers.Flatten(name="block5_flatten")(features)
+        for i in (1, 2):
+            x = keras.layers.Dense(scale_width(FC_UNITS, width_multiplier), activation="relu", name=f"fc{i}")(x)
+            x = keras.layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
+        return head.classifier(x)
+
+    if contract.get("name") is None:
+        contract["name"] = NAMES[config] + ("_bn" if batch_norm else "")
+    return build_application(
+        backbone=backbone, top=top, fixed_size_top=True, info=INFO,
+        model_name=model_name, min_size=min_input_size(_GEOMETRY), **contract,
+    )
+
+
+INFO = ModelInfo("vgg", PAPER, 224, MEAN_SUBTRACTION, min_size=min_input_size(_GEOMETRY))
+
+_DOC = """
+        width_multiplier: scales the filter count of every convolution and the
+            width of the two hidden fully-connected layers (rounded, at least 1).
+        dropout: the dropout rate after ``fc1`` and ``fc2`` (the paper's 0.5).
+"""
+_BN_DOC = """
+        batch_norm: adds BatchNormalization between every convolution and its
+            ReLU (torchvision's ``vgg*_bn``; the paper has none).
+"""
+_INPUTS = "\n\n    Inputs: 224x224 RGB (at least 32x32) with the mean RGB value subtracted."
+
+
+def _variant(builder, registered, config, summary, **fixed):
+    doc = _DOC if "batch_norm" in fixed else _BN_DOC + _DOC
+    return make_variant(
+        builder, vgg, info=INFO, registry_name=registered, config=config,
+        summary=summary + _INPUTS, family_args_doc=doc, **fixed,
+    )
+
+
+VGG11 = _variant("VGG11", "vgg11", "A", "VGG-11: configuration A of Table 1 (8 conv + 3 FC layers).")
+VGG11LRN = _variant(
+    "VGG11LRN", "vgg11_lrn", "A-LRN",
+    "VGG-11 with local response normalisation after the first convolution (A-LRN).",
+)
+VGG13 = _variant("VGG13", "vgg13", "B", "VGG-13: configuration B of Table 1.")
+VGG16C = _variant(
+    "VGG16C", "vgg16_c", "C",
+    "VGG-16 with 1x1 convolutions as the last layer of blocks 3 to 5 (configuration C).",
+)
+VGG16 = _variant("VGG16", "vgg16", "D", "VGG-16: configuration D of Table 1.")
+VGG19 = _variant("VGG19", "vgg19", "E", "VGG-19: configuration E of Table 1.")
+
+_BN = " with BatchNormalization after every convolution (torchvision's ``{}``)."
+VGG11BN = _variant("VGG11BN", "vgg11_bn", "A", "VGG-11" + _BN.format("vgg11_bn"), batch_norm=True)
+VGG13BN = _variant("VGG13BN", "vgg13_bn", "B", "VGG-13" + _BN.format("vgg13_bn"), batch_norm=True)
+VGG16BN = _variant("VGG16BN", "vgg16_bn", "D", "VGG-16" + _BN.format("vgg16_bn"), batch_norm=True)
+VGG19BN = _variant("VGG19BN", "vgg19_bn", "E", "VGG-19" + _BN.format("vgg19_bn"), batch_norm=True)
