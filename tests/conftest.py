@@ -24,3 +24,15 @@ def channels_first():
     keras.config.set_image_data_format("channels_first")
     yield
     keras.config.set_image_data_format("channels_last")
+
+
+@pytest.fixture
+def no_random_init(monkeypatch):
+    """Counting parameters needs the variables, not random values: 143M of them take
+    seconds to draw on 2 cores. Every default kernel initializer (glorot_uniform,
+    he_normal, ...) is a VarianceScaling; make it return zeros for the test."""
+    monkeypatch.setattr(
+        keras.initializers.VarianceScaling,
+        "__call__",
+        lambda self, shape, dtype=None: keras.ops.zeros(shape, dtype=dtype),
+    )

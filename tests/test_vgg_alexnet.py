@@ -36,18 +36,6 @@ def _count(weights):
     return int(sum(np.prod(w.shape) for w in weights))
 
 
-@pytest.fixture
-def no_random_init(monkeypatch):
-    """Counting parameters needs the variables, not random values: 143M of them take
-    seconds to draw on 2 cores. Every default kernel initializer (glorot_uniform,
-    he_normal, ...) is a VarianceScaling; make it return zeros for this test."""
-    monkeypatch.setattr(
-        keras.initializers.VarianceScaling,
-        "__call__",
-        lambda self, shape, dtype=None: keras.ops.zeros(shape, dtype=dtype),
-    )
-
-
 def _small(builder, size=32, **kwargs):
     return builder(input_shape=(size, size, 3), **kwargs)
 
