@@ -1,0 +1,123 @@
+"""What the Inception families share: width tables with overrides, and their heads.
+
+A network's widths are records (NamedTuples with the paper's column names) in a
+table keyed by module name (DESIGN principles 1 and 2). `resolve_widths` applies
+a user's ``module_widths`` overrides and the ``width_multiplier`` to such a table,
+validating everything before a layer is built.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Mapping, NamedTuple
+
+import keras
+
+from kerasnets.models._application import scale_width
+from kerasnets.models._multi_output import with_named_outputs
+
+__all__ = ["resolve_widths", "dropout_top", "aux_model_class", "check_aux_args"]
+
+
+def _override(row: NamedTuple, value, key, model_name):
+    fields = type(row)._fields
+    if isinstance(value, type(row)):
+        return value
+    if isinstance(value, Mapping):
+        unknown = set(value) - set(fields)
+        if unknown:
+            raise ValueError(
+                f"module_widths['{key}'] of {model_name} has unknown fields {sorted(unknown)}; "
+                f"a {type(row).__name__} has {list(fields)}. Received: {dict(value)!r}"
+            )
+        return row._replace(**value)
+    if isinstance(value, (list, tuple)) and len(value) == len(fields):
+        return type(row)(*value)
+    raise ValueError(
+        f"module_widths['{key}'] of {model_name} must be a {type(row).__name__}, a dict of "
+        f"some of its fields {list(fields)} or {len(fields)} integers. Received: {value!r}"
+    )
+
+
+def resolve_widths(table: Mapping[str, NamedTuple], module_widths, width_multiplier, model_name):
+    """The table with ``module_widths`` overrides applied, every width times ``width_multiplier``.
+
+    Args:
+        table: ``{module name: record}``; a field may be ``None`` (no such layer).
+        module_widths: ``None`` or ``{module name: record | {field: width} | tuple}``;
+            a dict replaces only the fields it names.
+        width_multiplier: scales every width (rounded, at least 1).
+        model_name: for error messages.
+
+    Returns:
+        A new ``{module name: record}``.
+    """
+    overrides = {} if module_widths is None else module_widths
+    if not isinstance(overrides, Mapping):
+        raise ValueError(
+            f"module_widths of {model_name} must be a dict keyed by module name "
+            f"({', '.join(table)}). Received: module_widths={module_widths!r}"
+        )
+    unknown = set(overrides) - set(table)
+    if unknown:
+        raise ValueError(
+            f"module_widths of {model_name} names unknown modules {sorted(unknown)}; the "
+            f"modules are {list(table)}. Received: module_widths={module_widths!r}"
+        )
+    resolved = {}
+    for key, row in table.items():
+        if key in overrides:
+            row = _override(row, overrides[key], key, model_name)
+        for field, value in zip(row._fields, row):
+            if value is None and table[key]._asdict()[field] is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"Widths must be positive integers: module_widths['{key}'].{field} of "
+                    f"{model_name}. Received: {field}={value!r}"
+                )
+        resolved[key] = type(row)(
+            *(None if v is None else scale_width(v, width_multiplier) for v in row)
+        )
+    return resolved
+
+
+def dropout_top(rate):
+    """The family's classifier: global average pooling, dropout, the classifier."""
+
+    def top(features, head):
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
+        x = keras.layers.Dropout(rate, name="dropout")(x)
+        return head.classifier(x)
+
+    return top
+
+
+def check_aux_args(aux_classifiers, aux_loss_weight, include_top, model_name):
+    """Resolves ``aux_classifiers`` (``None``: the family default) and validates both."""
+    if aux_classifiers not in (True, False):
+        raise ValueError(
+            f"aux_classifiers must be True or False for {model_name}. "
+            f"Received: aux_classifiers={aux_classifiers!r}"
+        )
+    if aux_classifiers and not include_top:
+        raise ValueError(
+            f"The auxiliary classifiers of {model_name} are classifiers: they need "
+            "include_top=True. Pass aux_classifiers=False for a feature extractor. "
+            f"Received: aux_classifiers=True, include_top={include_top!r}"
+        )
+    if (
+        isinstance(aux_loss_weight, bool)
+        or not isinstance(aux_loss_weight, (int, float))
+        or not aux_loss_weight >= 0
+    ):
+        raise ValueError(
+            f"aux_loss_weight must be a non-negative number for {model_name}. "
+            f"Received: aux_loss_weight={aux_loss_weight!r}"
+        )
+    return aux_classifiers
+
+
+def aux_model_class(aux_loss_weight):
+    """``build_application(model_class=...)``: dict outputs make an `AuxiliaryClassifierModel`."""
+    return functools.partial(with_named_outputs, aux_loss_weight=aux_loss_weight)
