@@ -95,12 +95,12 @@ def test_layout_at_224(googlenet_224):
     assert shapes["inception_5b_output"] == (7, 7, 1024)
     # The 5x5 branch is a 5x5 (not torchvision's 3x3, pytorch/vision#906).
     assert tuple(googlenet_224.get_layer("inception_3a_b5_conv").kernel.shape) == (5, 5, 16, 32)
-    assert googlenet_224.get_layer("dropout").rate == 0.4
+    assert googlenet_224.get_layer("top_dropout").rate == 0.4
     norm = googlenet_224.get_layer("norm1")
     assert (norm.size, norm.k, norm.alpha, norm.beta, norm.alpha_is_averaged) == (5, 1.0, 1e-4, 0.75, True)
 
 
-def test_auxiliary_heads_at_224():
+def test_auxiliary_heads_at_224(no_random_init):
     model = kerasnets.GoogLeNet(weights=None)
     assert isinstance(model, AuxiliaryClassifierModel)
     assert model.output_names == ["aux1", "aux2", "main"]

@@ -47,6 +47,13 @@ TRAINABLE_PARAMS = {
     "vgg13_bn": 133_053_736,
     "vgg16_bn": 138_365_992,
     "vgg19_bn": 143_678_248,
+    # GoogLeNet: Table 1 widths (6,998,552 without the heads; see test_googlenet.py)
+    # plus the two auxiliary classifiers at 224x224
+    "googlenet": 13_378_280,
+    "googlenet_bn": 13_385_816,
+    # keras.applications.InceptionV3 (trainable); v2: Table 1 with our documented widths
+    "inception_v3": 23_817_352,
+    "inception_v2": 25_474_184,
 }
 
 AUTOMATIC_NAME = re.compile(

@@ -31,7 +31,11 @@ def _override(row: NamedTuple, value, key, model_name):
                 f"a {type(row).__name__} has {list(fields)}. Received: {dict(value)!r}"
             )
         return row._replace(**value)
-    if isinstance(value, (list, tuple)) and len(value) == len(fields):
+    if (
+        isinstance(value, (list, tuple))
+        and not hasattr(value, "_fields")  # a record of another kind of module
+        and len(value) == len(fields)
+    ):
         return type(row)(*value)
     raise ValueError(
         f"module_widths['{key}'] of {model_name} must be a {type(row).__name__}, a dict of "
@@ -87,7 +91,7 @@ def dropout_top(rate):
 
     def top(features, head):
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
-        x = keras.layers.Dropout(rate, name="dropout")(x)
+        x = keras.layers.Dropout(rate, name="top_dropout")(x)
         return head.classifier(x)
 
     return top
