@@ -12,6 +12,7 @@ from kerasnets.registry import get_model, list_models, register_model  # noqa: E
 from kerasnets.models import *  # noqa: E402,F401,F403
 from kerasnets.models import ModelInfo  # noqa: E402
 from kerasnets.layers import LocalResponseNormalization  # noqa: E402
+from kerasnets.profiling import profile  # noqa: E402
 from kerasnets.models._multi_output import inference_model  # noqa: E402
 
 

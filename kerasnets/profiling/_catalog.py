@@ -1,0 +1,131 @@
+"""The table of every registered model: parameters, MACs, input size, paper.
+
+Used by ``kerasnets list`` and by ``scripts/model_table.py`` (the README's table).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Callable
+
+from kerasnets.profiling._render import human
+
+__all__ = ["ModelSummary", "summarize_models", "format_models", "short_paper"]
+
+
+@dataclasses.dataclass
+class ModelSummary:
+    """One line of the model table."""
+
+    name: str
+    builder: str
+    params: int  # learnable, main path
+    aux_params: int  # learnable, auxiliary heads (0 when none)
+    keras_params: int  # model.count_params()
+    macs: int  # main path, default input size
+    depth: int
+    input_size: int
+    family: str
+    paper: str
+    error: str = ""
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def short_paper(paper: str) -> str:
+    """``"He et al., Deep Residual ..., CVPR 2016 (arXiv:1512.03385)"`` -> ``"He et al., CVPR 2016"``."""
+    parts = [p.strip() for p in paper.split(",")]
+    if len(parts) < 2:
+        return paper
+    authors = parts[0]
+    if "&" in parts[1]:  # "Krizhevsky, Sutskever & Hinton, ..."
+        authors += " et al."
+    venue = re.sub(r"\s*\(.*\)\s*$", "", parts[-1])
+    return f"{authors}, {venue}"
+
+
+def arxiv_url(paper: str) -> str | None:
+    match = re.search(r"arXiv:(\d{4}\.\d{4,5})", paper)
+    return f"https://arxiv.org/abs/{match.group(1)}" if match else None
+
+
+def natural_key(name: str):
+    """``resnet18`` before ``resnet101``: digit runs compare as numbers."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def summarize_models(names, progress: Callable | None = None) -> list:
+    """Profiles each registered model at its default size; a failure becomes the row's ``error``.
+
+    ``progress(i, n, name)`` is called before each model.
+    """
+    import gc
+
+    from kerasnets.profiling import profile
+    from kerasnets.registry import get_entry
+
+    rows = []
+    for i, name in enumerate(names):
+        if progress:
+            progress(i, len(names), name)
+        entry = get_entry(name)
+        info = entry.info
+        base = dict(
+            name=name, builder=entry.builder.__name__, input_size=info.default_size,
+            family=info.family, paper=info.paper,
+        )
+        try:
+            p = profile(name)
+        except Exception as error:  # noqa: BLE001 - one broken model must not hide the others
+            rows.append(ModelSummary(**base, params=0, aux_params=0, keras_params=0, macs=0, depth=0,
+                                     error=f"{type(error).__name__}: {error}"))
+            continue
+        rows.append(ModelSummary(
+            **base, params=p.params, aux_params=p.total_params - p.params,
+            keras_params=p.total_keras_params, macs=p.macs, depth=p.depth,
+        ))
+        del p
+        gc.collect()
+    return sorted(rows, key=lambda r: (r.family, natural_key(r.name)))
+
+
+def format_models(rows, fmt: str = "text", exact: bool = False, links: bool = False) -> str:
+    """The model table as aligned text or Markdown, with the counting conventions underneath."""
+    header = ["model", "builder", "params", "MACs", "depth", "input", "paper"]
+    numeric = {2, 3, 4, 5}
+    body = []
+    for r in rows:
+        paper = short_paper(r.paper)
+        url = arxiv_url(r.paper)
+        if links and url:
+            paper = f"[{paper}]({url})"
+        if r.error:
+            body.append([r.name, r.builder, "error", "", "", f"{r.input_size}", paper])
+            continue
+        params = human(r.params, exact)
+        if r.aux_params:
+            params += f" (+{human(r.aux_params, exact)} aux)"
+        body.append([r.name, r.builder, params, human(r.macs, exact), str(r.depth),
+                     f"{r.input_size}×{r.input_size}", paper])
+    note = (
+        "params: learnable weights of the inference path (BatchNorm moving statistics excluded; "
+        "auxiliary classifiers, used in training only, in brackets). MACs: multiply-adds of "
+        "convolutions and dense layers for one image at the default input size (1 MAC = 2 FLOPs). "
+        "depth: layers with weights on the longest path."
+    )
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(header) + " |",
+                 "|" + "|".join("---:" if i in numeric else "---" for i in range(len(header))) + "|"]
+        lines += ["| " + " | ".join(f"`{c}`" if j == 0 else c for j, c in enumerate(cells)) + " |" for cells in body]
+        return "\n".join(lines) + f"\n\n{note}\n"
+    widths = [max(len(header[i]), *(len(c[i]) for c in body)) if body else len(header[i]) for i in range(len(header))]
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    import textwrap
+
+    out = [line(header), "-" * len(line(["-" * w for w in widths]))] + [line(c) for c in body]
+    return "\n".join(out + [""] + textwrap.wrap(note, 100)) + "\n"
