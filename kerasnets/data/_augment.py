@@ -1,6 +1,6 @@
 """Preprocessing and the papers' training augmentation, as TensorFlow ops.
 
-Every transform is "choose a window of the original image, decode and crop it,
+Every training transform is "choose a window of the original image, decode and crop it,
 resize the crop to ``image_size``, (flip), normalise". Choosing the window needs
 only the image's height and width, which a JPEG header gives without decoding
 (`tf.image.extract_jpeg_shape`), so JPEG crops are decoded by
@@ -12,7 +12,8 @@ Windows:
   ``crop_fraction`` of the shorter side (0.875: the 224 crop of an image resized
   to 256), then resized to ``image_size``. This is the same geometry as "resize
   the shorter side to image_size / crop_fraction, crop the centre", done in the
-  cheaper order.
+  cheaper order. Evaluation decodes the whole image (no fused crop) so that its
+  batches equal `preprocess_for_eval`, the export's serving function, exactly.
 * ``"inception"`` (`inception_window`): Szegedy et al. 2015, "Going deeper with
   convolutions", section 6: patches of 8% to 100% of the image area with aspect
   ratio in [3/4, 4/3], resized to ``image_size``.
@@ -200,10 +201,15 @@ def preprocess_for_eval(image, image_size, preprocessing=None, *, crop_fraction=
 
 
 def eval_transform(encoded, image_size, preprocessing, crop_fraction):
-    """`preprocess_for_eval` of an encoded image, with the crop fused into the decode."""
-    window = central_window(encoded_shape(encoded), image_size, crop_fraction)
-    image = decode_window(encoded, window)
-    return normalize(_resize(image, image_size), preprocessing)
+    """`preprocess_for_eval` of an encoded image.
+
+    Not fused with the decode on purpose: libjpeg's fused crop can differ from
+    decode-then-crop at the window's edge, and evaluation batches must be exactly
+    what the exported serving function computes (the central crop keeps 77% of
+    the pixels at 0.875, so fusing would save little).
+    """
+    image = _decode(encoded)
+    return preprocess_for_eval(image, image_size, preprocessing, crop_fraction=crop_fraction)
 
 
 def train_transform(encoded, seed, image_size, preprocessing, augment, flip=True):

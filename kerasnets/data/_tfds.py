@@ -128,6 +128,26 @@ def _features(builder, name):
     return image_key, label_key
 
 
+def _not_prepared(name, root, builder, data_dir):
+    return DataError(
+        f"The tensorflow-datasets dataset {name!r} is not prepared in {root} "
+        f"(looked for {builder.data_dir}) and download=False. To fix: download and "
+        "prepare it once with download=True (CLI: --download; needs network access), "
+        "point data_dir (CLI: --data-dir) at the directory that holds it, or use the "
+        "built-in dataset 'shapes', which needs no download. "
+        f"Received: source={name!r}, data_dir={data_dir!r}"
+    )
+
+
+def _bad_split(name, split, info, error=None):
+    available = ", ".join(sorted(info.splits.keys())) or "unknown"
+    detail = f" ({str(error).splitlines()[0]})" if error is not None else ""
+    return DataError(
+        f"The dataset {name!r} has no split {split!r}{detail}. Available splits: "
+        f"{available}; slices such as 'train[:90%]' work too. Received: split={split!r}"
+    )
+
+
 def tfds_records(name, split, *, data_dir=None, download=False) -> Records:
     """The `Records` of ``split`` of the tfds dataset ``name``, preparing it if allowed."""
     root = _data_root(data_dir)
@@ -135,29 +155,33 @@ def tfds_records(name, split, *, data_dir=None, download=False) -> Records:
     if not builder.is_prepared():
         if _base_name(name) in BUILTIN_DATASETS:
             _prepare_builtin(builder, name, root)
-        elif not download:
-            raise DataError(
-                f"The tensorflow-datasets dataset {name!r} is not prepared in {root} "
-                f"(looked for {builder.data_dir}) and download=False. To fix: download and "
-                "prepare it once with download=True (CLI: --download; needs network access), "
-                "point data_dir (CLI: --data-dir) at the directory that holds it, or use the "
-                "built-in dataset 'shapes', which needs no download. "
-                f"Received: source={name!r}, data_dir={data_dir!r}"
-            )
-        else:
+        elif download:
             _download(builder, name, data_dir)
 
     info = builder.info
-    try:
-        num_examples = info.splits[split].num_examples
-    except Exception:  # KeyError for an unknown name, ValueError for a bad slice
-        available = ", ".join(sorted(info.splits.keys()))
-        raise DataError(
-            f"The dataset {name!r} has no split {split!r}. Available splits: {available} "
-            "(slices such as 'train[:90%]' work too). "
-            f"Received: split={split!r}"
-        ) from None
     image_key, label_key = _features(builder, name)
+    decoders = {image_key: tfds.decode.SkipDecoding()}
+    num_examples = None
+    if info.splits.keys():
+        try:
+            num_examples = info.splits[split].num_examples
+        except (KeyError, ValueError) as error:
+            raise _bad_split(name, split, info, error) from None
+    # Reading is lazy and cheap; it is also how an unprepared dataset shows (and how
+    # tfds.testing.mock_data, which has no split metadata, is supported).
+    try:
+        probe = builder.as_dataset(split=split, decoders=decoders)
+    except AssertionError:
+        if not builder.is_prepared():
+            raise _not_prepared(name, root, builder, data_dir) from None
+        raise
+    except (KeyError, ValueError) as error:
+        raise _bad_split(name, split, info, error) from None
+    if num_examples is None:
+        num_examples = int(probe.cardinality())
+    if num_examples <= 0:
+        raise DataError(f"The split {split!r} of {name!r} is empty. Received: split={split!r}")
+
     shape = info.features[image_key].shape
     native = shape[0] if shape[0] and shape[0] == shape[1] else None
 
@@ -165,7 +189,7 @@ def tfds_records(name, split, *, data_dir=None, download=False) -> Records:
         ds = builder.as_dataset(
             split=split,
             shuffle_files=shuffle,
-            decoders={image_key: tfds.decode.SkipDecoding()},
+            decoders=decoders,
             read_config=tfds.ReadConfig(shuffle_seed=seed, try_autocache=False),
         )
         return ds.map(
