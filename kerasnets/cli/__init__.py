@@ -19,10 +19,13 @@ import contextlib
 import importlib
 import sys
 
-__all__ = ["main", "UsageError", "usage_errors", "COMMANDS"]
+__all__ = [
+    "main", "UsageError", "usage_errors", "COMMANDS",
+    "add_model_arguments", "model_kwargs", "positive_int", "positive_float",
+]
 
 # Module names under kerasnets.cli, in the order `--help` lists them.
-COMMANDS = []
+COMMANDS = ["list", "summary"]
 
 
 class UsageError(Exception):
@@ -68,3 +71,107 @@ def main(argv=None) -> int:
         print("Interrupted.", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+# ---------------------------------------------------------------------------
+# The arguments every command that builds a model shares (summary, train,
+# evaluate, bench, ...): MODEL, --input-size, --width-multiplier, --classes and
+# --option KEY=VALUE for any other builder argument.
+# ---------------------------------------------------------------------------
+
+
+def positive_int(text):
+    """argparse type: an integer > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer. Received: {text!r}")
+    return value
+
+
+def positive_float(text):
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive number. Received: {text!r}")
+    return value
+
+
+def add_model_arguments(parser, *, model=True, classes=True):
+    """Adds ``MODEL`` and the builder options to a subcommand's parser.
+
+    Read them back with `model_kwargs(args)`. ``model=False`` leaves out the
+    positional ``MODEL`` (for a command that reads the name elsewhere);
+    ``classes=False`` leaves out ``--classes``.
+    """
+    if model:
+        parser.add_argument("model", metavar="MODEL", help="a registered model name (see `kerasnets list`)")
+    group = parser.add_argument_group("model options")
+    group.add_argument("--input-size", type=positive_int, metavar="N",
+                       help="square input size in pixels (default: the model's, e.g. 224)")
+    group.add_argument("--width-multiplier", type=positive_float, metavar="X",
+                       help="scale every layer's number of filters by X (e.g. 0.5)")
+    if classes:
+        group.add_argument("--classes", type=positive_int, metavar="N",
+                           help="number of classes of the classifier (default: the model's)")
+    group.add_argument("--option", "-O", action="append", default=[], metavar="KEY=VALUE",
+                       help="any other builder argument, the value as a Python literal "
+                            "(repeatable): -O downsample_on=3x3 -O aux_classifiers=False")
+
+
+def _literal(text):
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare word such as 3x3 or avg
+
+
+def model_kwargs(args, name=None) -> dict:
+    """The builder keyword arguments given by `add_model_arguments`' options.
+
+    Validates the model name (unknown names raise ValueError with the
+    registry's suggestions) and that the builder takes every option; call it
+    inside ``with usage_errors():``. ``--input-size N`` becomes
+    ``input_shape=(N, N, 3)`` (in the layout of ``keras.config.image_data_format()``).
+    """
+    import inspect
+
+    from kerasnets.registry import get_entry
+
+    name = name or args.model
+    entry = get_entry(name)
+    kwargs = {}
+    for item in getattr(args, "option", None) or []:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--option takes KEY=VALUE. Received: --option {item!r}")
+        kwargs[key] = _literal(value.strip())
+    if getattr(args, "width_multiplier", None) is not None:
+        kwargs["width_multiplier"] = args.width_multiplier
+    if getattr(args, "classes", None) is not None:
+        kwargs["classes"] = args.classes
+    if getattr(args, "input_size", None) is not None:
+        import keras
+
+        n = args.input_size
+        kwargs["input_shape"] = (n, n, 3) if keras.config.image_data_format() == "channels_last" else (3, n, n)
+    parameters = inspect.signature(entry.builder).parameters
+    accepted = set(parameters)
+    takes_any = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    unknown = [] if takes_any else sorted(set(kwargs) - accepted)
+    if unknown:
+        flag = {"width_multiplier": "--width-multiplier", "input_shape": "--input-size", "classes": "--classes"}
+        shown = ", ".join(flag.get(k, k) for k in unknown)
+        raise ValueError(
+            f"{entry.name} does not take {shown}. Its options: {', '.join(sorted(accepted))}. "
+            f"Received: {', '.join(f'{k}={kwargs[k]!r}' for k in unknown)}"
+        )
+    return kwargs

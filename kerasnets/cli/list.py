@@ -1,0 +1,69 @@
+"""``kerasnets list [PATTERN]``: every registered model with parameters, MACs, input size and paper.
+
+Examples::
+
+    kerasnets list
+    kerasnets list 'resnet*' --markdown
+    kerasnets list --names
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from kerasnets.cli import UsageError
+from kerasnets.cli._output import emit
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "list",
+        help="list the registered models with parameters, MACs, input size and paper",
+        description=(
+            "List every registered model (or those matching PATTERN) with its learnable "
+            "parameters, multiply-adds at the default input size, depth, default input size "
+            "and paper. Each model is built (without initialising weights) to count them."
+        ),
+    )
+    parser.add_argument("pattern", nargs="?", metavar="PATTERN",
+                        help="shell-style filter on the names, e.g. 'resnet*' (quote it)")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    output.add_argument("--json", action="store_true", help="print JSON (one object per model)")
+    output.add_argument("--names", action="store_true", help="print only the names, one a line (fast: builds nothing)")
+    parser.add_argument("--exact", action="store_true", help="full integers instead of 25.6M / 4.09G")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _progress(i, n, name):
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r\033[Kprofiling {name} ({i + 1}/{n})")
+        sys.stderr.flush()
+
+
+def run(args):
+    from kerasnets.profiling._catalog import format_models, summarize_models
+    from kerasnets.registry import list_models
+
+    names = list_models(args.pattern)
+    if not names:
+        raise UsageError(
+            f"No model matches the pattern. See `kerasnets list` for all {len(list_models())} "
+            f"models. Received: PATTERN={args.pattern!r}"
+        )
+    if args.names:
+        emit("\n".join(names) + "\n")
+        return 0
+    rows = summarize_models(names, progress=_progress)
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+    if args.json:
+        emit(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
+    else:
+        emit(format_models(rows, "markdown" if args.markdown else "text", exact=args.exact))
+    failed = [r for r in rows if r.error]
+    for r in failed:
+        print(f"kerasnets list: {r.name} failed to build: {r.error}", file=sys.stderr)
+    return 1 if failed else 0

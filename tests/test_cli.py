@@ -1,0 +1,200 @@
+"""The `kerasnets` command line: `list` and `summary`, run as a user runs them.
+
+Four subprocess runs (`python -m kerasnets ...`, each paying TensorFlow's
+import) are started together and checked by the first four tests; the other
+tests call `kerasnets.cli.main` in-process.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kerasnets.cli import main
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+RUNS = {
+    "help": ["--help"],
+    "list": ["list", "resnet2*"],
+    "summary": ["summary", "googlenet"],
+    "unknown": ["summary", "resnt50"],
+}
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """Starts the four user runs at once; returns {key: CompletedProcess-like}."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONIOENCODING="utf-8")
+    procs = {
+        key: subprocess.Popen(
+            [sys.executable, "-m", "kerasnets", *argv], cwd=REPO, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+        )
+        for key, argv in RUNS.items()
+    }
+    results = {}
+    for key, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        results[key] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return results
+
+
+def test_help_lists_the_commands(runs):
+    run = runs["help"]
+    assert run.returncode == 0, run.stderr
+    assert "usage: kerasnets" in run.stdout
+    for command in ("list", "summary"):
+        assert command in run.stdout
+
+
+def test_list_with_a_pattern(runs):
+    run = runs["list"]
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].split() == ["model", "builder", "params", "MACs", "depth", "input", "paper"]
+    rows = [line.split() for line in lines if line.startswith("resnet")]
+    assert rows == [["resnet20", "ResNet20", "269.7K", "40.6M", "20", "32×32", "He", "et", "al.,", "CVPR", "2016"]]
+    assert "multiply-adds" in run.stdout  # the conventions are stated
+
+
+def test_summary_googlenet_reads_like_table1(runs):
+    run = runs["summary"]
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert out.startswith("Szegedy et al., Going Deeper with Convolutions")
+    header = next(line for line in out.splitlines() if line.startswith("name"))
+    assert header.split() == [
+        "name", "type", "patch", "size/stride", "output", "size", "depth", "#1×1", "#3×3", "reduce",
+        "#3×3", "#5×5", "reduce", "#5×5", "pool", "proj", "params", "MACs",
+    ]
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    assert rows["inception_4a"][1:] == ["inception", "14×14×512", "2", "192", "96", "208", "16", "48", "64",
+                                        "376.2K", "73.6M"]
+    assert rows["conv1"][1:] == ["convolution", "7×7/2", "112×112×64", "1", "9.5K", "118.0M"]
+    assert rows["pool4"][1:] == ["max", "pool", "3×3/2", "7×7×832", "0"]
+    assert rows["aux1"][1:3] == ["auxiliary", "classifier"]
+    assert "224×224×3 input" in out and "1.58G" in out
+
+
+def test_unknown_model_is_a_usage_error(runs):
+    run = runs["unknown"]
+    assert run.returncode == 2
+    assert "kerasnets summary: error: Unknown model 'resnt50'. Did you mean: resnet50" in run.stderr
+    assert "Traceback" not in run.stderr and run.stdout == ""
+
+
+# ---------------------------------------------------------------------------
+# In-process
+# ---------------------------------------------------------------------------
+
+
+def test_summary_json_with_model_options(capsys):
+    assert main(["summary", "resnet20", "--width-multiplier", "0.5", "--classes", "7", "--input-size", "16",
+                 "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["input_shape"] == [16, 16, 3]
+    assert data["rows"][0] == {**data["rows"][0], "name": "conv1", "output_shape": [16, 16, 8]}
+    assert data["rows"][-1]["name"] == "predictions" and data["rows"][-1]["output_shape"] == [7]
+    assert data["macs"] == sum(layer["macs"] for layer in data["layers"])
+
+
+def test_summary_per_layer_markdown_with_options(capsys):
+    assert main(["summary", "resnet20", "--per-layer", "--markdown", "--exact", "-O", "residual=False",
+                 "--option", "stage_widths=(8, 16, 32)"]) == 0
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line.startswith("|")]
+    assert table[0] == "| name | type | patch size/stride | output size | block | params | MACs |"
+    conv = next(line for line in table if line.startswith("| conv2_block1_1_conv |"))
+    assert conv.split("|")[5].strip() == "conv2_block1" and "32×32×8" in conv
+    assert not any("_add |" in line for line in table)  # residual=False: no shortcuts
+
+
+def test_summary_usage_errors(capsys):
+    assert main(["summary", "resnet20", "-O", "foo=1"]) == 2
+    err = capsys.readouterr().err
+    assert "resnet20 does not take foo" in err and "width_multiplier" in err
+    assert main(["summary", "alexnet", "-O", "novalue"]) == 2
+    assert "--option takes KEY=VALUE" in capsys.readouterr().err
+    assert main(["summary", "alexnet", "--input-size", "16"]) == 2
+    assert "at least" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["summary", "resnet18", "--width-multiplier", "-1"])
+    assert exit_info.value.code == 2
+    assert "must be a positive number" in capsys.readouterr().err
+
+
+def test_list_variants(capsys):
+    assert main(["list", "--names", "vgg1[13]*"]) == 0
+    assert capsys.readouterr().out.split() == ["vgg11", "vgg11_bn", "vgg11_lrn", "vgg13", "vgg13_bn"]
+    assert main(["list", "zzz*"]) == 2
+    assert "No model matches the pattern" in capsys.readouterr().err
+    assert main(["list", "resnet[23][02]", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["name"] for d in data] == ["resnet20", "resnet32"]
+    assert data[0]["params"] == 269_722 and data[0]["input_size"] == 32
+
+
+def test_subcommand_help(capsys):
+    for command in ("list", "summary"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
+    assert "--width-multiplier X" in capsys.readouterr().out
+
+
+def test_model_kwargs_parses_literals():
+    import argparse
+
+    from kerasnets.cli import add_model_arguments, model_kwargs
+
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    args = parser.parse_args(["ResNet50", "--input-size", "64", "-O", "downsample_on=3x3",
+                              "-O", "stage_widths=(8, 16, 32, 64)", "-O", "include_top=False"])
+    assert model_kwargs(args) == {
+        "downsample_on": "3x3", "stage_widths": (8, 16, 32, 64), "include_top": False,
+        "input_shape": (64, 64, 3),
+    }
+
+
+# ---------------------------------------------------------------------------
+# scripts/model_table.py (the README's model table)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def model_table(monkeypatch):
+    spec = importlib.util.spec_from_file_location("model_table", os.path.join(REPO, "scripts", "model_table.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    import kerasnets.registry
+
+    monkeypatch.setattr(kerasnets.registry, "list_models", lambda pattern=None: ["resnet20", "alexnet"])
+    return module
+
+
+def test_model_table_script(model_table, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# kerasnets\n\nno markers here\n", encoding="utf-8")
+    assert model_table.main(["--readme", str(readme), "--quiet"]) == 2
+    assert "must hold the markers" in capsys.readouterr().err
+
+    text = f"# kerasnets\n\n{model_table.START}\nold table\n{model_table.END}\n\nafter\n"
+    readme.write_text(text, encoding="utf-8")
+    assert model_table.main(["--readme", str(readme), "--check", "--quiet"]) == 1
+    assert "stale" in capsys.readouterr().err
+    assert readme.read_text(encoding="utf-8") == text  # --check writes nothing
+    assert model_table.main(["--readme", str(readme), "--quiet"]) == 0
+    updated = readme.read_text(encoding="utf-8")
+    assert updated.startswith("# kerasnets\n\n<!-- model-table:start -->\n<!-- generated by")
+    assert updated.endswith("<!-- model-table:end -->\n\nafter\n")
+    table = [line for line in updated.splitlines() if line.startswith("|")]
+    assert table[0] == "| model | builder | params | MACs | depth | input | paper |"
+    # alexnet (family "alexnet") sorts before resnet20 (family "resnet_cifar").
+    assert table[2].startswith("| `alexnet` | AlexNet | 61.0M | 724.4M | 8 | 227×227 |")
+    assert "[He et al., CVPR 2016](https://arxiv.org/abs/1512.03385)" in table[3]
+    assert model_table.main(["--readme", str(readme), "--check", "--quiet"]) == 0
