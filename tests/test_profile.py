@@ -399,3 +399,11 @@ def test_profiling_by_name_leaves_no_pending_variables():
     # and a model built normally afterwards has its weights initialised
     model = kerasnets.get_model("resnet20", width_multiplier=0.25)
     assert float(keras.ops.sum(keras.ops.abs(model.get_layer("conv1_conv").kernel))) > 0
+
+
+def test_channels_first_counts_the_same(channels_first):
+    p = profile("resnet20", width_multiplier=0.5)
+    assert p.input_shape == (3, 32, 32) and p.row("conv1").output_shape == (8, 32, 32)
+    assert "32×32×8" in p.to_text()  # shown as height × width × channels, as the papers do
+    keras.config.set_image_data_format("channels_last")
+    assert profile("resnet20", width_multiplier=0.5).macs == p.macs
