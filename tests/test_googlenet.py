@@ -177,6 +177,16 @@ def test_channels_first_with_aux_heads():
         np.testing.assert_allclose(np.sum(value, axis=-1), 1.0, rtol=1e-5)
 
 
+def test_every_head_outputs_float32_under_mixed_precision():
+    keras.config.set_dtype_policy("mixed_bfloat16")  # the conftest fixture restores float32
+    model = kerasnets.GoogLeNet(weights=None, classes=3, input_shape=(65, 65, 3), width_multiplier=0.125)
+    out = model(np.random.rand(2, 65, 65, 3).astype("float32"))
+    dtypes = {key: keras.backend.standardize_dtype(v.dtype) for key, v in out.items()}
+    assert dtypes == dict.fromkeys(out, "float32")
+    assert model.get_layer("inception_4a_output").compute_dtype == "bfloat16"
+    assert kerasnets.inference_model(model).output.dtype == "float32"
+
+
 def _brightness_data(n=16, size=65, classes=4, seed=0):
     """Images whose class is their brightness: learnable in a few steps."""
     rng = np.random.default_rng(seed)
@@ -325,7 +335,8 @@ def test_save_and_load_keeps_the_compiled_plumbing(tmp_path):
     expected = model.evaluate(x, y, verbose=0, return_dict=True)
     got = loaded.evaluate(x, y, verbose=0, return_dict=True)
     assert got == pytest.approx(expected, rel=1e-5)
-    assert got["loss"] == pytest.approx(got["main_loss"] + 0.25 * (got["aux1_loss"] + got["aux2_loss"]), rel=1e-5)
+    weighted = got["main_loss"] + 0.25 * (got["aux1_loss"] + got["aux2_loss"])
+    assert got["loss"] == pytest.approx(weighted, rel=1e-5)
     history = loaded.fit(dataset, epochs=1, verbose=0)
     assert "aux2_accuracy" in history.history
 

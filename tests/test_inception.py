@@ -82,7 +82,8 @@ def test_v3_auxiliary_head_trains_saves_and_loads(tmp_path):
     x = np.random.default_rng(0).uniform(-1, 1, (2, 299, 299, 3)).astype("float32")
     with tf.GradientTape() as tape:
         out = model(x, training=True)
-        loss = tf.reduce_sum(out["main"] * [1.0, -2, 3, 0, 1]) + tf.reduce_sum(out["aux"] * [2.0, 1, -1, 3, 0])
+        loss = tf.reduce_sum(out["main"] * [1.0, -2, 3, 0, 1])
+        loss += tf.reduce_sum(out["aux"] * [2.0, 1, -1, 3, 0])
     grads = tape.gradient(loss, model.trainable_weights)
     for weight, grad in zip(model.trainable_weights, grads):
         assert grad is not None and np.any(grad.numpy() != 0), weight.path

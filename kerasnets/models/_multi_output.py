@@ -31,14 +31,15 @@ registered, so ``.keras`` files load with ``safe_mode=True`` and no
 At inference only the main classifier is used: `inference_model` returns the
 single-output model that shares the trained layers.
 
-Example:
+Example::
 
->>> model = kerasnets.GoogLeNet(weights=None, classes=10, input_shape=(96, 96, 3))
->>> model.compile("sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
->>> history = model.fit(images, labels, epochs=1)  # one label per image
->>> sorted(history.history)  # doctest: +SKIP
-['aux1_accuracy', 'aux1_loss', 'aux2_accuracy', 'aux2_loss', 'loss', 'main_accuracy', 'main_loss']
->>> serving = kerasnets.inference_model(model)  # images -> main predictions
+    model = kerasnets.GoogLeNet(weights=None, classes=10, input_shape=(96, 96, 3))
+    model.compile("sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(images, labels, epochs=1)  # one label per image
+    sorted(history.history)
+    # ['aux1_accuracy', 'aux1_loss', 'aux2_accuracy', 'aux2_loss', 'loss',
+    #  'main_accuracy', 'main_loss']
+    serving = kerasnets.inference_model(model)  # images -> main predictions
 """
 
 from __future__ import annotations
@@ -229,7 +230,8 @@ def with_named_outputs(inputs, outputs, *, name, aux_loss_weight, **kwargs):
     """
     if not isinstance(outputs, dict):
         return keras.Model(inputs, outputs, name=name, **kwargs)
-    outputs = {k: keras.layers.Identity(name=k)(v) for k, v in outputs.items()}
+    # float32 like the classifiers (Head.classifier), also under mixed precision.
+    outputs = {k: keras.layers.Identity(name=k, dtype="float32")(v) for k, v in outputs.items()}
     return AuxiliaryClassifierModel(
         inputs, outputs, name=name, aux_loss_weight=aux_loss_weight, **kwargs
     )
@@ -252,6 +254,7 @@ def inference_model(model):
 
     Example:
 
+    >>> import kerasnets
     >>> model = kerasnets.GoogLeNet(weights=None)   # outputs main, aux1, aux2
     >>> serving = kerasnets.inference_model(model)  # outputs the main predictions
     >>> serving.output_shape

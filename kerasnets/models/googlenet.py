@@ -217,15 +217,23 @@ _COMMON_DOC = """
             module names ``"3a"`` .. ``"5b"``, ``"stem"`` and ``"aux"``.
 """
 
+_EXAMPLE = (
+    "model = kerasnets.{b}(weights=None, classes=10)  # outputs main, aux1, aux2\n"
+    "    >>> model.compile('sgd', loss='sparse_categorical_crossentropy', metrics=['accuracy'])\n"
+    "    >>> # model.fit(images, labels): one label per image trains the three heads\n"
+    "    >>> serving = kerasnets.inference_model(model)  # the main classifier only"
+)
+
 GoogLeNet = make_variant(
-    "GoogLeNet", googlenet, info=INFO, registry_name="googlenet",
-    summary="GoogLeNet (Inception v1) of Table 1 of Szegedy et al. (2014), with LRN and auxiliary classifiers.",
+    "GoogLeNet", googlenet, info=INFO, registry_name="googlenet", example=_EXAMPLE.format(b="GoogLeNet"),
+    summary="GoogLeNet (Inception v1) of Table 1 of Szegedy et al. (2014), with its auxiliary classifiers.",
     family_args_doc="""
         batch_norm: conv + BatchNorm + ReLU instead of conv + ReLU, and no LRN
             (the variant registered as ``googlenet_bn``).""" + _COMMON_DOC,
 )
 GoogLeNetBN = make_variant(
     "GoogLeNetBN", googlenet, info=INFO, registry_name="googlenet_bn", batch_norm=True,
+    example=_EXAMPLE.format(b="GoogLeNetBN"),
     summary="GoogLeNet with BatchNorm after every convolution and no LRN (as most libraries train it).",
     family_args_doc=_COMMON_DOC,
 )

@@ -402,6 +402,10 @@ InceptionV2 = make_variant(
 )
 InceptionV3 = make_variant(
     "InceptionV3", inception, info=INFO["v3"], version="v3", registry_name="inception_v3",
-    summary="Inception v3 as released (Szegedy et al. 2015); weights shaped as keras.applications.InceptionV3.",
+    example=(
+        "model = kerasnets.InceptionV3(weights=None)  # keras.applications' weight layout\n"
+        "    >>> trainer = kerasnets.InceptionV3(weights=None, aux_classifiers=True)  # main, aux"
+    ),
+    summary="Inception v3 as released (Szegedy et al. 2015), weights as keras.applications.InceptionV3.",
     family_args_doc=_DOC,
 )
