@@ -1,0 +1,469 @@
+"""The search spaces, as data: family -> hyperparameter definitions -> builder arguments.
+
+A family's entry in `FAMILIES` says which of its widths are searched and which
+builder argument receives them; `search_space` turns it into `Hyperparameter`
+records for one model. Adding a family is one `FamilySpace` row (and, if its
+builder lacks one, an argument that takes the searched widths).
+
+Two kinds of width groups:
+
+* ``"stage"``: one base width per group, searched as an integer
+  (``conv3_width``: ResNet stages, ``block4_width``: VGG blocks); the builder
+  receives the list of them (``stage_widths=[...]``, ``block_widths=[...]``).
+* ``"module"``: one scale per Inception module, searched from a choice
+  (``inception_4a_scale``, ``mixed6b_scale``); every branch width of the module
+  is multiplied by it, and the builder receives the scaled rows
+  (``module_widths={"4a": {"b1": 96, ...}}``).
+
+In both cases the global ``width_multiplier`` applies on top, inside the builder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import re
+from typing import Any, Callable, Mapping
+
+from kerasnets.layers import channel_axis
+from kerasnets.models._application import scale_width
+
+__all__ = [
+    "Hyperparameter",
+    "FamilySpace",
+    "FAMILIES",
+    "WIDTH_MULTIPLIERS",
+    "MODULE_SCALES",
+    "family_space",
+    "search_space",
+    "depth_choices",
+    "builder_kwargs",
+    "effective_widths",
+]
+
+WIDTH_MULTIPLIERS = (0.25, 0.5, 0.75, 1.0)
+MODULE_SCALES = (0.25, 0.5, 0.75, 1.0)
+# A searched stage width runs over base/4, base/2, 3*base/4, base.
+_STAGE_STEPS = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameter:
+    """One entry of a search space.
+
+    Exactly one of ``values`` (a choice; one value is a fixed hyperparameter) or
+    ``min_value``/``max_value`` (a range: integer when both bounds and the step
+    are integers, float otherwise) is given.
+
+    Attributes:
+        name: the keras-tuner name (``"conv3_width"``).
+        kind: what it controls: ``"width_multiplier"``, ``"width"``, ``"scale"``,
+            ``"depth"`` or ``"learning_rate"`` (decides how values are validated).
+        values: the choices.
+        min_value, max_value, step, sampling: the range (``sampling`` is
+            ``"linear"`` or ``"log"``).
+        default: the value of the default trial (the paper's model).
+        doc: one line for humans.
+        allowed: the only values an override may use (the depths of a family), or
+            ``None``.
+    """
+
+    name: str
+    kind: str
+    values: tuple | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+    step: float | None = None
+    sampling: str = "linear"
+    default: Any = None
+    doc: str = ""
+    allowed: tuple | None = None
+
+    @property
+    def is_int(self) -> bool:
+        return all(isinstance(v, int) for v in (self.min_value, self.max_value, self.step or 1))
+
+    def declare(self, hp):
+        """Declares it in a `keras_tuner.HyperParameters`; returns the current value.
+
+        A name the ``hp`` container already holds (the tuner's
+        ``hyperparameters=`` argument) keeps the container's definition.
+        """
+        if self.values is not None:
+            if len(self.values) == 1:
+                return hp.Fixed(self.name, self.values[0])
+            ordered = all(isinstance(v, numbers.Real) for v in self.values)
+            return hp.Choice(self.name, list(self.values), ordered=ordered, default=self.default)
+        if self.is_int:
+            return hp.Int(
+                self.name, self.min_value, self.max_value, step=self.step,
+                sampling=self.sampling, default=self.default,
+            )
+        return hp.Float(
+            self.name, float(self.min_value), float(self.max_value), step=self.step,
+            sampling=self.sampling, default=None if self.default is None else float(self.default),
+        )
+
+    def describe(self) -> str:
+        """The range in words: ``"one of 0.25, 0.5, 0.75, 1.0"``, ``"16..64 step 16"``."""
+        if self.values is not None:
+            if len(self.values) == 1:
+                return f"fixed at {self.values[0]}"
+            return "one of " + ", ".join(str(v) for v in self.values)
+        text = f"{_number(self.min_value)}..{_number(self.max_value)}"
+        if self.step:
+            text += f" step {_number(self.step)}"
+        if self.sampling != "linear":
+            text += f" ({self.sampling})"
+        return text
+
+    def with_values(self, override) -> "Hyperparameter":
+        """This hyperparameter with a user's override (see `search_space`)."""
+        if isinstance(override, Mapping):
+            unknown = set(override) - {"min_value", "max_value", "step", "sampling", "default"}
+            if unknown or not {"min_value", "max_value"} <= set(override):
+                raise ValueError(
+                    f"A range override of '{self.name}' is a dict with min_value and max_value "
+                    "(and optionally step, sampling, default). "
+                    f"Received: {self.name}={dict(override)!r}"
+                )
+            lo, hi = override["min_value"], override["max_value"]
+            for value in (lo, hi):
+                self.check(value)
+            if hi < lo:
+                raise ValueError(
+                    f"The range of '{self.name}' is empty. Received: {self.name}={dict(override)!r}"
+                )
+            default = override.get("default", self.default if lo <= self.default <= hi else lo)
+            return dataclasses.replace(
+                self, values=None, min_value=lo, max_value=hi, step=override.get("step"),
+                sampling=override.get("sampling", "linear"), default=default,
+            )
+        values = tuple(override) if isinstance(override, (list, tuple)) else (override,)
+        if not values:
+            raise ValueError(f"An override of '{self.name}' needs at least one value. Received: {self.name}=[]")
+        for value in values:
+            self.check(value)
+        default = self.default if self.default in values else values[0]
+        return dataclasses.replace(
+            self, values=values, min_value=None, max_value=None, step=None, default=default,
+        )
+
+    def check(self, value):
+        """Raises a ValueError if ``value`` cannot be a value of this hyperparameter."""
+        _CHECKS[self.kind](self, value)
+
+
+def _number(value):
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _positive_int(hp, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"'{hp.name}' takes positive integers. Received: {hp.name}={value!r}")
+
+
+def _positive_number(hp, value):
+    if (
+        isinstance(value, bool) or not isinstance(value, numbers.Real)
+        or not math.isfinite(value) or value <= 0
+    ):
+        raise ValueError(f"'{hp.name}' takes positive numbers. Received: {hp.name}={value!r}")
+
+
+def _depth(hp, value):
+    if value not in hp.allowed:
+        raise ValueError(
+            f"'{hp.name}' takes the depths of the same family and block type: "
+            f"{', '.join(str(d) for d in hp.allowed)}. Received: {hp.name}={value!r}"
+        )
+
+
+_CHECKS = {
+    "width_multiplier": _positive_number,
+    "width": _positive_int,
+    "scale": _positive_number,
+    "learning_rate": _positive_number,
+    "depth": _depth,
+}
+
+
+# ---------------------------------------------------------------------------
+# The table of families.
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilySpace:
+    """How one family's widths (and depth) are searched.
+
+    Attributes:
+        kind: ``"stage"``, ``"module"`` or ``"global"`` (only ``width_multiplier``).
+        argument: the builder argument that receives the searched widths.
+        groups: ``groups(model_name)`` returns, for ``"stage"``, ``{hp name: base
+            width}`` in the builder's order; for ``"module"``, ``{hp name: (module
+            key, record of branch widths)}``.
+        depth_groups: registered names that differ only in depth and share the
+            width groups (``("resnet18", "resnet34")``); the ``depth`` hyperparameter
+            moves within a model's group.
+        module_layer: ``"module"`` kind: the name of a module's output layer.
+        monotonic: the stage widths must not decrease (the CIFAR ResNets'
+            zero-padding shortcuts only add channels): each stage's range starts
+            at the previous stage's base width, and overrides are checked.
+    """
+
+    kind: str
+    argument: str | None = None
+    groups: Callable[[str], dict] | None = None
+    depth_groups: tuple = ()
+    module_layer: Callable[[str], str] | None = None
+    monotonic: bool = False
+
+
+def _resnet_imagenet(name):
+    from kerasnets.models import resnet
+
+    return {f"conv{s}_width": w for s, w in enumerate(resnet.IMAGENET_WIDTHS, start=2)}
+
+
+def _resnet_cifar(name):
+    from kerasnets.models import resnet
+
+    return {f"conv{s}_width": w for s, w in enumerate(resnet.CIFAR_WIDTHS, start=2)}
+
+
+def _vgg(name):
+    from kerasnets.models import vgg
+
+    return {f"block{b}_width": w for b, w in enumerate(vgg.BLOCK_WIDTHS, start=1)}
+
+
+def _modules(table, prefix):
+    """The modules of an Inception width table (the stem and auxiliary heads are not modules)."""
+    return {f"{prefix}{key}_scale": (key, row) for key, row in table.items() if key not in ("stem", "aux")}
+
+
+def _googlenet(name):
+    from kerasnets.models import googlenet
+
+    return _modules(googlenet.TABLE1, "inception_")
+
+
+def _inception(name):
+    from kerasnets.models import inception
+
+    return _modules(inception.ARCHITECTURES[name.rsplit("_", 1)[-1]][1], "")
+
+
+FAMILIES: dict[str, FamilySpace] = {
+    "resnet": FamilySpace(
+        "stage", "stage_widths", _resnet_imagenet,
+        depth_groups=(("resnet18", "resnet34"), ("resnet50", "resnet101", "resnet152")),
+    ),
+    "resnet_cifar": FamilySpace(
+        "stage", "stage_widths", _resnet_cifar,
+        depth_groups=(("resnet20", "resnet32", "resnet44", "resnet56", "resnet110"),),
+        monotonic=True,
+    ),
+    "vgg": FamilySpace(
+        "stage", "block_widths", _vgg,
+        depth_groups=(("vgg11", "vgg13", "vgg16", "vgg19"), ("vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn")),
+    ),
+    "googlenet": FamilySpace(
+        "module", "module_widths", _googlenet, module_layer=lambda key: f"inception_{key}_output",
+    ),
+    "inception": FamilySpace("module", "module_widths", _inception, module_layer=lambda key: key),
+    "alexnet": FamilySpace("global"),
+}
+
+
+def family_space(model_name: str) -> FamilySpace:
+    """The `FamilySpace` of a registered model; families without one raise."""
+    from kerasnets.registry import get_entry
+
+    entry = get_entry(model_name)
+    family = entry.info.family
+    if family not in FAMILIES:
+        raise ValueError(
+            f"No width search space is defined for the '{family}' family of {entry.name}; "
+            f"the families are {', '.join(sorted(FAMILIES))}. Received: model={model_name!r}"
+        )
+    return FAMILIES[family]
+
+
+def _depth_of(name: str) -> int:
+    return int(re.search(r"\d+", name).group())
+
+
+def depth_choices(model_name: str) -> dict[int, str]:
+    """``{depth: registered name}`` of the models the depth search may pick (``{}``: none)."""
+    key = model_name.lower()
+    for group in family_space(key).depth_groups:
+        if key in group:
+            return {_depth_of(n): n for n in group}
+    return {}
+
+
+def _learning_rate_hp(default):
+    return Hyperparameter(
+        "learning_rate", "learning_rate", min_value=default / 30, max_value=default * 3,
+        sampling="log", default=default,
+        doc="the optimizer's initial learning rate (the recipe's, at the batch size used)",
+    )
+
+
+def search_space(
+    model_name: str,
+    *,
+    per_block: bool = True,
+    depth: bool = False,
+    learning_rate: float | None = None,
+    overrides: Mapping | None = None,
+) -> list[Hyperparameter]:
+    """The hyperparameters searched for ``model_name``, in declaration order.
+
+    Args:
+        model_name: a registered model (``"resnet20"``).
+        per_block: search the per-stage / per-block / per-module widths as well as
+            the global ``width_multiplier``.
+        depth: search the depth among the models of the same family and block type.
+        learning_rate: the default (recipe's) learning rate to search around, or
+            ``None`` to leave the rate out of the search.
+        overrides: ``{hp name: override}``: a list of values (a choice), one value
+            (fixed), or a dict with ``min_value``, ``max_value`` and optionally
+            ``step``, ``sampling``, ``default`` (a range). Names must be in the space.
+
+    Example:
+
+    >>> [hp.name for hp in search_space("resnet20")]
+    ['width_multiplier', 'conv2_width', 'conv3_width', 'conv4_width']
+    """
+    space = family_space(model_name)
+    hps = [
+        Hyperparameter(
+            "width_multiplier", "width_multiplier", values=WIDTH_MULTIPLIERS, default=1.0,
+            doc="scales every width of the network (rounded, at least 1)",
+        )
+    ]
+    if depth:
+        choices = depth_choices(model_name)
+        if len(choices) < 2:
+            raise ValueError(
+                f"{model_name} has no other depths to search (its family and block type "
+                f"have one). Pass depth=False. Received: model={model_name!r}, depth=True"
+            )
+        hps.append(
+            Hyperparameter(
+                "depth", "depth", values=tuple(choices), default=_depth_of(model_name.lower()),
+                doc=f"the depth: one of the registered {', '.join(choices.values())}",
+                allowed=tuple(choices),
+            )
+        )
+    if per_block and space.kind == "stage":
+        previous = 0
+        for name, base in space.groups(model_name.lower()).items():
+            step = max(1, base // _STAGE_STEPS)
+            low = max(step, previous) if space.monotonic else step
+            previous = base
+            hps.append(
+                Hyperparameter(
+                    name, "width", min_value=low, max_value=base, step=step, default=base,
+                    doc=f"the base filters of {name[: -len('_width')]} (paper: {base}), before width_multiplier",
+                )
+            )
+    elif per_block and space.kind == "module":
+        for name, (key, row) in space.groups(model_name.lower()).items():
+            fields = "/".join(str(v) for v in row if v is not None)
+            hps.append(
+                Hyperparameter(
+                    name, "scale", values=MODULE_SCALES, default=1.0,
+                    doc=f"scales every branch of module {key} (paper: {fields}) together",
+                )
+            )
+    if learning_rate is not None:
+        hps.append(_learning_rate_hp(learning_rate))
+
+    overrides = dict(overrides or {})
+    names = [hp.name for hp in hps]
+    unknown = [k for k in overrides if k not in names]
+    if unknown:
+        hint = ""
+        if "depth" in unknown:
+            hint = " Searching the depth needs depth=True (--search-depth)."
+        if "learning_rate" in unknown:
+            hint += " Searching the learning rate needs learning_rate (--search-learning-rate)."
+        raise ValueError(
+            f"Unknown hyperparameters {unknown} for {model_name}; the search space has "
+            f"{', '.join(names)}.{hint} Received: overrides={overrides!r}"
+        )
+    hps = [hp.with_values(overrides[hp.name]) if hp.name in overrides else hp for hp in hps]
+    if space.monotonic:
+        _check_monotonic([hp for hp in hps if hp.kind == "width"], model_name)
+    return hps
+
+
+def _bounds(hp):
+    if hp.values is not None:
+        return min(hp.values), max(hp.values)
+    return hp.min_value, hp.max_value
+
+
+def _check_monotonic(stages, model_name):
+    for before, after in zip(stages, stages[1:]):
+        if _bounds(after)[0] < _bounds(before)[1]:
+            raise ValueError(
+                f"The stage widths of {model_name} must not decrease (its zero-padding shortcuts "
+                f"only add channels), but {after.name} can be {_bounds(after)[0]} while "
+                f"{before.name} can be {_bounds(before)[1]}. Received: {before.name} "
+                f"{before.describe()}, {after.name} {after.describe()}"
+            )
+
+
+def builder_kwargs(model_name: str, values: Mapping) -> tuple[str, dict]:
+    """``(registered name, builder kwargs)`` for the hyperparameter ``values`` of a trial."""
+    space = family_space(model_name)
+    name = model_name.lower()
+    if "depth" in values:
+        name = depth_choices(model_name)[values["depth"]]
+    kwargs = {"width_multiplier": values["width_multiplier"]}
+    if space.kind == "stage":
+        groups = space.groups(name)
+        if all(k in values for k in groups):
+            kwargs[space.argument] = [int(values[k]) for k in groups]
+    elif space.kind == "module":
+        groups = space.groups(name)
+        module_widths = {}
+        for hp_name, (key, row) in groups.items():
+            scale = values.get(hp_name, 1.0)
+            if scale != 1.0:
+                module_widths[key] = {
+                    field: scale_width(width, scale)
+                    for field, width in row._asdict().items() if width is not None
+                }
+        if module_widths:
+            kwargs[space.argument] = module_widths
+    return name, kwargs
+
+
+def effective_widths(model_name: str, values: Mapping, model=None) -> list[int]:
+    """The widths of a trial's model, one per searched group.
+
+    A stage's (block's) filters, computed from ``values``; for Inception
+    families, each module's output channels, read from the built ``model``
+    (``None`` without one). AlexNet has no groups: ``[]``.
+    """
+    space = family_space(model_name)
+    name, kwargs = builder_kwargs(model_name, values)
+    multiplier = kwargs["width_multiplier"]
+    if space.kind == "stage":
+        bases = kwargs.get(space.argument) or list(space.groups(name).values())
+        return [scale_width(w, multiplier) for w in bases]
+    if space.kind == "module":
+        if model is None:
+            return None
+        return [
+            int(model.get_layer(space.module_layer(key)).output.shape[channel_axis()])
+            for key, _ in space.groups(name).values()
+        ]
+    return []

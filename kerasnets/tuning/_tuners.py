@@ -1,0 +1,243 @@
+"""keras-tuner's tuners, with failed trials surfaced instead of swallowed.
+
+keras-tuner catches the exception of a failed trial, stores its traceback in
+``trial.message``, marks the trial ``FAILED`` and carries on; only
+``max_consecutive_failed_trials`` failures in a row stop the search. A search
+whose trials all die of the same bug can so "finish" with nothing to show. The
+tuners here print each failure as it happens (trial, hyperparameters, error)
+and, by default, raise `TrialsFailedError` at the end of the search with every
+failed trial's error, after the trials that did complete are saved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import warnings
+
+import keras_tuner
+
+__all__ = [
+    "TrialFailure",
+    "TrialsFailedError",
+    "failed_trials",
+    "raise_for_failed_trials",
+    "RandomSearch",
+    "Hyperband",
+    "BayesianOptimization",
+    "TUNERS",
+    "make_tuner",
+]
+
+_FAILED = keras_tuner.engine.trial.TrialStatus.FAILED
+_INVALID = keras_tuner.engine.trial.TrialStatus.INVALID
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialFailure:
+    """A trial that did not complete.
+
+    Attributes:
+        trial_id: keras-tuner's id (``"03"``).
+        hyperparameters: the trial's values.
+        error: the last line of the traceback (``"ValueError: ..."``), or why a
+            trial without an exception failed (a NaN objective).
+        message: keras-tuner's full message (the traceback), or ``error``.
+    """
+
+    trial_id: str
+    hyperparameters: dict
+    error: str
+    message: str
+
+    def __str__(self):
+        values = ", ".join(f"{k}={v}" for k, v in self.hyperparameters.items() if not k.startswith("tuner/"))
+        return f"trial {self.trial_id} ({values}): {self.error}"
+
+
+def _failure(trial) -> TrialFailure:
+    message = (trial.message or "").strip()
+    if message:
+        error = message.splitlines()[-1].strip()
+    else:
+        score = getattr(trial, "score", None)
+        error = (
+            "the objective was NaN (the training diverged?)"
+            if score is not None and isinstance(score, float) and math.isnan(score)
+            else "the trial failed without an error message (NaN objective or metrics?)"
+        )
+        message = error
+    return TrialFailure(trial.trial_id, dict(trial.hyperparameters.values), error, message)
+
+
+def failed_trials(tuner, trial_ids=None) -> list[TrialFailure]:
+    """The failed trials of a tuner (any keras-tuner tuner), in trial order."""
+    trials = tuner.oracle.trials
+    ids = sorted(trials) if trial_ids is None else [t for t in sorted(trials) if t in trial_ids]
+    return [_failure(trials[t]) for t in ids if trials[t].status in (_FAILED, _INVALID)]
+
+
+class TrialsFailedError(RuntimeError):
+    """Trials of a search failed; ``failures`` holds each one's `TrialFailure`."""
+
+    def __init__(self, failures, *, total, stopped=None):
+        self.failures = list(failures)
+        self.total = total
+        self.stopped = stopped
+        lines = [f"{len(self.failures)} of {total} trials failed:"]
+        lines += [f"  {failure}" for failure in self.failures]
+        if stopped:
+            lines.append(f"The search stopped early: {stopped}")
+        first = self.failures[0].message if self.failures else ""
+        if first and first != self.failures[0].error:
+            lines.append(f"Traceback of trial {self.failures[0].trial_id}:\n{first}")
+        super().__init__("\n".join(lines))
+
+
+def raise_for_failed_trials(tuner, trial_ids=None):
+    """Raises `TrialsFailedError` if any trial of ``tuner`` failed (for plain keras-tuner tuners)."""
+    failures = failed_trials(tuner, trial_ids)
+    if failures:
+        ids = tuner.oracle.trials if trial_ids is None else trial_ids
+        raise TrialsFailedError(failures, total=len(ids))
+
+
+class _SurfaceFailures:
+    """Mixin: print failed trials as they end; raise `TrialsFailedError` after the search.
+
+    Extra arguments of the tuners:
+        on_failure: ``"raise"`` (default): `search` raises `TrialsFailedError` at the
+            end if any of its trials failed; ``"warn"``: a warning lists them.
+            Either way each failure is printed to stderr when its trial ends.
+        trial_callback: ``callable(trial)`` called when each trial ends (with its
+            final status), e.g. to print progress.
+    """
+
+    def __init__(self, *args, on_failure="raise", trial_callback=None, **kwargs):
+        if on_failure not in ("raise", "warn"):
+            raise ValueError(f"on_failure must be 'raise' or 'warn'. Received: on_failure={on_failure!r}")
+        self.on_failure = on_failure
+        self.trial_callback = trial_callback
+        super().__init__(*args, **kwargs)
+
+    def on_trial_end(self, trial):
+        try:
+            super().on_trial_end(trial)
+        finally:
+            final = self.oracle.trials.get(trial.trial_id, trial)
+            if final.status in (_FAILED, _INVALID):
+                print(f"Trial {trial.trial_id} FAILED: {_failure(final).error}", file=sys.stderr, flush=True)
+            if self.trial_callback is not None:
+                self.trial_callback(final)
+
+    def search(self, *fit_args, **fit_kwargs):
+        before = set(self.oracle.trials)
+        stopped = None
+        try:
+            super().search(*fit_args, **fit_kwargs)
+        except RuntimeError as error:
+            if "consecutive failures" not in str(error):
+                raise
+            stopped = str(error).splitlines()[0]
+        new = [t for t in self.oracle.trials if t not in before]
+        failures = failed_trials(self, new)
+        if not failures:
+            return
+        error = TrialsFailedError(failures, total=len(new), stopped=stopped)
+        if self.on_failure == "raise":
+            raise error
+        warnings.warn(str(error), RuntimeWarning, stacklevel=2)
+
+
+class RandomSearch(_SurfaceFailures, keras_tuner.RandomSearch):
+    """`keras_tuner.RandomSearch` that surfaces failed trials (``on_failure``, ``trial_callback``)."""
+
+
+class Hyperband(_SurfaceFailures, keras_tuner.Hyperband):
+    """`keras_tuner.Hyperband` that surfaces failed trials (``on_failure``, ``trial_callback``)."""
+
+
+class BayesianOptimization(_SurfaceFailures, keras_tuner.BayesianOptimization):
+    """`keras_tuner.BayesianOptimization` that surfaces failed trials (``on_failure``, ``trial_callback``)."""
+
+
+TUNERS = {"random": RandomSearch, "hyperband": Hyperband, "bayesian": BayesianOptimization}
+
+
+def resolve_objective(hypermodel, objective: str) -> str:
+    """``"val_accuracy"`` becomes ``"val_main_accuracy"`` for models with auxiliary heads."""
+    if not isinstance(objective, str) or not objective:
+        raise ValueError(f"objective must be a metric name such as 'val_accuracy'. Received: objective={objective!r}")
+    from kerasnets.profiling import profile
+
+    args = hypermodel.builder_args(hypermodel.values(keras_tuner.HyperParameters()))
+    name = args.pop("name")
+    if not profile(name, **args).aux:
+        return objective
+    prefix = "val_" if objective.startswith("val_") else ""
+    base = objective[len(prefix):]
+    if base in ("accuracy", "top5_accuracy"):
+        return f"{prefix}main_{base}"
+    return objective
+
+
+def make_tuner(
+    kind: str,
+    hypermodel,
+    *,
+    objective: str = "val_accuracy",
+    max_trials: int = 10,
+    max_epochs: int = 10,
+    directory=None,
+    project_name: str = "tuner",
+    overwrite: bool = False,
+    distribution_strategy=None,
+    seed: int | None = None,
+    on_failure: str = "raise",
+    trial_callback=None,
+    **kwargs,
+):
+    """A tuner over ``hypermodel``: ``"random"``, ``"hyperband"`` or ``"bayesian"``.
+
+    Args:
+        kind: the search algorithm.
+        hypermodel: a `WidthHyperModel` (or any keras-tuner HyperModel).
+        objective: the metric to maximise (``*loss``: minimise); ``"val_accuracy"``
+            reads the main head's for models with auxiliary classifiers.
+        max_trials: the number of trials (model configurations); Hyperband runs
+            at most this many (counting each round of successive halving).
+        max_epochs: Hyperband's most epochs per model (ignored by the others,
+            whose epochs are ``search(epochs=...)``).
+        directory, project_name, overwrite: where keras-tuner keeps its trials
+            (``directory/project_name``); an existing project is resumed unless
+            ``overwrite``.
+        distribution_strategy: a `tf.distribute.Strategy` (``MirroredStrategy()``
+            on GPUs) under which every trial builds, compiles and trains.
+        seed: the search's random seed.
+        on_failure, trial_callback: see `RandomSearch`.
+        **kwargs: further arguments of the keras-tuner tuner and oracle
+            (``max_consecutive_failed_trials``, ``executions_per_trial``, ...).
+
+    Returns:
+        The tuner; call ``tuner.search(train, validation_data=val, epochs=...)``.
+    """
+    if kind not in TUNERS:
+        raise ValueError(f"kind must be one of {', '.join(TUNERS)}. Received: kind={kind!r}")
+    if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1:
+        raise ValueError(f"max_trials must be a positive integer. Received: max_trials={max_trials!r}")
+    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
+        raise ValueError(f"max_epochs must be a positive integer. Received: max_epochs={max_epochs!r}")
+    if hasattr(hypermodel, "builder_args"):
+        objective = resolve_objective(hypermodel, objective)
+    common = dict(
+        objective=objective, directory=directory, project_name=project_name, overwrite=overwrite,
+        distribution_strategy=distribution_strategy, seed=seed, on_failure=on_failure,
+        trial_callback=trial_callback, **kwargs,
+    )
+    if kind == "hyperband":
+        tuner = Hyperband(hypermodel, max_epochs=max_epochs, **common)
+        tuner.oracle.max_trials = max_trials
+    else:
+        tuner = TUNERS[kind](hypermodel, max_trials=max_trials, **common)
+    return tuner
