@@ -353,7 +353,8 @@ def inception(
 ):
     stem, table, layout, aux_after, bn_fc = ARCHITECTURES[version]
     aux_classifiers = check_aux_args(
-        aux_classifiers, aux_loss_weight, contract.get("include_top", True), model_name
+        bool(aux_classifiers) if aux_classifiers is None else aux_classifiers,
+        aux_loss_weight, contract.get("include_top", True), model_name,
     )
     validate_width_multiplier(width_multiplier, model_name)
     widths = resolve_widths(table, module_widths, width_multiplier, model_name)
