@@ -17,12 +17,22 @@
   with tfds on ``import kerasnets.data``, so ``tfds.load("shapes")`` works too.
 
 Preprocessing per model family (``kerasnets.get_model_info(name)``;
-``load(..., model=name)`` applies it): images are resized to the family's
-``default_size`` (224; 299 for Inception v2/v3; AlexNet's own, see its
-``ModelInfo``) and normalised as ``(pixels in [0, 255] - mean) / std`` with the
-family's `kerasnets.preprocessing.Preprocessing`: the papers' mean subtraction
-for AlexNet, VGG and GoogLeNet, ``[-1, 1]`` for Inception v2/v3, ImageNet mean and
-standard deviation for ResNet.
+``load(..., model=name)`` applies it). Pixels enter in ``[0, 255]`` RGB and the
+model sees ``(pixels - mean) / std`` per channel:
+
+=================  ==========  ===========================================
+family             input size  normalisation (`kerasnets.preprocessing`)
+=================  ==========  ===========================================
+AlexNet            227         ``MEAN_SUBTRACTION`` (the paper's 224 does not
+                               fit its own 11x11/4 geometry; 227 does)
+VGG, GoogLeNet     224         ``MEAN_SUBTRACTION``: "subtracting the mean RGB"
+Inception v2, v3   299         ``INCEPTION``: scaled to [-1, 1]
+ResNet (ImageNet)  224         ``IMAGENET_MEAN_STD``
+ResNet (CIFAR)     32          ``IMAGENET_MEAN_STD``
+=================  ==========  ===========================================
+
+The registry is the source of truth (``get_model_info``); the table is what it
+holds today. ``image_size=`` and ``preprocessing=`` override the model's.
 
 Training augmentation (``augment=``): the Inception random-resized crop (8% to
 100% of the area, aspect 3/4 to 4/3) and flip for ImageNet-scale images; the

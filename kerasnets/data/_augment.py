@@ -24,10 +24,12 @@ Windows:
   only it is resized.
 * ``"pad_crop"``: He et al. 2016 section 4.2 (CIFAR): 4 pixels of zero padding on
   each side (``image_size / 8`` for other sizes) and a random ``image_size`` crop.
+  It is cheap per image, so it runs vectorised on whole batches
+  (`pad_crop_batch`) after the images are decoded and resized.
 
 All training transforms end with a random horizontal flip. Randomness is
-stateless: each example receives a seed of shape ``[2]``, so a pipeline with a
-seed is deterministic while parallel.
+stateless: each example (each batch for ``"pad_crop"``) receives a seed of shape
+``[2]``, so a pipeline with a seed is deterministic while parallel.
 """
 
 from __future__ import annotations
@@ -62,10 +64,20 @@ def normalize(image, preprocessing: Preprocessing):
 
 
 def _resize(image, image_size):
-    """Bilinear resize with antialiasing (as PIL does when shrinking), float32 out."""
-    return tf.image.resize(
-        image, (image_size, image_size), method="bilinear", antialias=True
+    """Bilinear resize with antialiasing (as PIL does when shrinking), float32 out.
+
+    An image that already has the size is only cast (the resize would be an
+    exact but costly no-op).
+    """
+    shape = tf.shape(image)
+    same = tf.logical_and(tf.equal(shape[-3], image_size), tf.equal(shape[-2], image_size))
+    resized = tf.cond(
+        same,
+        lambda: tf.cast(image, tf.float32),
+        lambda: tf.image.resize(image, (image_size, image_size), method="bilinear", antialias=True),
     )
+    resized.set_shape(image.shape[:-3].concatenate([image_size, image_size, image.shape[-1]]))
+    return resized
 
 
 def _to_rgb(image):
@@ -212,23 +224,51 @@ def eval_transform(encoded, image_size, preprocessing, crop_fraction):
     return preprocess_for_eval(image, image_size, preprocessing, crop_fraction=crop_fraction)
 
 
+def decode_resized(encoded, image_size):
+    """The whole image, resized to ``image_size`` (float32 in [0, 255]): the
+    per-example half of ``"pad_crop"``, whose random half runs on whole batches."""
+    return _resize(_decode(encoded), image_size)
+
+
+def pad_crop_batch(images, seed, preprocessing, flip=True):
+    """``"pad_crop"`` on a batch ``(n, size, size, 3)`` of [0, 255] images, vectorised.
+
+    Zero-pads ``size / 8`` pixels (4 at 32) on each side, takes a random ``size``
+    crop of each image and flips half of them, then normalises. One seed of shape
+    ``[2]`` per batch; each image gets its own offsets and flip.
+    """
+    size = images.shape[1]
+    pad = max(1, round(size / 8))
+    n = tf.shape(images)[0]
+    seed_y, seed_x, seed_flip = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    offset_y = tf.random.stateless_uniform([n], seed_y, 0, 2 * pad + 1, dtype=tf.int32)
+    offset_x = tf.random.stateless_uniform([n], seed_x, 0, 2 * pad + 1, dtype=tf.int32)
+    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    span = tf.range(size)
+    rows = offset_y[:, None] + span[None, :]
+    cols = offset_x[:, None] + span[None, :]
+    out = tf.gather(padded, rows, axis=1, batch_dims=1)
+    out = tf.gather(out, cols, axis=2, batch_dims=1)
+    if flip:
+        flipped = tf.random.stateless_uniform([n], seed_flip) < 0.5
+        out = tf.where(flipped[:, None, None, None], tf.reverse(out, axis=[2]), out)
+    return normalize(out, preprocessing)
+
+
 def train_transform(encoded, seed, image_size, preprocessing, augment, flip=True):
-    """A random training view of an encoded image: window, decode, resize, flip, normalise."""
+    """A random training view of an encoded image: window, decode, resize, flip, normalise.
+
+    For ``"inception"`` and ``"scale"`` (``"pad_crop"`` runs on batches: `pad_crop_batch`).
+    """
     seed_window, seed_flip = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    if augment == "pad_crop":
-        image = _resize(_decode(encoded), image_size)
-        pad = max(1, round(image_size / 8))
-        image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
-        image = tf.image.stateless_random_crop(image, (image_size, image_size, 3), seed_window)
+    shape = encoded_shape(encoded)
+    if augment == "inception":
+        window = inception_window(shape, seed_window)
+    elif augment == "scale":
+        window = scale_window(shape, seed_window, image_size)
     else:
-        shape = encoded_shape(encoded)
-        if augment == "inception":
-            window = inception_window(shape, seed_window)
-        elif augment == "scale":
-            window = scale_window(shape, seed_window, image_size)
-        else:
-            raise ValueError(f"Unknown augmentation. Received: augment={augment!r}")
-        image = _resize(decode_window(encoded, window), image_size)
+        raise ValueError(f"Unknown per-example augmentation. Received: augment={augment!r}")
+    image = _resize(decode_window(encoded, window), image_size)
     if flip:
         image = tf.image.stateless_random_flip_left_right(image, seed_flip)
     return normalize(image, preprocessing)

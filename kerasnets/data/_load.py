@@ -184,7 +184,8 @@ def load(
             ``default_size``, else the source's own size if fixed (32 for shapes and
             CIFAR), else 224.
         batch_size: examples per batch.
-        training: shuffle and augment. Default: ``split == "train"``.
+        training: shuffle and augment. Default: true for ``"train"`` and its
+            slices (``"train[:90%]"``), false for every other split.
         model: a registered model name (``"resnet50"``): its ``default_size`` and
             ``preprocessing`` become the defaults.
         preprocessing: a `kerasnets.preprocessing.Preprocessing` or its name;
@@ -246,7 +247,9 @@ def load(
         preprocessing = get_preprocessing(preprocessing)
     else:
         preprocessing = info.preprocessing if info is not None else IMAGENET_MEAN_STD
-    training = split == "train" if training is None else bool(training)
+    if training is None:  # "train", and slices of it such as "train[:90%]"
+        training = split.split("[")[0].strip() == "train"
+    training = bool(training)
     shuffle = training if shuffle is None else bool(shuffle)
 
     records = _records(source, split, data_dir, download, validation_fraction, verify)
@@ -271,8 +274,28 @@ def load(
         buffer = shuffle_buffer or min(records.num_examples, DEFAULT_SHUFFLE_BUFFER)
         ds = ds.shuffle(max(buffer, 1), seed=seed, reshuffle_each_iteration=True)
 
-    if augment is not None:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    def seeds():
+        # One random int64 per element (its [2]-shaped stateless seed is [r, 0]);
+        # a new sequence each epoch, the same sequences for the same seed.
+        random = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        return random.map(lambda r: tf.stack([r, tf.constant(0, tf.int64)]))
+
+    def batched(dataset):
+        return dataset.batch(batch_size, drop_remainder=drop_remainder,
+                             num_parallel_calls=tf.data.AUTOTUNE)
+
+    if augment == "pad_crop":  # decode per image, augment whole batches
+        ds = batched(ds.map(lambda encoded, label: (
+            _augment.decode_resized(encoded, image_size), label),
+            num_parallel_calls=tf.data.AUTOTUNE))
+        ds = tf.data.Dataset.zip((ds, seeds())).map(
+            lambda batch, batch_seed: (
+                _augment.pad_crop_batch(batch[0], batch_seed, preprocessing, flip=flip),
+                batch[1],
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    elif augment is not None:
 
         def train_map(record, element_seed):
             image = _augment.train_transform(
@@ -280,16 +303,16 @@ def load(
             )
             return image, record[1]
 
-        ds = tf.data.Dataset.zip((ds, seeds)).map(train_map, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = batched(tf.data.Dataset.zip((ds, seeds())).map(
+            train_map, num_parallel_calls=tf.data.AUTOTUNE))
     else:
 
         def eval_map(encoded, label):
             image = _augment.eval_transform(encoded, image_size, preprocessing, crop_fraction)
             return image, label
 
-        ds = ds.map(eval_map, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = batched(ds.map(eval_map, num_parallel_calls=tf.data.AUTOTUNE))
 
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     # Without a seed, training batches may come in completion order (faster).
