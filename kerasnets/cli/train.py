@@ -1,0 +1,154 @@
+"""``kerasnets train``: a zoo model, its paper's recipe, whatever hardware is there.
+
+    kerasnets train resnet20                       # shapes, 5 epochs, a few CPU minutes
+    kerasnets train resnet50 --dataset imagenette/320px --download --epochs 30
+    kerasnets train googlenet --dataset ./flowers --image-size 224 --batch-size 64
+
+The work is `kerasnets.training.prepare` / `TrainingRun.run`; this module parses
+the options and turns invalid input into usage errors (exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from kerasnets.cli import (
+    UsageError,
+    add_model_arguments,
+    model_kwargs,
+    positive_float,
+    positive_int,
+    usage_errors,
+)
+
+_TRAIN_EPILOG = """\
+Hardware: --strategy auto uses a TPU if there is one, MirroredStrategy over all GPUs
+when there is at least one, the default (one device) strategy otherwise. --batch-size
+is the global batch, split between replicas; the recipe's learning rate scales
+linearly with it. --precision auto: mixed_float16 on GPUs with tensor cores,
+mixed_bfloat16 on TPUs and on CPUs with native bfloat16 (AVX-512 BF16/AMX), float32
+otherwise. --xla auto: off on CPU (slower there) and under MirroredStrategy.
+
+The run folder (--output, default runs/<model>-<dataset>) holds run.json, log.csv,
+curves.png, tensorboard/, checkpoints/best.keras, model.keras, evaluation.json,
+saved_model/ and backup/. Running the same command again after an interruption
+(even kill -9) resumes from the last completed epoch.
+
+examples:
+  kerasnets train resnet20
+  kerasnets train resnet56 --epochs 30 --batch-size 256
+  kerasnets train vgg11_bn --dataset cifar10 --download --image-size 32 --set weight_decay=1e-4
+  kerasnets train googlenet --width-multiplier 0.5 --image-size 96 -O aux_loss_weight=0.3
+"""
+
+
+def _key_value(text):
+    """``key=value`` -> (key, value); the value is a Python literal when it parses as one."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    key = key.strip().replace("-", "_")
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        lowered = value.strip().lower()
+        parsed = {"true": True, "false": False, "none": None}.get(lowered, value)
+    return key, parsed
+
+
+def register(subparsers):
+    from kerasnets.training import list_recipes
+    from kerasnets.training.strategy import PRECISIONS, STRATEGIES, XLA_CHOICES
+
+    p = subparsers.add_parser(
+        "train",
+        help="train a model with its paper's recipe (resumable)",
+        description="Train a model from the zoo on a dataset with its paper's recipe, on "
+                    "whatever hardware is there, and write logs, curves, checkpoints, the "
+                    "final model and an export.",
+        epilog=_TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_arguments(p, classes=False)  # MODEL, --input-size, --width-multiplier, -O KEY=VALUE
+    p.add_argument("--image-size", dest="input_size", type=positive_int, metavar="N",
+                   help="the same as --input-size (default: the model's default input size)")
+    p.add_argument("--dataset", default="shapes",
+                   help="'shapes' (built in, default), a tensorflow-datasets name or a folder of images")
+    p.add_argument("--epochs", type=positive_int, help="default: the paper's; 5 on shapes")
+    p.add_argument("--batch-size", type=positive_int,
+                   help="global batch size, split between replicas (default: the recipe's)")
+    p.add_argument("--recipe", help=f"one of {', '.join(list_recipes())} (default: the model family's)")
+    p.add_argument("--lr", "--learning-rate", dest="learning_rate", type=positive_float,
+                   help="the initial learning rate, as is (default: the recipe's, scaled to the batch)")
+    p.add_argument("--set", dest="overrides", action="append", type=_key_value, default=[],
+                   metavar="FIELD=VALUE",
+                   help="override a recipe field, e.g. --set weight_decay=0 --set label_smoothing=0.1 "
+                        "(see --show-recipe)")
+    p.add_argument("--output", help="run folder (default: runs/<model>-<dataset>)")
+    p.add_argument("--strategy", choices=STRATEGIES, default="auto")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto")
+    p.add_argument("--xla", choices=XLA_CHOICES, default="auto")
+    p.add_argument("--cpu-devices", type=positive_int, metavar="N",
+                   help="split the CPU into N logical devices (try --strategy mirrored without GPUs)")
+    p.add_argument("--data-dir", help="tensorflow-datasets data folder")
+    p.add_argument("--download", action="store_true", help="let tensorflow-datasets download the dataset")
+    p.add_argument("--augment", default="auto",
+                   help="auto, inception, scale, pad_crop or none (see kerasnets.data.load)")
+    p.add_argument("--train-split", default="train", help="e.g. 'train[:20%%]'")
+    p.add_argument("--val-split", dest="validation_split",
+                   help="default: validation, else test")
+    p.add_argument("--test-split", help="default: test, else validation")
+    p.add_argument("--seed", type=int, help="reproducible initialisation and data order")
+    p.add_argument("--overwrite", action="store_true", help="delete a previous run in --output and start over")
+    p.add_argument("--no-export", dest="export", action="store_false", help="skip the SavedModel export")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2),
+                   help="1: progress bar, 2: one line per epoch (default: 1 on a terminal, else 2)")
+    p.add_argument("--show-recipe", action="store_true", help="print the resolved recipe and exit")
+    p.set_defaults(func=run_train)
+
+
+
+def _duplicates(pairs, what):
+    keys = [k for k, _ in pairs]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise UsageError(f"{what} given twice: {', '.join(dup)}")
+    return dict(pairs)
+
+
+def run_train(args):
+    from kerasnets.training import _run, get_recipe, recipe_for
+
+    overrides = _duplicates(args.overrides, "--set")
+    augment = None if str(args.augment).lower() == "none" else args.augment
+    with usage_errors():
+        builder_kwargs = model_kwargs(args)  # validates MODEL and the builder options
+        builder_kwargs.pop("input_shape", None)  # --input-size is the image size
+        if args.cpu_devices is not None:
+            from kerasnets.training.strategy import split_cpu
+
+            split_cpu(args.cpu_devices)
+        if args.show_recipe:
+            base = get_recipe(args.recipe) if args.recipe else recipe_for(args.model)
+            base = base.replace(**overrides) if overrides else base
+            epochs = args.epochs or (_run.SHAPES_EPOCHS if _run._is_shapes(args.dataset) else None)
+            if epochs:
+                base = base.with_epochs(epochs)
+            if args.batch_size:
+                base = base.with_batch_size(args.batch_size)
+            if args.learning_rate:
+                base = base.replace(learning_rate=args.learning_rate)
+            print(base.describe())
+            return 0
+        run = _run.prepare(
+            args.model, args.dataset, epochs=args.epochs, batch_size=args.batch_size,
+            image_size=args.input_size, recipe=args.recipe, overrides=overrides,
+            learning_rate=args.learning_rate, model_kwargs=builder_kwargs, output=args.output,
+            strategy=args.strategy, precision=args.precision, xla=args.xla,
+            data_dir=args.data_dir, download=args.download, seed=args.seed, augment=augment,
+            train_split=args.train_split, validation_split=args.validation_split,
+            test_split=args.test_split, overwrite=args.overwrite, export=args.export,
+            verbose="auto" if args.verbose is None else args.verbose,
+        )
+    run.run()
+    return 0

@@ -1,0 +1,57 @@
+"""Training the models the way their papers did, on whatever hardware is there.
+
+* `Recipe`, `get_recipe`, `recipe_for`, `list_recipes`: the papers' recipes as data.
+* `compile`: a model gets its recipe (optimizer, schedule, loss, metrics, weight
+  decay) in one line, for your own ``model.fit``.
+* `setup_hardware`, `choose_strategy`, `choose_precision`, `choose_jit_compile`:
+  TPU / MirroredStrategy / default, the dtype policy and XLA.
+* `train`, `evaluate`: the whole run behind ``kerasnets train`` and
+  ``kerasnets evaluate`` (resumable, with logs, curves, checkpoints, export).
+
+Example, your own loop:
+
+>>> import kerasnets
+>>> from kerasnets import training
+>>> hw = training.setup_hardware()
+>>> with hw.strategy.scope():
+...     model = kerasnets.ResNet20(weights=None)
+...     recipe = training.compile(model, steps_per_epoch=79, global_batch_size=128,
+...                               epochs=5, jit_compile=hw.jit_compile)
+>>> model.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs,
+...           callbacks=recipe.callbacks())  # doctest: +SKIP
+"""
+
+from kerasnets.training._compile import SparseCrossentropy, WeightDecay, apply_weight_decay, compile
+from kerasnets.training.recipes import (
+    RECIPES,
+    EpochSchedule,
+    Recipe,
+    get_recipe,
+    list_recipes,
+    recipe_for,
+)
+from kerasnets.training.strategy import (
+    Hardware,
+    choose_jit_compile,
+    choose_precision,
+    choose_strategy,
+    setup_hardware,
+)
+
+__all__ = [
+    "Recipe",
+    "RECIPES",
+    "EpochSchedule",
+    "get_recipe",
+    "list_recipes",
+    "recipe_for",
+    "compile",
+    "SparseCrossentropy",
+    "WeightDecay",
+    "apply_weight_decay",
+    "Hardware",
+    "setup_hardware",
+    "choose_strategy",
+    "choose_precision",
+    "choose_jit_compile",
+]

@@ -1,0 +1,588 @@
+"""The whole training run behind ``kerasnets train``: `train`, `prepare`, `evaluate_model`.
+
+A run folder (``--output``, default ``runs/<model>-<dataset>``)::
+
+    run.json                 what was trained and how (schema below), the results
+    log.csv                  one row per epoch: learning_rate, loss, accuracy,
+                             top5_accuracy, val_* (and per head: main_*, aux1_*, ...)
+    curves.png               loss and accuracy per epoch, train and validation
+    tensorboard/             TensorBoard logs (train/, validation/)
+    checkpoints/best.keras   the model of the best validation accuracy so far
+    checkpoints/best.json    its score and epoch
+    model.keras              the final model (with its auxiliary heads, compiled)
+    evaluation.json          the final model on the test split: loss, top-1, top-5
+    saved_model/             the SavedModel export (`kerasnets.export.saved_model`)
+    backup/                  the resume state: state.json + epoch-NNNN.weights.h5
+
+Running the same command again resumes an interrupted run from its last
+completed epoch; a finished run is left alone (``epochs`` larger than before
+continues it, ``overwrite=True`` starts over).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import inspect
+import os
+import platform
+import re
+import shutil
+import sys
+import time
+
+import keras
+
+from kerasnets.training import _io
+from kerasnets.training._compile import compile as compile_recipe
+from kerasnets.training._compile import output_names
+from kerasnets.training.callbacks import (
+    BackupAndRestore,
+    BestCheckpoint,
+    CSVLog,
+    LearningRateLogger,
+)
+from kerasnets.training.recipes import Recipe, get_recipe, recipe_for
+from kerasnets.training.strategy import setup_hardware
+
+__all__ = ["train", "prepare", "TrainingRun", "evaluate_model", "SHAPES_EPOCHS", "RUN_FILE", "LAYOUT"]
+
+RUN_FILE = "run.json"
+RUN_FORMAT = 1
+# On the built-in demo dataset the default run is short: a few CPU minutes.
+SHAPES_EPOCHS = 5
+LAYOUT = {
+    "run": RUN_FILE,
+    "log": "log.csv",
+    "curves": "curves.png",
+    "tensorboard": "tensorboard",
+    "best_checkpoint": "checkpoints/best.keras",
+    "model": "model.keras",
+    "evaluation": "evaluation.json",
+    "saved_model": "saved_model",
+    "backup": "backup",
+}
+# The request fields that must match for a run folder to be resumed.
+_RESUME_KEYS = ("model", "dataset", "image_size", "batch_size", "recipe", "overrides",
+                "learning_rate", "model_kwargs", "train_split", "augment")
+
+
+def _check_positive_int(name, value):
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+
+
+def _slug(text):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(os.path.normpath(str(text)))).strip("_") or "data"
+
+
+def _versions():
+    import tensorflow as tf
+
+    import kerasnets
+
+    return {
+        "kerasnets": kerasnets.__version__,
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _is_shapes(dataset):
+    return str(dataset).split("/")[0] == "shapes"
+
+
+def _load_split(dataset, split, **kwargs):
+    from kerasnets import data
+
+    return data.load(dataset, split, **kwargs)
+
+
+def _first_split(dataset, names, **kwargs):
+    """Loads the first split of ``names`` the dataset has; ``(name, DataSplit)``."""
+    from kerasnets.data import DataError
+
+    errors = []
+    for name in names:
+        try:
+            return name, _load_split(dataset, name, **kwargs)
+        except DataError as error:
+            errors.append(str(error))
+    raise ValueError(
+        f"Dataset '{dataset}' has none of the splits {list(names)}: {errors[-1]} "
+        f"Received: dataset={dataset!r}"
+    )
+
+
+def _builder_accepts(entry, name):
+    try:
+        return name in inspect.signature(entry.builder).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a finished run left behind."""
+
+    output: str
+    epochs: int
+    test: dict
+    best: dict | None
+    files: dict
+
+    def __str__(self):
+        return (f"RunResult(output={self.output!r}, epochs={self.epochs}, test={self.test}, "
+                f"best={self.best})")
+
+
+class TrainingRun:
+    """A validated, ready run (see `prepare`); `run` trains it."""
+
+    def __init__(self, **state):
+        self.__dict__.update(state)
+
+    # -- paths ---------------------------------------------------------------------
+
+    def path(self, key):
+        return os.path.join(self.output, LAYOUT[key])
+
+    # -- the banner ----------------------------------------------------------------
+
+    def _macs(self):
+        try:
+            from kerasnets.profiling import profile_model
+
+            return profile_model(self.model).macs
+        except Exception:  # the profiler is optional for the banner  # noqa: BLE001
+            return None
+
+    def banner(self) -> str:
+        params = self.model.count_params()
+        macs = self._macs()
+        size = self.image_size
+        hw = self.hardware
+        lines = [
+            f"kerasnets train {self.entry.name}",
+            f"  model      {self.entry.name} ({self.model.name}): {params:,} parameters"
+            + (f", {macs / 1e6:,.1f} M multiply-adds per image at {size}x{size}" if macs else ""),
+            f"  dataset    {self.dataset}: {self.train.num_classes} classes, "
+            f"{self.train.num_examples} {self.splits['train']} / "
+            f"{self.val.num_examples} {self.splits['validation']} / "
+            f"{self.test.num_examples} {self.splits['test']} images at {size}x{size}, "
+            f"augment {self.train.augment}",
+            f"  hardware   {hw.strategy_name} strategy, {hw.replicas} replica(s) on {hw.device_type}, "
+            f"precision {hw.precision}, XLA {_xla_text(hw.jit_compile)}",
+            f"  batch      {self.global_batch_size} global = "
+            f"{self.global_batch_size // hw.replicas}"
+            f"{'+' if self.global_batch_size % hw.replicas else ''} per replica x {hw.replicas}, "
+            f"{self.train.steps_per_epoch} steps per epoch",
+            f"  recipe     {self.recipe.name}: {self.recipe.optimizer.upper() if self.recipe.optimizer == 'sgd' else 'RMSProp'}, "
+            f"{self.recipe.describe_schedule()}, weight decay {self.recipe.weight_decay:g}"
+            + (f", label smoothing {self.recipe.label_smoothing:g}" if self.recipe.label_smoothing else "")
+            + (f", clip {self.recipe.gradient_clip_norm:g}" if self.recipe.gradient_clip_norm else ""),
+            f"  epochs     {self.epochs}"
+            + (f" (resuming after epoch {self.resume_epoch})" if self.resume_epoch else ""),
+            f"  output     {self.output}",
+        ]
+        return "\n".join(lines)
+
+    # -- run.json ------------------------------------------------------------------
+
+    def record(self, **updates) -> dict:
+        """The run.json content (see `kerasnets.training` docs for the schema)."""
+        base = dict(
+            format=RUN_FORMAT,
+            status="running",
+            model=self.entry.name,
+            builder_kwargs=self.builder_kwargs,
+            dataset=self.dataset,
+            splits=self.splits,
+            num_examples={k: s.num_examples for k, s in
+                          (("train", self.train), ("validation", self.val), ("test", self.test))},
+            image_size=self.image_size,
+            class_names=list(self.train.class_names),
+            preprocessing=self.train.preprocessing.to_dict(),
+            augment=self.train.augment,
+            epochs=self.epochs,
+            global_batch_size=self.global_batch_size,
+            steps_per_epoch=self.train.steps_per_epoch,
+            recipe=self.recipe.to_dict(),
+            hardware=self.hardware.to_dict(),
+            request=self.request,
+            versions=_versions(),
+            created=self.previous.get("created", _now()) if self.previous else _now(),
+            updated=_now(),
+            files=dict(LAYOUT),
+        )
+        base.update(updates)
+        return base
+
+    # -- training ------------------------------------------------------------------
+
+    def callbacks(self):
+        heads = output_names(self.model)
+        monitor = f"val_{heads[0]}_accuracy" if heads else "val_accuracy"
+        schedule = self.recipe.callbacks()
+        self.best_checkpoint = BestCheckpoint(self.path("best_checkpoint"), monitor=monitor)
+        self.backup = BackupAndRestore(self.path("backup"), tracked=schedule)
+        return [
+            LearningRateLogger(),
+            *schedule,
+            CSVLog(self.path("log")),
+            self.best_checkpoint,
+            keras.callbacks.TensorBoard(self.path("tensorboard"), write_graph=False),
+            *self.extra_callbacks,
+            self.backup,  # last: it commits the epoch
+        ]
+
+    def run(self) -> RunResult:
+        """Trains (or resumes), then evaluates, plots and exports; returns a `RunResult`."""
+        try:
+            return self._run()
+        finally:
+            keras.mixed_precision.set_global_policy(self.previous_policy)
+
+    def _run(self):
+        out = self.output
+        if self.complete:
+            print(f"The run in {out} is complete ({self.previous.get('epochs')} epochs): nothing to do. "
+                  "Pass a larger --epochs to train further, or --overwrite to start over.")
+            return self._result(self.previous)
+        os.makedirs(out, exist_ok=True)
+        _io.remove_temporaries(out)
+        print(self.banner(), flush=True)
+        _io.write_json(self.path("run"), self.record())
+
+        start = time.time()
+        self.model.fit(
+            self.train_data,
+            validation_data=self.val.dataset,
+            epochs=self.epochs,
+            callbacks=self.callbacks(),
+            verbose=self.verbose,
+            shuffle=False,  # kerasnets.data shuffles; Keras cannot shuffle a tf.data dataset
+        )
+        train_seconds = time.time() - start
+
+        _io.save_model(self.model, self.path("model"))
+        test = evaluate_model(self.model, self.test, strategy=self.hardware.strategy, verbose=0)
+        test["split"] = self.splits["test"]
+        _io.write_json(self.path("evaluation"), test)
+        from kerasnets.training.plotting import plot_history
+
+        plot_history(self.path("log"), self.path("curves"),
+                     title=f"{self.entry.name} on {self.dataset}")
+        exported = self._export() if self.export else None
+        best = None
+        if self.best_checkpoint.best is not None:
+            best = {"monitor": self.best_checkpoint.monitor, "value": self.best_checkpoint.best,
+                    "epoch": self.best_checkpoint.best_epoch}
+        record = self.record(
+            status="complete", completed_epochs=self.epochs, test=test, best=best,
+            train_seconds=round(train_seconds, 1) + float(self.previous.get("train_seconds", 0) or 0)
+            if self.resume_epoch else round(train_seconds, 1),
+            exported=exported,
+        )
+        _io.write_json(self.path("run"), record)
+        result = self._result(record)
+        print(
+            f"\nTest ({self.splits['test']}, {test['examples']} images): loss {test['loss']:.4f}, "
+            f"top-1 accuracy {test['accuracy']:.4f}"
+            + (f", top-5 accuracy {test['top5_accuracy']:.4f}" if "top5_accuracy" in test else "")
+        )
+        print(f"Wrote {out}: " + ", ".join(
+            LAYOUT[k] for k in ("model", "best_checkpoint", "log", "curves", "tensorboard", "evaluation")
+        ) + (", saved_model" if exported else ""))
+        return result
+
+    def _export(self):
+        try:
+            from kerasnets import export
+        except ImportError:
+            return None
+        saved_model = getattr(export, "saved_model", None)
+        if saved_model is None:
+            return None
+        kwargs = dict(
+            model_name=self.entry.name, image_size=self.image_size,
+            preprocessing=self.train.preprocessing, class_names=list(self.train.class_names),
+            builder_kwargs=self.builder_kwargs, overwrite=True, source=self.path("model"),
+        )
+        accepted = inspect.signature(saved_model).parameters
+        saved_model(self.model, self.path("saved_model"),
+                    **{k: v for k, v in kwargs.items() if k in accepted})
+        return LAYOUT["saved_model"]
+
+    def _result(self, record):
+        return RunResult(
+            output=self.output, epochs=record.get("completed_epochs", record.get("epochs")),
+            test=record.get("test") or {}, best=record.get("best"),
+            files={k: os.path.join(self.output, v) for k, v in LAYOUT.items()},
+        )
+
+
+def _xla_text(jit_compile):
+    return {True: "on", False: "off"}.get(jit_compile, "auto")
+
+
+def _check_output(output, request, overwrite, epochs):
+    """Reads a previous run in ``output``; returns ``(previous record, complete)``."""
+    run_file = os.path.join(output, RUN_FILE)
+    if not os.path.exists(output):
+        return {}, False
+    if not os.path.isdir(output):
+        raise ValueError(f"The output path exists and is not a folder. Received: output={output!r}")
+    if not os.path.exists(run_file):
+        if os.listdir(output):
+            raise ValueError(
+                "The output folder is not empty and holds no kerasnets run (no run.json): "
+                f"choose another --output. Received: output={output!r}"
+            )
+        return {}, False
+    previous = _io.read_json(run_file)
+    if overwrite:
+        for name in LAYOUT.values():
+            target = os.path.join(output, name.split("/")[0])
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            elif os.path.exists(target):
+                os.remove(target)
+        return {}, False
+    before = previous.get("request", {})
+    changed = [k for k in _RESUME_KEYS if before.get(k) != request.get(k)]
+    if changed:
+        diffs = ", ".join(f"{k}: {before.get(k)!r} -> {request.get(k)!r}" for k in changed)
+        raise ValueError(
+            f"{output} holds another run ({diffs}). Resume it with the same arguments, pass "
+            f"--overwrite to start over, or choose another --output. Received: output={output!r}"
+        )
+    complete = previous.get("status") == "complete" and int(previous.get("epochs", 0)) >= epochs
+    return previous, complete
+
+
+def prepare(
+    model: str,
+    dataset: str = "shapes",
+    *,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    image_size: int | None = None,
+    recipe: str | Recipe | None = None,
+    overrides: dict | None = None,
+    learning_rate: float | None = None,
+    model_kwargs: dict | None = None,
+    output: str | None = None,
+    strategy="auto",
+    precision: str = "auto",
+    xla: str = "auto",
+    data_dir: str | None = None,
+    download: bool = False,
+    seed: int | None = None,
+    augment: str | None = "auto",
+    train_split: str = "train",
+    validation_split: str | None = None,
+    test_split: str | None = None,
+    overwrite: bool = False,
+    export: bool = True,
+    callbacks=(),
+    verbose="auto",
+) -> TrainingRun:
+    """Validates a run and builds everything it needs; raises ValueError on bad input.
+
+    Nothing is trained and nothing is written: `TrainingRun.run` does that. The
+    arguments are those of `train`.
+    """
+    from kerasnets.registry import get_entry
+
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("image_size", image_size)):
+        _check_positive_int(name, value)
+    if learning_rate is not None and (
+        isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or learning_rate <= 0
+    ):
+        raise ValueError(f"learning_rate must be a positive number. Received: learning_rate={learning_rate!r}")
+    overrides = dict(overrides or {})
+    model_kwargs = dict(model_kwargs or {})
+    reserved = {"classes", "input_shape", "weights", "include_top", "input_tensor"} & set(model_kwargs)
+    if reserved:
+        raise ValueError(
+            f"train sets {sorted(reserved)} itself (from the dataset and image size). "
+            f"Received: model_kwargs={model_kwargs!r}"
+        )
+    entry = get_entry(model)
+    info = entry.info
+    base = get_recipe(recipe) if recipe is not None else recipe_for(entry.name)
+    base = base.replace(**overrides) if overrides else base
+    recipe_name = base.name
+
+    hardware = setup_hardware(strategy, precision, xla, set_policy=False)
+    global_batch = batch_size or base.batch_size
+    if global_batch < hardware.replicas:
+        raise ValueError(
+            f"The batch size ({global_batch}) is the global batch, split between the "
+            f"{hardware.replicas} replicas of the {hardware.strategy_name} strategy: it must be "
+            f"at least {hardware.replicas}. Received: batch_size={global_batch}"
+        )
+    if image_size is not None and image_size < info.min_size:
+        raise ValueError(
+            f"image_size must be at least {info.min_size} for {entry.name}. "
+            f"Received: image_size={image_size}"
+        )
+    if epochs is None:
+        epochs = SHAPES_EPOCHS if _is_shapes(dataset) else base.epochs
+
+    request = dict(
+        model=entry.name, dataset=str(dataset), image_size=image_size, batch_size=global_batch,
+        recipe=recipe_name, overrides=overrides, learning_rate=learning_rate,
+        model_kwargs=model_kwargs, train_split=train_split, augment=augment, seed=seed,
+    )
+    request = _io.json_roundtrip(request)
+    output = os.path.abspath(output or os.path.join("runs", f"{entry.name}-{_slug(dataset)}"))
+    previous, complete = _check_output(output, request, overwrite, epochs)
+
+    # -- the data (validation of the dataset name and splits happens here) ----------
+    load = dict(image_size=image_size, batch_size=global_batch, model=entry.name,
+                data_dir=data_dir, download=download)
+    train_data = _load_split(dataset, train_split, training=True, augment=augment, seed=seed, **load)
+    image_size = train_data.image_size
+    load["image_size"] = image_size
+    if image_size < info.min_size:
+        raise ValueError(
+            f"The images of {dataset} are {image_size}x{image_size}, below the minimum of "
+            f"{entry.name} ({info.min_size}); pass --image-size. Received: image_size={image_size}"
+        )
+    val_name, val = _first_split(
+        dataset, [validation_split] if validation_split else ["validation", "test"], training=False, **load
+    )
+    test_name, test = _first_split(
+        dataset, [test_split] if test_split else ["test", "validation"], training=False, **load
+    )
+
+    resolved = base.with_epochs(epochs).with_batch_size(global_batch)
+    if learning_rate is not None:
+        resolved = resolved.replace(learning_rate=float(learning_rate))
+
+    # -- the model, built and compiled in the strategy's scope ------------------------
+    previous_policy = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(hardware.precision)
+    try:
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
+        builder_kwargs = dict(model_kwargs)
+        if resolved.dropout is not None and "dropout" not in builder_kwargs and _builder_accepts(entry, "dropout"):
+            builder_kwargs["dropout"] = resolved.dropout
+        builder_kwargs.update(classes=train_data.num_classes, input_shape=(image_size, image_size, 3))
+        with hardware.strategy.scope():
+            built = entry.build(weights=None, **builder_kwargs)
+            compile_recipe(built, resolved, steps_per_epoch=train_data.steps_per_epoch,
+                           jit_compile=hardware.jit_compile)
+    except BaseException:
+        keras.mixed_precision.set_global_policy(previous_policy)
+        raise
+
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
+    resume_epoch = 0
+    state_path = os.path.join(output, LAYOUT["backup"], "state.json")
+    if previous and os.path.exists(state_path):
+        resume_epoch = int(_io.read_json(state_path).get("epoch", 0))
+    return TrainingRun(
+        entry=entry, model=built, dataset=str(dataset), train=train_data, val=val, test=test,
+        train_data=train_data.dataset, splits={"train": train_split, "validation": val_name, "test": test_name},
+        image_size=image_size, epochs=epochs, global_batch_size=global_batch, recipe=resolved,
+        hardware=hardware, request=request, output=output, previous=previous, complete=complete,
+        resume_epoch=min(resume_epoch, epochs), builder_kwargs=_io.json_roundtrip(builder_kwargs),
+        export=export, extra_callbacks=list(callbacks), verbose=verbose,
+        previous_policy=previous_policy,
+    )
+
+
+def train(model: str, dataset: str = "shapes", **options) -> RunResult:
+    """Trains a zoo model on a dataset with its paper's recipe; resumable.
+
+    Args:
+        model: a registered model name (``"resnet20"``).
+        dataset: ``"shapes"`` (built in), a tensorflow-datasets name or a folder
+            (see `kerasnets.data.load`).
+        epochs: default: the recipe's (the paper's), 5 on ``shapes``. The
+            schedule is rescaled to it.
+        batch_size: the *global* batch (split between replicas); default the
+            recipe's. The learning rate scales linearly with it.
+        image_size: default: the model's default size (`kerasnets.get_model_info`).
+        recipe: a recipe name or `Recipe`; default: the model family's.
+        overrides: recipe fields to change (``{"weight_decay": 0}``), at the
+            recipe's batch size.
+        learning_rate: the initial learning rate at the global batch, as is.
+        model_kwargs: builder arguments (``{"width_multiplier": 0.5}``).
+        output: the run folder; default ``runs/<model>-<dataset>``.
+        strategy, precision, xla: see `kerasnets.training.setup_hardware`.
+        data_dir, download: where tfds data lives; allow downloading it.
+        seed: makes initialisation and data order reproducible.
+        augment: the training augmentation (`kerasnets.data.load`).
+        train_split, validation_split, test_split: split names or tfds split
+            expressions (``"train[:1000]"``); default: ``validation`` (else
+            ``test``) and ``test`` (else ``validation``).
+        overwrite: delete a previous run in ``output`` and start over.
+        export: write the SavedModel export at the end.
+        callbacks: extra Keras callbacks.
+        verbose: ``"auto"`` (a progress bar on a terminal, a line per epoch
+            otherwise), 0, 1 or 2.
+
+    Returns:
+        A `RunResult` (``.output``, ``.test``, ``.best``, ``.files``).
+
+    Example:
+
+    >>> result = kerasnets.training.train("resnet20", "shapes", epochs=5)  # doctest: +SKIP
+    >>> result.test["accuracy"]  # doctest: +SKIP
+    """
+    return prepare(model, dataset, **options).run()
+
+
+def evaluate_model(model, split, *, strategy=None, verbose="auto") -> dict:
+    """Loss (cross-entropy), top-1 and top-5 accuracy of ``model`` on a `DataSplit`.
+
+    A model with auxiliary classifiers is evaluated on its main head. The loss
+    is the plain cross-entropy (no weight decay penalty, no label smoothing).
+
+    Returns:
+        ``{"loss", "accuracy", "top5_accuracy" (more than 5 classes), "examples"}``.
+    """
+    from kerasnets.models._multi_output import inference_model
+
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 0
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        single = inference_model(model)
+        evaluator = keras.Model(single.inputs, single.outputs, name=f"{model.name}_eval")
+        classes = evaluator.outputs[0].shape[-1]
+        from_logits = getattr(_last_layer(evaluator), "activation", None) is keras.activations.linear
+        metrics = [
+            keras.metrics.SparseCategoricalCrossentropy(name="crossentropy", from_logits=from_logits),
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+        ]
+        if classes > 5:
+            metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy"))
+        evaluator.compile(loss=None, metrics=metrics, jit_compile=False)
+    values = evaluator.evaluate(split.dataset, return_dict=True, verbose=verbose)
+    result = {"loss": float(values["crossentropy"]), "accuracy": float(values["accuracy"])}
+    if "top5_accuracy" in values:
+        result["top5_accuracy"] = float(values["top5_accuracy"])
+    result["examples"] = split.num_examples
+    return result
+
+
+def _last_layer(model):
+    layer = model.outputs[0]._keras_history[0]
+    if isinstance(layer, keras.layers.Identity):
+        layer = layer.input._keras_history[0]
+    return layer

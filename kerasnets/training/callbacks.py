@@ -1,0 +1,277 @@
+"""Callbacks for runs that survive being killed: every file is written atomically.
+
+* `BackupAndRestore`: resume from the last completed epoch after a crash or a
+  SIGKILL; the weights and the optimizer state (its step, hence the schedule)
+  are restored, and so is the state of `ReduceLROnPlateau` / `EarlyStopping`.
+* `CSVLog`: one row per epoch; after a resume it keeps the earlier epochs'
+  rows and never duplicates the row of an epoch that is run again.
+* `BestCheckpoint`: the best model so far as a ``.keras`` file, and its score.
+* `LearningRateLogger`: adds ``learning_rate`` to the epoch logs.
+
+Use them together, `BackupAndRestore` last (it commits the epoch once the others
+have written their files)::
+
+    callbacks = [LearningRateLogger(), CSVLog("run/log.csv"),
+                 BestCheckpoint("run/checkpoints/best.keras"),
+                 BackupAndRestore("run/backup")]
+    model.fit(train, validation_data=val, epochs=30, callbacks=callbacks)
+
+`keras.callbacks.BackupAndRestore` writes its weights file in place, so a kill
+during the write leaves a corrupt file that the next run cannot load; and
+`keras.callbacks.CSVLogger` in append mode repeats the rows of the epochs that
+are run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import glob
+import io
+import math
+import os
+
+import keras
+
+from kerasnets.training import _io
+
+__all__ = ["BackupAndRestore", "CSVLog", "BestCheckpoint", "LearningRateLogger", "STATE_FILE"]
+
+STATE_FILE = "state.json"
+
+# The attributes that make up the state of Keras callbacks that BackupAndRestore
+# saves and restores when they are passed as `tracked`.
+_TRACKED_ATTRIBUTES = {
+    keras.callbacks.ReduceLROnPlateau: ("best", "wait", "cooldown_counter"),
+    keras.callbacks.EarlyStopping: ("best", "wait", "best_epoch"),
+}
+
+
+def _number(value):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _json_number(value):
+    # Infinity (Keras's initial "best") is no JSON number.
+    value = float(value)
+    return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+
+
+class BackupAndRestore(keras.callbacks.Callback):
+    """Saves the training state after every epoch; a new ``fit`` resumes from it.
+
+    The state is ``backup_dir/epoch-NNNN.weights.h5`` (the model's and the
+    optimizer's variables) and ``backup_dir/state.json`` (the number of completed
+    epochs, the file name, the tracked callbacks' state and the epoch's logs),
+    each written atomically, ``state.json`` last: it is the commit. A process
+    killed at any point resumes from the last committed epoch and ends with the
+    same number of epochs. The backup is kept after training, so a later ``fit``
+    with more ``epochs`` continues.
+
+    Args:
+        backup_dir: a folder of its own.
+        tracked: callbacks whose state to save too (`ReduceLROnPlateau`,
+            `EarlyStopping`): put this callback after them.
+    """
+
+    def __init__(self, backup_dir, tracked=()):
+        super().__init__()
+        if not backup_dir:
+            raise ValueError(f"backup_dir must be a folder path. Received: backup_dir={backup_dir!r}")
+        self.backup_dir = os.fspath(backup_dir)
+        self.tracked = list(tracked)
+        for callback in self.tracked:
+            if not isinstance(callback, tuple(_TRACKED_ATTRIBUTES)):
+                raise ValueError(
+                    "tracked callbacks must be ReduceLROnPlateau or EarlyStopping. "
+                    f"Received: {callback!r}"
+                )
+        self.restored_epoch = 0
+
+    @property
+    def state_path(self):
+        return os.path.join(self.backup_dir, STATE_FILE)
+
+    def read_state(self):
+        """The committed state (a dict), or ``None`` when there is none."""
+        if not os.path.exists(self.state_path):
+            return None
+        return _io.read_json(self.state_path)
+
+    def on_train_begin(self, logs=None):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        _io.remove_temporaries(self.backup_dir)
+        state = self.read_state()
+        if state is None:
+            self.restored_epoch = 0
+            return
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+        for callback, saved in zip(self.tracked, state.get("callbacks", [])):
+            for name, value in saved.items():
+                setattr(callback, name, float(value) if isinstance(value, str) else value)
+        self.restored_epoch = int(state["epoch"])
+        # As keras.callbacks.BackupAndRestore does: fit() starts at this epoch.
+        self.model._initial_epoch = self.restored_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        name = f"epoch-{epoch + 1:04d}.weights.h5"
+        _io.save_weights(self.model, os.path.join(self.backup_dir, name))
+        callbacks = [
+            {
+                attr: _json_number(getattr(cb, attr)) if attr == "best" else getattr(cb, attr)
+                for attr in _TRACKED_ATTRIBUTES[type(cb)]
+                if getattr(cb, attr, None) is not None
+            }
+            for cb in self.tracked
+        ]
+        state = {
+            "epoch": epoch + 1,
+            "weights": name,
+            "callbacks": callbacks,
+            "logs": {k: _number(v) for k, v in (logs or {}).items()},
+        }
+        _io.write_json(self.state_path, state)  # the commit
+        for old in glob.glob(os.path.join(glob.escape(self.backup_dir), "epoch-*.weights.h5")):
+            if os.path.basename(old) != name:
+                with contextlib.suppress(OSError):
+                    os.remove(old)
+
+    def on_train_end(self, logs=None):
+        # Keras never resets it: a later fit() of the same model would skip epochs.
+        self.model._initial_epoch = None
+
+
+class CSVLog(keras.callbacks.Callback):
+    """Writes the epoch logs to a CSV file, rewritten atomically after each epoch.
+
+    Columns: ``epoch`` (1-based, as the progress bar counts), then the logs'
+    keys in sorted order (``learning_rate``, ``loss``, ``accuracy``,
+    ``val_loss``, ...). When ``fit`` starts at epoch ``k`` (a resumed run), the
+    rows of epochs ``1..k`` already in the file are kept and any later rows (from
+    an epoch that did not commit) are dropped before the epoch is written again.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = os.fspath(path)
+        self.rows = []
+        self._started = False
+
+    @staticmethod
+    def read(path) -> list[dict]:
+        """The rows of a log as dicts of floats (``epoch`` as int)."""
+        if not os.path.exists(path):
+            return []
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = []
+            for row in csv.DictReader(f):
+                parsed = {k: _number(v) for k, v in row.items() if k}
+                parsed["epoch"] = int(parsed["epoch"])
+                rows.append(parsed)
+            return rows
+
+    def on_train_begin(self, logs=None):
+        self._started = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._started:
+            self._started = True
+            self.rows = [r for r in self.read(self.path) if r["epoch"] <= epoch]
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1, **{k: _number(v) for k, v in (logs or {}).items()}}
+        self.rows = [r for r in self.rows if r["epoch"] < epoch + 1] + [row]
+        keys = ["epoch"] + sorted({k for r in self.rows for k in r} - {"epoch"})
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=keys, restval="", lineterminator="\n")
+        writer.writeheader()
+        for r in self.rows:
+            writer.writerow({k: ("" if r.get(k) is None else r[k]) for k in keys})
+        _io.write_text(self.path, out.getvalue())
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the model to ``path`` (``.keras``) whenever ``monitor`` improves.
+
+    The score and the epoch are written next to it (``path`` with ``.json``),
+    after the model: a resumed run reads them back, so the file always holds the
+    best model of all the epochs run so far, whichever process ran them.
+
+    Args:
+        path: the ``.keras`` file.
+        monitor: a key of the epoch logs (``"val_accuracy"``).
+        mode: ``"max"``, ``"min"`` or ``"auto"`` (``min`` for losses).
+    """
+
+    def __init__(self, path, monitor="val_accuracy", mode="auto"):
+        super().__init__()
+        self.path = os.fspath(path)
+        if not self.path.endswith(".keras"):
+            raise ValueError(f"path must end in .keras. Received: path={path!r}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max'. Received: mode={mode!r}")
+        self.monitor = monitor
+        self.mode = ("min" if "loss" in monitor else "max") if mode == "auto" else mode
+        self.best = None
+        self.best_epoch = None
+
+    @property
+    def score_path(self):
+        return self.path[: -len(".keras")] + ".json"
+
+    def on_train_begin(self, logs=None):
+        folder = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(folder, exist_ok=True)
+        _io.remove_temporaries(folder)
+        self.best = self.best_epoch = None
+        if os.path.exists(self.score_path) and os.path.exists(self.path):
+            saved = _io.read_json(self.score_path)
+            if saved.get("monitor") == self.monitor:
+                self.best, self.best_epoch = saved["best"], saved["epoch"]
+
+    def _improved(self, value):
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = _number((logs or {}).get(self.monitor))
+        if value is None:
+            return
+        if self._improved(value):
+            self.best, self.best_epoch = value, epoch + 1
+            _io.save_model(self.model, self.path)
+            _io.write_json(
+                self.score_path, {"monitor": self.monitor, "best": value, "epoch": epoch + 1}
+            )
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds ``learning_rate`` to the epoch logs: the rate at the epoch's first step.
+
+    Put it first among the callbacks, so that the others (and the CSV log) see it.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._rate = None
+
+    def _current(self):
+        optimizer = self.model.optimizer
+        if optimizer is None:
+            return None
+        return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._rate = self._current()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self._rate is not None:
+            logs["learning_rate"] = self._rate
