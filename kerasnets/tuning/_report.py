@@ -215,6 +215,23 @@ def plot_pareto(results, path, *, objective_name="objective", title=None):
     figure.savefig(path, format="png")
 
 
+def _best_model(tuner):
+    """The best trial's trained model, its optimizer built (fresh) so that it saves whole."""
+    import contextlib
+    import warnings
+
+    with warnings.catch_warnings():
+        # keras-tuner's checkpoints hold the optimizer's variables, which a freshly
+        # compiled model cannot take: only the weights matter here.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model = tuner.get_best_models(1)[0]
+    strategy = getattr(tuner, "distribution_strategy", None)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+    return model
+
+
 def _atomic_write(path, write):
     from kerasnets.export._atomic import atomic_destination
 
@@ -250,7 +267,7 @@ def write_report(tuner, output, *, results=None) -> dict:
     if completed:
         best_trial = tuner.oracle.get_best_trials(1)[0]
         best = next(r for r in results if r.trial_id == best_trial.trial_id)
-        model = tuner.get_best_models(1)[0]
+        model = _best_model(tuner)
         paths["model"] = os.path.join(output, "best_model.keras")
         paths["args"] = os.path.join(output, "best_args.json")
         _atomic_write(paths["model"], lambda staging: model.save(staging))

@@ -205,8 +205,9 @@ def make_tuner(
         hypermodel: a `WidthHyperModel` (or any keras-tuner HyperModel).
         objective: the metric to maximise (``*loss``: minimise); ``"val_accuracy"``
             reads the main head's for models with auxiliary classifiers.
-        max_trials: the number of trials (model configurations); Hyperband runs
-            at most this many (counting each round of successive halving).
+        max_trials: the number of trials (model configurations); for Hyperband,
+            each round of successive halving counts, and brackets repeat until
+            this many have run (unless ``hyperband_iterations`` is given).
         max_epochs: Hyperband's most epochs per model (ignored by the others,
             whose epochs are ``search(epochs=...)``).
         directory, project_name, overwrite: where keras-tuner keeps its trials
@@ -236,6 +237,10 @@ def make_tuner(
         trial_callback=trial_callback, **kwargs,
     )
     if kind == "hyperband":
+        # Brackets repeat until max_trials trials have run (keras-tuner's Hyperband
+        # has no max_trials of its own; with a small max_epochs one iteration is a
+        # single trial).
+        common.setdefault("hyperband_iterations", None)
         tuner = Hyperband(hypermodel, max_epochs=max_epochs, **common)
         tuner.oracle.max_trials = max_trials
     else:
