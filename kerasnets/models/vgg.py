@@ -72,6 +72,8 @@ CONFIGS = {
 # The model's default name for each configuration ("_bn" is appended with batch_norm).
 NAMES = {"A": "vgg11", "A-LRN": "vgg11_lrn", "B": "vgg13", "C": "vgg16_c", "D": "vgg16", "E": "vgg19"}
 FC_UNITS = 4096
+# Every convolution of a block has the block's width (Table 1); ``block_widths`` replaces them.
+BLOCK_WIDTHS = (64, 128, 256, 512, 512)
 
 # Five 2x2 stride-2 max-pools; the stride-1 "same" convolutions keep the size.
 _GEOMETRY = [(2, 2, 0)] * 5
@@ -98,8 +100,26 @@ def _layer(spec):
     return (spec, 3) if isinstance(spec, int) else spec
 
 
-def vgg(*, model_name, config, batch_norm=False, width_multiplier=1.0, dropout=0.5, **contract):
+def _check_block_widths(block_widths, model_name):
+    if block_widths is None:
+        return BLOCK_WIDTHS
+    widths = tuple(block_widths) if isinstance(block_widths, (list, tuple)) else ()
+    if len(widths) != len(BLOCK_WIDTHS) or not all(
+        isinstance(w, numbers.Integral) and not isinstance(w, bool) and w > 0 for w in widths
+    ):
+        raise ValueError(
+            f"block_widths must be {len(BLOCK_WIDTHS)} positive integers for {model_name}. "
+            f"Received: block_widths={block_widths!r}"
+        )
+    return widths
+
+
+def vgg(
+    *, model_name, config, batch_norm=False, width_multiplier=1.0, block_widths=None, dropout=0.5,
+    **contract,
+):
     validate_width_multiplier(width_multiplier, model_name)
+    widths = _check_block_widths(block_widths, model_name)
     if (
         isinstance(dropout, bool)
         or not isinstance(dropout, numbers.Real)
@@ -120,6 +140,8 @@ def vgg(*, model_name, config, batch_norm=False, width_multiplier=1.0, dropout=0
                     x = LocalResponseNormalization(size=5, k=2.0, alpha=1e-4, beta=0.75, name=f"block{b}_lrn")(x)
                     continue
                 filters, kernel_size = _layer(spec)
+                if block_widths is not None:
+                    filters = widths[b - 1]
                 convs += 1
                 x = conv_block(
                     x, scale_width(filters, width_multiplier), kernel_size,
@@ -148,6 +170,8 @@ INFO = ModelInfo("vgg", PAPER, 224, MEAN_SUBTRACTION, min_size=min_input_size(_G
 _DOC = """
         width_multiplier: scales the filter count of every convolution and the
             width of the two hidden fully-connected layers (rounded, at least 1).
+        block_widths: the filters of every convolution of blocks 1 to 5 (default
+            ``(64, 128, 256, 512, 512)``), before ``width_multiplier``.
         dropout: the dropout rate after ``fc1`` and ``fc2`` (the paper's 0.5).
 """
 _BN_DOC = """
