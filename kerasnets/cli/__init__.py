@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 # Module names under kerasnets.cli, in the order `--help` lists them.
-COMMANDS = ["list", "summary", "train", "evaluate", "tune"]
+COMMANDS = ["list", "summary", "train", "evaluate", "export", "tune"]
 
 
 class UsageError(Exception):

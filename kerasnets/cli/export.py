@@ -1,0 +1,186 @@
+"""``kerasnets export CHECKPOINT --output PATH``: a SavedModel (or .keras, TFLite) for serving.
+
+The checkpoint is a ``.keras`` file (or a run directory holding ``model.keras``).
+What the model is (registered name, builder arguments, image size, class names)
+is read from the ``run.json`` that training writes next to the checkpoint (in
+its folder or the folder above); ``--model-name``, ``--image-size`` and
+``--class-names`` override it or stand in for it.
+
+Examples::
+
+    kerasnets export runs/resnet20/model.keras --output exports/resnet20/1
+    kerasnets export runs/resnet20 --output resnet20.tflite --format tflite
+    kerasnets export model.keras --output out --model-name resnet18 --class-names labels.txt
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from kerasnets.cli import UsageError, usage_errors
+
+RUN_FILE = "run.json"
+CHECKPOINT_FILE = "model.keras"
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "export",
+        help="export a trained model for serving (SavedModel, .keras, TFLite)",
+        description=(
+            "Export a .keras checkpoint for serving. The SavedModel takes uint8 images of "
+            "any size (signature serving_default) or encoded JPEG/PNG bytes (serving_bytes), "
+            "applies the model's preprocessing and returns probabilities and the top-k "
+            "classes. Model name, image size and class names come from the run.json next "
+            "to the checkpoint unless given here."
+        ),
+    )
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a .keras file, or a run directory holding model.keras")
+    parser.add_argument("--output", "-o", required=True, metavar="PATH", help="the SavedModel directory (or .keras / .tflite file) to write")
+    parser.add_argument("--format", default="saved_model", choices=("saved_model", "keras", "tflite"), help="what to write (default: saved_model)")
+    parser.add_argument("--model-name", metavar="NAME", help="the registered model name (default: from run.json, else the model's name)")
+    parser.add_argument("--image-size", type=int, metavar="N", help="the model's input size (default: from the model or run.json)")
+    parser.add_argument("--class-names", metavar="FILE", help="class names: a text file with one name per line, or a JSON list")
+    parser.add_argument("--top-k", type=int, default=5, metavar="K", help="classes in the top-k outputs (default: 5)")
+    parser.add_argument("--fold-batch-norm", action="store_true", help="fold BatchNormalization into the convolutions (SavedModel; faster on CPU)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing export at --output")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def find_checkpoint(path):
+    """The .keras file of ``path`` (a file, or a run directory holding model.keras)."""
+    if os.path.isdir(path):
+        candidate = os.path.join(path, CHECKPOINT_FILE)
+        if not os.path.isfile(candidate):
+            raise ValueError(f"No {CHECKPOINT_FILE} in the directory {path}. Received: CHECKPOINT={path!r}")
+        return candidate
+    if not os.path.isfile(path):
+        raise ValueError(f"The checkpoint does not exist. Received: CHECKPOINT={path!r}")
+    if not path.endswith(".keras"):
+        raise ValueError(f"The checkpoint must be a .keras file. Received: CHECKPOINT={path!r}")
+    return path
+
+
+def read_run_info(checkpoint) -> dict:
+    """The ``run.json`` next to ``checkpoint`` (its folder, else the folder above), or ``{}``."""
+    folder = os.path.dirname(os.path.abspath(checkpoint))
+    for candidate in (folder, os.path.dirname(folder)):
+        file = os.path.join(candidate, RUN_FILE)
+        if os.path.isfile(file):
+            try:
+                with open(file, encoding="utf-8") as f:
+                    info = json.load(f)
+            except (OSError, json.JSONDecodeError) as error:
+                raise ValueError(f"Cannot read {file}: {error}. Received: run file={file!r}") from None
+            if not isinstance(info, dict):
+                raise ValueError(f"{file} does not hold a JSON object. Received: {type(info).__name__}")
+            return dict(info, _path=file)
+    return {}
+
+
+def read_class_names(file):
+    """Class names from a text file (one per line) or a JSON list of strings."""
+    if not os.path.isfile(file):
+        raise ValueError(f"The class names file does not exist. Received: --class-names={file!r}")
+    with open(file, encoding="utf-8") as f:
+        text = f.read()
+    if text.lstrip().startswith("["):
+        try:
+            names = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{file} is not valid JSON ({error}). Received: --class-names={file!r}") from None
+    else:
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{file} holds no list of class names. Received: --class-names={file!r}")
+    return names
+
+
+def _first(info, *keys):
+    for key in keys:
+        if info.get(key) is not None:
+            return info[key]
+    return None
+
+
+def _image_size(value):
+    if isinstance(value, (list, tuple)) and value:
+        return value[0] if len(set(value)) == 1 else tuple(value)
+    return value
+
+
+def run(args):
+    with usage_errors():
+        checkpoint = find_checkpoint(args.checkpoint)
+        run_info = read_run_info(checkpoint)
+        class_names = read_class_names(args.class_names) if args.class_names else _first(run_info, "class_names")
+        if args.top_k < 1:
+            raise ValueError(f"--top-k must be a positive integer. Received: --top-k={args.top_k}")
+        if args.image_size is not None and args.image_size < 1:
+            raise ValueError(f"--image-size must be a positive integer. Received: --image-size={args.image_size}")
+        if args.fold_batch_norm and args.format != "saved_model":
+            raise ValueError(
+                "--fold-batch-norm applies to --format saved_model (TFLite folds BatchNormalization "
+                f"itself). Received: --format={args.format}"
+            )
+        from kerasnets.export._atomic import check_destination
+
+        check_destination(args.output, overwrite=args.overwrite, kind="dir" if args.format == "saved_model" else "file")
+
+    print(f"Loading {checkpoint} ...", file=sys.stderr)
+    import keras
+
+    import kerasnets  # registers the custom layers for load_model
+    import kerasnets.export as export
+
+    try:
+        model = keras.models.load_model(checkpoint, compile=False)
+    except (ValueError, OSError, TypeError) as error:
+        raise UsageError(f"Cannot load {checkpoint}: {error}") from None
+
+    common = dict(
+        model_name=args.model_name or _first(run_info, "model_name", "model", "name"),
+        image_size=args.image_size or _image_size(_first(run_info, "image_size")),
+        preprocessing=_first(run_info, "preprocessing"),  # what the model was trained with
+    )
+    with usage_errors():  # the arguments against the model, before any work
+        spec_args = dict(common, top_k=args.top_k)
+        if args.format == "saved_model":
+            spec_args["class_names"] = class_names
+        export.resolve_spec(export.inference_model(model), **spec_args)
+
+    if args.format == "saved_model":
+        print(f"Writing SavedModel to {args.output} ...", file=sys.stderr)
+        record = export.saved_model(
+            model, args.output, **common, class_names=class_names, top_k=args.top_k,
+            builder_kwargs=_first(run_info, "builder_kwargs", "model_kwargs"),
+            fold_batch_norm=args.fold_batch_norm, overwrite=args.overwrite,
+            source=os.path.abspath(checkpoint),
+        )
+        outputs = ", ".join(record["signatures"]["serving_default"]["outputs"])
+        size = record["input_size"]
+        print(
+            f"Wrote {os.path.abspath(args.output)}\n"
+            f"  model: {record['model_name']}, input {size[0]}x{size[1]}, "
+            f"preprocessing {record['preprocessing']['name']}\n"
+            "  signatures: serving_default (images: uint8 [batch, height, width, 3]), "
+            "serving_bytes (image_bytes: string [batch])\n"
+            f"  outputs: {outputs}\n"
+            f"  metadata: {os.path.join(os.path.abspath(args.output), export.METADATA_FILE)}"
+        )
+    elif args.format == "keras":
+        print(f"Writing {args.output} ...", file=sys.stderr)
+        path = export.keras_file(model, args.output, overwrite=args.overwrite)
+        print(f"Wrote {path} (loads with keras.models.load_model after `import kerasnets`)")
+    else:
+        print("Converting to TFLite and checking it against the Keras model ...", file=sys.stderr)
+        report = export.tflite(model, args.output, overwrite=args.overwrite, **common)
+        size = report["input_size"]
+        print(
+            f"Wrote {report['path']}: input uint8 [batch, {size[0]}, {size[1]}, 3], "
+            f"max |TFLite - Keras| = {report['max_abs_diff']:.2g}"
+        )
+    return 0

@@ -1,0 +1,230 @@
+"""Export for serving: a SavedModel with preprocessing in its signatures, ``.keras``, TFLite.
+
+`saved_model` writes a TensorFlow SavedModel that TF Serving, or
+``tf.saved_model.load`` in a process that never imported kerasnets, uses as is:
+
+* the inference model (auxiliary heads stripped);
+* ``serving_default``: ``images``, a ``uint8`` batch ``(batch, height, width, 3)``
+  of RGB images of any size; ``serving_bytes``: ``image_bytes``, a string vector
+  of encoded JPEG/PNG files. Both resize, central-crop and normalise in the graph
+  exactly as `kerasnets.data.preprocess_for_eval` does for evaluation;
+* outputs ``probabilities`` (float32), ``top_k_indices``, ``top_k_scores`` and,
+  when class names are given, ``top_k_class_names``; a variable batch dimension;
+* ``kerasnets_export.json`` next to ``saved_model.pb``: the model name, builder
+  arguments, input size, preprocessing, class names and library versions.
+
+`keras_file` writes a ``.keras`` file of the inference model that loads with
+``keras.models.load_model(path)`` (``safe_mode=True``, no ``custom_objects``)
+once kerasnets is imported. `tflite` converts to TensorFlow Lite and checks the
+converted outputs against the Keras model. Every writer is atomic: an export
+that fails or is interrupted leaves nothing at ``path``, and an existing
+``path`` is only replaced with ``overwrite=True``.
+
+Example:
+
+>>> import kerasnets
+>>> model = kerasnets.ResNet18(weights=None, classes=3, input_shape=(64, 64, 3))
+>>> kerasnets.export.saved_model(model, "/tmp/resnet18", class_names=["cat", "dog", "fox"])
+>>> # in any process, without kerasnets:
+>>> serve = tf.saved_model.load("/tmp/resnet18").signatures["serving_default"]
+>>> serve(images=tf.zeros([2, 480, 640, 3], tf.uint8))["top_k_class_names"]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from kerasnets.export._atomic import atomic_destination, check_destination
+from kerasnets.export._fold import fold_batch_norm
+from kerasnets.export._spec import ExportSpec, find_lambda_layers, inference_model, resolve_spec
+from kerasnets.export._serving import SIGNATURES, eval_preprocess
+
+__all__ = [
+    "FORMATS",
+    "METADATA_FILE",
+    "SIGNATURES",
+    "export",
+    "saved_model",
+    "keras_file",
+    "tflite",
+    "fold_batch_norm",
+    "read_metadata",
+    "ExportSpec",
+]
+
+FORMATS = ("saved_model", "keras", "tflite")
+METADATA_FILE = "kerasnets_export.json"
+
+_SPEC_ARGS_DOC = """
+        model_name: the registered name (``"resnet50"``), used to find the
+            preprocessing and default input size. Default: ``model.name`` when it
+            is a registered name (as it is for a model built by a kerasnets builder).
+        image_size: the size the model sees, an int or ``(height, width)``.
+            Default: the model's input size, or the family's default size for a
+            model built with ``input_shape=(None, None, 3)``.
+        preprocessing: a `kerasnets.preprocessing.Preprocessing`. Default: the
+            registered model's.
+        class_names: one string per class, served as ``top_k_class_names``.
+        top_k: how many classes ``top_k_indices`` / ``top_k_scores`` hold (at most
+            the number of classes).
+        output: ``"auto"`` (detected from the last layer), ``"probabilities"``,
+            ``"logits"`` (a softmax is added) or ``"features"`` (no top-k).
+        builder_kwargs: the builder's arguments, recorded in the metadata.
+        overwrite: replace an existing export at ``path``.
+"""
+
+
+def _spec(model, kwargs):
+    model = inference_model(model)
+    return model, resolve_spec(model, **kwargs)
+
+
+def _write_json(path, record):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2, sort_keys=False)
+        f.write("\n")
+
+
+def saved_model(
+    model,
+    path,
+    *,
+    model_name=None,
+    image_size=None,
+    preprocessing=None,
+    class_names=None,
+    top_k=5,
+    output="auto",
+    builder_kwargs=None,
+    fold_batch_norm=False,
+    overwrite=False,
+    source=None,
+):
+    """Writes a TensorFlow SavedModel for serving, preprocessing included.
+
+    Args:
+        model: a `keras.Model` (auxiliary heads are stripped).
+        path: the SavedModel directory to create.{spec_args}
+        fold_batch_norm: fold every Conv2D -> BatchNormalization pair into the
+            convolution in the exported graph (same outputs up to float32
+            rounding; faster on CPU, see ``benchmarks/serving.py``).
+        source: where the model came from (a checkpoint path), recorded.
+
+    Returns:
+        The metadata dict written to ``path/kerasnets_export.json``.
+
+    Raises:
+        ValueError: for bad arguments, or if ``path`` exists and not ``overwrite``,
+            before anything is written.
+    """
+    import keras
+
+    from kerasnets.export._serving import serving_functions, signature_doc
+
+    if not isinstance(fold_batch_norm, bool):
+        raise ValueError(f"fold_batch_norm must be True or False. Received: fold_batch_norm={fold_batch_norm!r}")
+    path = check_destination(path, overwrite=overwrite, kind="dir")
+    model, spec = _spec(model, dict(
+        model_name=model_name, image_size=image_size, preprocessing=preprocessing,
+        class_names=class_names, top_k=top_k, output=output, builder_kwargs=builder_kwargs,
+        source=source,
+    ))
+    serving_model = _fold(model) if fold_batch_norm else model
+
+    # Variables used by the signatures are saved with them; `archive.track(model)`
+    # (needed only for lookup tables) would walk every layer and double the time.
+    archive = keras.export.ExportArchive()
+    for name, (fn, signature) in serving_functions(serving_model, spec).items():
+        archive.add_endpoint(name, fn, input_signature=signature)
+    record = spec.metadata(
+        format="saved_model", fold_batch_norm=fold_batch_norm, signatures=signature_doc(spec)
+    )
+    with atomic_destination(path, overwrite=overwrite) as staging:
+        archive.write_out(staging, verbose=False)
+        _write_json(os.path.join(staging, METADATA_FILE), record)
+    return record
+
+
+def _fold(model):
+    return fold_batch_norm(model)
+
+
+def keras_file(model, path, *, overwrite=False, verify=True):
+    """Writes the inference model as a ``.keras`` file that loads in safe mode.
+
+    The file holds the single-output inference model (auxiliary heads stripped),
+    without its optimizer. It loads with ``keras.models.load_model(path)``
+    (``safe_mode=True``, no ``custom_objects``) in any process that imported
+    kerasnets, because every kerasnets layer is registered and none is a
+    ``Lambda``.
+
+    Args:
+        model: a `keras.Model`.
+        path: the file to create; must end in ``.keras``.
+        overwrite: replace an existing file.
+        verify: load the written file in safe mode before moving it into place.
+
+    Raises:
+        ValueError: for a path without ``.keras``, an existing path, or a model
+            with ``Lambda`` layers (which safe mode refuses to load).
+    """
+    import keras
+
+    if not str(os.fspath(path) if isinstance(path, os.PathLike) else path).endswith(".keras"):
+        raise ValueError(f"A Keras model file must end in `.keras`. Received: path={path!r}")
+    path = check_destination(path, overwrite=overwrite, kind="file")
+    model = inference_model(model)
+    lambdas = find_lambda_layers(model)
+    if lambdas:
+        raise ValueError(
+            "The model has Lambda layers, which keras.models.load_model refuses in safe "
+            "mode; replace them with registered layers. "
+            f"Received: Lambda layers {lambdas}"
+        )
+    with atomic_destination(path, overwrite=overwrite) as staging:
+        model.save(staging, include_optimizer=False) if _accepts_include_optimizer() else model.save(staging)
+        if verify:
+            keras.models.load_model(staging, safe_mode=True, compile=False)
+    return path
+
+
+def _accepts_include_optimizer():
+    import inspect
+
+    import keras
+
+    try:
+        return "include_optimizer" in inspect.signature(keras.saving.save_model).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def read_metadata(path) -> dict:
+    """The metadata recorded by `saved_model` (``path/kerasnets_export.json``)."""
+    file = os.path.join(os.fspath(path), METADATA_FILE)
+    if not os.path.isfile(file):
+        raise ValueError(f"No {METADATA_FILE} in {path}: not a kerasnets export. Received: path={path!r}")
+    with open(file, encoding="utf-8") as f:
+        return json.load(f)
+
+
+from kerasnets.export._tflite import tflite  # noqa: E402
+
+
+def export(model, path, format="saved_model", **kwargs):
+    """Exports ``model`` to ``path`` in ``format``: ``"saved_model"``, ``"keras"`` or ``"tflite"``.
+
+    ``kwargs`` are those of `saved_model`, `keras_file` or `tflite`.
+
+    Example:
+
+    >>> kerasnets.export.export(model, "model.tflite", format="tflite")
+    """
+    writers = {"saved_model": saved_model, "keras": keras_file, "tflite": tflite}
+    if format not in writers:
+        raise ValueError(f"format must be one of {FORMATS}. Received: format={format!r}")
+    return writers[format](model, path, **kwargs)
+
+
+saved_model.__doc__ = saved_model.__doc__.replace("{spec_args}", _SPEC_ARGS_DOC.rstrip())

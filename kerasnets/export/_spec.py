@@ -1,0 +1,298 @@
+"""What an export serves, resolved and validated before any work is done.
+
+`resolve_spec` turns the user's arguments plus what the model and the registry
+know (input size, preprocessing, number of classes, whether the classifier
+ends in a softmax) into an `ExportSpec`, raising a clear ``ValueError`` for
+anything inconsistent. `inference_model` strips auxiliary heads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import sys
+
+import keras
+
+from kerasnets.preprocessing import Preprocessing
+
+__all__ = ["ExportSpec", "resolve_spec", "inference_model", "find_lambda_layers", "OUTPUT_KINDS"]
+
+# What the model's output is: "probabilities" are served as they are, "logits"
+# go through a softmax in the serving graph, "features" (include_top=False)
+# are served as they are, with no top-k.
+OUTPUT_KINDS = ("auto", "probabilities", "logits", "features")
+_PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportSpec:
+    """Everything an export needs besides the model itself."""
+
+    model_name: str | None
+    image_size: tuple  # (height, width) the model sees
+    preprocessing: Preprocessing
+    output: str  # "probabilities" | "logits" | "features"
+    num_classes: int | None
+    class_names: tuple | None
+    top_k: int  # 0 for "features"
+    builder_kwargs: dict | None = None
+    source: str | None = None
+
+    def metadata(self, *, format, fold_batch_norm=False, signatures=None, extra=None) -> dict:
+        """The readable record of what produced an export (written as JSON)."""
+        import tensorflow as tf
+
+        import kerasnets
+
+        family = None
+        if self.model_name is not None:
+            try:
+                family = kerasnets.get_model_info(self.model_name).family
+            except ValueError:
+                family = None
+        record = {
+            "format": format,
+            "model_name": self.model_name,
+            "family": family,
+            "builder_kwargs": self.builder_kwargs,
+            "input_size": list(self.image_size),
+            "preprocessing": {
+                **self.preprocessing.to_dict(),
+                "description": (
+                    "RGB in [0, 255]; the central square whose side is crop_fraction of "
+                    "the shorter side, resized (bilinear, antialiased) to input_size; then "
+                    "(pixels - mean) / std per channel (kerasnets.data.preprocess_for_eval)"
+                ),
+            },
+            "output": self.output,
+            "num_classes": self.num_classes,
+            "class_names": list(self.class_names) if self.class_names else None,
+            "top_k": self.top_k,
+            "fold_batch_norm": bool(fold_batch_norm),
+            "signatures": signatures,
+            "source": self.source,
+            "versions": {
+                "kerasnets": kerasnets.__version__,
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+                "python": sys.version.split()[0],
+            },
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        record.update(extra or {})
+        return record
+
+
+def inference_model(model):
+    """`kerasnets.inference_model` (auxiliary heads stripped), checked to have one output."""
+    import kerasnets
+
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"Expected a keras.Model. Received: model={type(model).__name__}")
+    model = kerasnets.inference_model(model)
+    if len(model.outputs) != 1:
+        raise ValueError(
+            "Only single-output models, or models with auxiliary heads and a 'main' output, "
+            f"can be exported. Received: outputs {list(model.output_names)}"
+        )
+    return model
+
+
+def find_lambda_layers(model) -> list:
+    """Names of the `keras.layers.Lambda` layers anywhere in ``model`` (nested models too)."""
+    found = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.Lambda):
+            found.append(layer.name)
+    return found
+
+
+def _output_kind(model) -> str:
+    tensor = model.outputs[0]
+    if len(tensor.shape) != 2:
+        return "features"
+    layer = tensor._keras_history[0]
+    config = layer.get_config()
+    activation = config.get("activation")
+    if isinstance(layer, keras.layers.Softmax):
+        return "probabilities"
+    if isinstance(layer, (keras.layers.Dense, keras.layers.Activation)):
+        if activation in _PROBABILITY_ACTIVATIONS:
+            return "probabilities"
+        if isinstance(layer, keras.layers.Dense) and activation in (None, "linear"):
+            return "logits"
+    if isinstance(layer, (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)):
+        return "features"
+    raise ValueError(
+        f"Cannot tell whether the output of layer '{layer.name}' is probabilities, logits or "
+        "features. Pass output='probabilities', 'logits' or 'features'. "
+        f"Received: output layer {type(layer).__name__} with activation={activation!r}"
+    )
+
+
+def _as_preprocessing(value) -> Preprocessing:
+    if isinstance(value, Preprocessing):
+        return value
+    if isinstance(value, str):
+        from kerasnets.data import get_preprocessing
+
+        return get_preprocessing(value)
+    if isinstance(value, dict):
+        fields = {f.name for f in dataclasses.fields(Preprocessing)}
+        try:
+            return Preprocessing(**{k: v for k, v in value.items() if k in fields})
+        except TypeError:
+            pass
+    raise ValueError(
+        "preprocessing must be a kerasnets.preprocessing.Preprocessing, its name or its to_dict(). "
+        f"Received: preprocessing={value!r}"
+    )
+
+
+def _as_size(image_size):
+    if isinstance(image_size, bool):
+        raise ValueError(f"image_size must be an int or (height, width). Received: image_size={image_size!r}")
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    try:
+        size = tuple(int(s) for s in image_size)
+    except (TypeError, ValueError):
+        size = ()
+    if len(size) != 2 or any(s < 1 for s in size) or list(size) != [s for s in image_size]:
+        raise ValueError(
+            f"image_size must be a positive int or (height, width). Received: image_size={image_size!r}"
+        )
+    return size
+
+
+def _model_info(name):
+    import kerasnets
+
+    return kerasnets.get_model_info(name)
+
+
+def _registered(name) -> bool:
+    import kerasnets
+
+    return isinstance(name, str) and name.lower() in kerasnets.list_models()
+
+
+def resolve_spec(
+    model,
+    *,
+    model_name=None,
+    image_size=None,
+    preprocessing=None,
+    class_names=None,
+    top_k=5,
+    output="auto",
+    builder_kwargs=None,
+    source=None,
+) -> ExportSpec:
+    """Validates the export arguments against ``model`` (the inference model)."""
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"Expected a keras.Model. Received: model={type(model).__name__}")
+    if len(model.inputs) != 1:
+        raise ValueError(
+            f"Only single-input image models can be exported. Received: {len(model.inputs)} inputs"
+        )
+    if output not in OUTPUT_KINDS:
+        raise ValueError(f"output must be one of {OUTPUT_KINDS}. Received: output={output!r}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer. Received: top_k={top_k!r}")
+    if builder_kwargs is not None and not isinstance(builder_kwargs, dict):
+        raise ValueError(f"builder_kwargs must be a dict. Received: builder_kwargs={builder_kwargs!r}")
+
+    # The registered name: given, else the model's own name if it is one.
+    if model_name is not None:
+        if not _registered(model_name) and preprocessing is None:
+            _model_info(model_name)  # raises "Unknown model ... Did you mean"
+        model_name = model_name.lower() if _registered(model_name) else model_name
+    elif _registered(model.name):
+        model_name = model.name.lower()
+    info = _model_info(model_name) if _registered(model_name) else None
+
+    if preprocessing is None:
+        if info is None:
+            raise ValueError(
+                f"Cannot tell which preprocessing the model '{model.name}' expects: it is not "
+                "a registered kerasnets name. Pass model_name= (e.g. 'resnet50') or "
+                "preprocessing= (e.g. kerasnets.preprocessing.IMAGENET_MEAN_STD). "
+                f"Received: model.name={model.name!r}, model_name={model_name!r}"
+            )
+        preprocessing = info.preprocessing
+    preprocessing = _as_preprocessing(preprocessing)
+
+    # Input layout and size.
+    shape = tuple(model.inputs[0].shape[1:])
+    if len(shape) != 3:
+        raise ValueError(f"Only image models (4D inputs) can be exported. Received: input shape {shape}")
+    channels_last = keras.config.image_data_format() == "channels_last"
+    spatial, channels = (shape[:2], shape[2]) if channels_last else (shape[1:], shape[0])
+    if channels != 3:
+        raise ValueError(
+            "The serving signatures take RGB images, so the model needs 3 input channels. "
+            f"Received: input shape {shape}"
+        )
+    if image_size is not None:
+        image_size = _as_size(image_size)
+        if any(d is not None and d != s for d, s in zip(spatial, image_size)):
+            raise ValueError(
+                f"image_size disagrees with the model's input size {spatial}. "
+                f"Received: image_size={image_size}"
+            )
+    elif all(d is not None for d in spatial):
+        image_size = tuple(int(d) for d in spatial)
+    elif info is not None:
+        image_size = (info.default_size, info.default_size)
+    else:
+        raise ValueError(
+            "The model takes any input size; pass image_size= (the size the serving graph "
+            f"resizes and crops images to). Received: input shape {shape}"
+        )
+
+    if image_size[0] != image_size[1]:
+        raise ValueError(
+            "The serving preprocessing (kerasnets.data.preprocess_for_eval) crops square "
+            f"images, so the model's input must be square. Received: image_size={image_size}"
+        )
+
+    # Output: probabilities, logits or features.
+    kind = _output_kind(model) if output == "auto" else output
+    out_shape = tuple(model.outputs[0].shape[1:])
+    if kind != "features" and len(out_shape) != 1:
+        raise ValueError(
+            f"output={kind!r} needs a 2D (batch, classes) output. Received: output shape {out_shape}"
+        )
+    num_classes = int(out_shape[0]) if kind != "features" else None
+
+    if class_names is not None:
+        if kind == "features":
+            raise ValueError(
+                "class_names only apply to a model with a classifier; this model outputs "
+                f"features (include_top=False). Received: class_names of length {len(class_names)}"
+            )
+        if isinstance(class_names, (str, bytes)) or not all(isinstance(c, str) for c in class_names):
+            raise ValueError(
+                f"class_names must be a list of strings. Received: class_names={class_names!r:.200}"
+            )
+        class_names = tuple(class_names)
+        if len(class_names) != num_classes:
+            raise ValueError(
+                f"class_names must have one name per class ({num_classes}). "
+                f"Received: {len(class_names)} class_names"
+            )
+    k = 0 if kind == "features" else min(top_k, num_classes)
+    return ExportSpec(
+        model_name=model_name,
+        image_size=image_size,
+        preprocessing=preprocessing,
+        output=kind,
+        num_classes=num_classes,
+        class_names=class_names,
+        top_k=k,
+        builder_kwargs=dict(builder_kwargs) if builder_kwargs else None,
+        source=os.fspath(source) if source is not None else None,
+    )
