@@ -5,9 +5,12 @@ and divided by the images/s the model trains on when its input costs nothing (on
 batch held in memory, repeated). A ratio above 1 means the pipeline keeps up with
 the model on this machine. Also measured, side by side:
 
+* the same pipeline with ``cache=True`` (decoded images for ``shapes``, encoded
+  files for JPEGs);
 * a reference pipeline doing less work (no augmentation): ``tfds.load`` plus
-  normalisation for ``shapes``; Keras' ``image_dataset_from_directory`` (decode the
-  whole file, resize) for the JPEG folder;
+  normalisation for ``shapes`` (tfds caches such a small dataset in memory on its
+  own, decoded); Keras' ``image_dataset_from_directory`` (decode the whole file,
+  resize) for the JPEG folder;
 * ``fit`` fed by the pipeline, as a ratio to ``fit`` on the in-memory batch (on a
   CPU-only machine the pipeline and the model share the cores, so some slowdown
   is expected there; with an accelerator it should be ~1).
@@ -32,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -42,16 +46,26 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 
-def _images_per_second(dataset, batches, batch_size, warmup=3):
-    iterator = iter(dataset)
-    for _ in range(warmup):
-        next(iterator)
+def _images_per_second(iterator, batches):
     start = time.perf_counter()
     count = 0
     for _ in range(batches):
         images, _ = next(iterator)
         count += int(images.shape[0])
     return count / (time.perf_counter() - start)
+
+
+def _compare(datasets, batches, repeats, warmup=5):
+    """Median images/s of each (repeated) dataset, timed in turns (fair under load)."""
+    iterators = [iter(ds) for ds in datasets]
+    for iterator in iterators:
+        for _ in range(warmup):  # fills shuffle buffers, lets AUTOTUNE settle
+            next(iterator)
+    rates = [[] for _ in datasets]
+    for _ in range(repeats):
+        for rate, iterator in zip(rates, iterators):
+            rate.append(_images_per_second(iterator, batches))
+    return [statistics.median(r) for r in rates]
 
 
 def _fit_images_per_second(model, dataset, steps, batch_size):
@@ -114,15 +128,19 @@ def run_scenario(scenario, args, workdir):
         source = _write_jpeg_folder(os.path.join(workdir, "jpegs"), args.jpegs)
         model_name, image_size = args.model or "resnet50", None
         batch_size = args.batch or 32
-    split = kerasnets.data.load(
-        source, "train" if scenario == "shapes" else "all", training=True, batch_size=batch_size,
-        image_size=image_size, model=model_name, data_dir=args.data_dir,
-        drop_remainder=True, seed=None,
-    )
+    def load(cache=False):
+        return kerasnets.data.load(
+            source, "train" if scenario == "shapes" else "all", training=True,
+            batch_size=batch_size, image_size=image_size, model=model_name,
+            data_dir=args.data_dir, drop_remainder=True, seed=None, cache=cache,
+        )
+
+    split = load()
     image_size = split.image_size
-    pipeline = _images_per_second(split.dataset.repeat(), args.batches, batch_size)
-    reference = _images_per_second(
-        _reference(scenario, source, image_size, batch_size, args.data_dir), args.batches, batch_size
+    pipeline, cached, reference = _compare(
+        [split.dataset.repeat(), load(cache=True).dataset.repeat(),
+         _reference(scenario, source, image_size, batch_size, args.data_dir)],
+        args.batches, args.repeats,
     )
 
     model = kerasnets.get_model(model_name, classes=split.num_classes,
@@ -140,8 +158,10 @@ def run_scenario(scenario, args, workdir):
         "batch_size": batch_size,
         "model": model_name,
         "pipeline_images_per_s": round(pipeline, 1),
+        "pipeline_cached_images_per_s": round(cached, 1),
         "reference_pipeline_images_per_s": round(reference, 1),
         "pipeline_vs_reference": round(pipeline / reference, 2),
+        "pipeline_cached_vs_reference": round(cached / reference, 2),
         "model_training_images_per_s": round(model_alone, 1),
         "pipeline_vs_model": round(pipeline / model_alone, 2),
         "fit_with_pipeline_images_per_s": round(fed, 1),
@@ -154,7 +174,8 @@ def main(argv=None):
     parser.add_argument("--scenario", choices=("shapes", "jpeg", "all"), default="all")
     parser.add_argument("--model", default=None, help="default: resnet20 (shapes), resnet50 (jpeg)")
     parser.add_argument("--batch", type=int, default=None, help="default: 128 (shapes), 32 (jpeg)")
-    parser.add_argument("--batches", type=int, default=30, help="batches timed per pipeline")
+    parser.add_argument("--batches", type=int, default=20, help="batches per timing")
+    parser.add_argument("--repeats", type=int, default=3, help="timings per pipeline (median)")
     parser.add_argument("--model-steps", type=int, default=5, help="training steps timed")
     parser.add_argument("--jpegs", type=int, default=256, help="JPEG files written")
     parser.add_argument("--data-dir", default=None, help="tfds data_dir (default: a temporary one)")
@@ -163,7 +184,8 @@ def main(argv=None):
 
     import tensorflow as tf
 
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, "
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs (load average {load:.1f}), "
           f"GPUs: {len(tf.config.list_physical_devices('GPU'))}")
     scenarios = ("shapes", "jpeg") if args.scenario == "all" else (args.scenario,)
     results = []

@@ -159,6 +159,19 @@ def test_steps_cache_and_drop_remainder(shapes_data_dir):
     assert dropped.steps_per_epoch == 3 and len(list(dropped.dataset)) == 3
 
 
+def test_cached_training_reshuffles_and_reaugments_each_epoch(shapes_data_dir):
+    kwargs = dict(batch_size=64, data_dir=shapes_data_dir, training=True, seed=5,
+                  preprocessing=RAW)
+    split = kd.load("shapes", "train[:128]", cache=True, **kwargs)
+    assert split.augment == "pad_crop"
+    epochs = [[(x.numpy(), y.numpy()) for x, y in split.dataset] for _ in range(2)]
+    assert [len(e) for e in epochs] == [2, 2]
+    labels = [np.concatenate([y for _, y in e]) for e in epochs]
+    assert sorted(labels[0]) == sorted(labels[1]) and not np.array_equal(labels[0], labels[1])
+    uncached = kd.load("shapes", "train[:128]", **kwargs)
+    np.testing.assert_array_equal(epochs[0][0][0], _first(uncached)[0])  # same seed, same batch
+
+
 # ---------------------------------------------------------------------------
 # The augmentation and evaluation ops.
 # ---------------------------------------------------------------------------

@@ -225,9 +225,19 @@ def eval_transform(encoded, image_size, preprocessing, crop_fraction):
 
 
 def decode_resized(encoded, image_size):
-    """The whole image, resized to ``image_size`` (float32 in [0, 255]): the
-    per-example half of ``"pad_crop"``, whose random half runs on whole batches."""
-    return _resize(_decode(encoded), image_size)
+    """The whole image as uint8, resized to ``image_size`` if needed: the
+    per-example half of ``"pad_crop"``, whose random half runs on whole batches
+    (uint8 keeps a cache or shuffle buffer of decoded images small)."""
+    image = _decode(encoded)
+    shape = tf.shape(image)
+    same = tf.logical_and(tf.equal(shape[0], image_size), tf.equal(shape[1], image_size))
+    image = tf.cond(
+        same,
+        lambda: image,
+        lambda: tf.cast(tf.clip_by_value(tf.round(_resize(image, image_size)), 0, 255), tf.uint8),
+    )
+    image.set_shape([image_size, image_size, 3])
+    return image
 
 
 def pad_crop_batch(images, seed, preprocessing, flip=True):

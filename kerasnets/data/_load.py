@@ -200,8 +200,10 @@ def load(
         data_dir: where tfds datasets are stored (default: ``$TFDS_DATA_DIR`` or
             ``~/tensorflow_datasets``).
         download: allow tfds to download and prepare a missing dataset.
-        cache: ``True`` caches the encoded images in memory, a string caches them
-            in files with that prefix (before decoding and augmentation).
+        cache: ``True`` caches in memory, a string in files with that prefix:
+            the decoded uint8 images for ``"pad_crop"`` training (small images,
+            where decoding is the main cost), the encoded files otherwise; always
+            before augmentation and shuffling.
         shuffle: default ``training``.
         seed: makes order and augmentation reproducible (two loads with the same
             seed give the same batches; each epoch still differs).
@@ -267,12 +269,22 @@ def load(
     elif augment == "auto":
         augment = "pad_crop" if small else "inception"
 
+    def cache_and_shuffle(dataset):
+        # The cache comes before the shuffle, so that each epoch is reshuffled.
+        if cache:
+            dataset = dataset.cache("" if cache is True else os.fspath(cache))
+        if shuffle and (cache or not records.shuffles_fully):
+            buffer = shuffle_buffer or min(records.num_examples, DEFAULT_SHUFFLE_BUFFER)
+            dataset = dataset.shuffle(max(buffer, 1), seed=seed, reshuffle_each_iteration=True)
+        return dataset
+
     ds = records.make_dataset(shuffle and not cache, seed)
-    if cache:
-        ds = ds.cache("" if cache is True else os.fspath(cache))
-    if shuffle and (cache or not records.shuffles_fully):
-        buffer = shuffle_buffer or min(records.num_examples, DEFAULT_SHUFFLE_BUFFER)
-        ds = ds.shuffle(max(buffer, 1), seed=seed, reshuffle_each_iteration=True)
+    if augment == "pad_crop":
+        # Small images: decoded (uint8, as small as the files) before the cache and
+        # the shuffle buffer, so a cached epoch skips decoding.
+        ds = ds.map(lambda encoded, label: (_augment.decode_resized(encoded, image_size), label),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    ds = cache_and_shuffle(ds)
 
     def seeds():
         # One random int64 per element (its [2]-shaped stateless seed is [r, 0]);
@@ -284,11 +296,8 @@ def load(
         return dataset.batch(batch_size, drop_remainder=drop_remainder,
                              num_parallel_calls=tf.data.AUTOTUNE)
 
-    if augment == "pad_crop":  # decode per image, augment whole batches
-        ds = batched(ds.map(lambda encoded, label: (
-            _augment.decode_resized(encoded, image_size), label),
-            num_parallel_calls=tf.data.AUTOTUNE))
-        ds = tf.data.Dataset.zip((ds, seeds())).map(
+    if augment == "pad_crop":  # augment whole batches of decoded images
+        ds = tf.data.Dataset.zip((batched(ds), seeds())).map(
             lambda batch, batch_seed: (
                 _augment.pad_crop_batch(batch[0], batch_seed, preprocessing, flip=flip),
                 batch[1],
