@@ -217,6 +217,33 @@ def test_builder_arguments_from_values():
     assert kwargs["module_widths"] == {"4a": {"b1": 96, "b3_reduce": 48, "b3": 104, "b5_reduce": 8, "b5": 24, "pool_proj": 32}}
 
 
+def test_vgg_and_googlenet_build_the_searched_widths(no_random_init):
+    """The other families' builders take what their search spaces produce (built, not trained)."""
+    vgg = kt.WidthHyperModel("vgg11_bn", input_shape=(32, 32, 3), classes=5, depth=True)
+    values = {"width_multiplier": 0.25, "depth": 13, "block1_width": 16, "block2_width": 64,
+              "block3_width": 64, "block4_width": 128, "block5_width": 256}
+    args = vgg.builder_args(values)
+    assert args["name"] == "vgg13_bn" and args["block_widths"] == [16, 64, 64, 128, 256]
+    model = kt.build_from_args(args)
+    assert [model.get_layer(f"block{b}_conv2").filters for b in range(1, 6)] == [4, 16, 16, 32, 64]
+    assert kt.effective_widths("vgg11_bn", values) == [4, 16, 16, 32, 64]
+
+    googlenet = kt.WidthHyperModel("googlenet", input_shape=(72, 72, 3), classes=5)
+    values = {hp.name: 1.0 for hp in googlenet.space}
+    values.update(width_multiplier=0.5, inception_4a_scale=0.5)
+    model = kt.build_from_args(googlenet.builder_args(values))
+    assert model.get_layer("inception_4a_b1_conv").filters == 48  # 192 * 0.5 * 0.5
+    assert model.get_layer("inception_4b_b1_conv").filters == 80  # 160 * 0.5
+    widths = kt.effective_widths("googlenet", values, model=model)
+    assert widths[2] == 48 + 52 + 12 + 16  # 4a's branches 192/208/48/64, times 0.25
+    assert widths[:2] == [128, 240]  # 3a, 3b at half width
+    # The auxiliary heads of GoogLeNet: "val_accuracy" means the main head's.
+    from kerasnets.tuning._tuners import resolve_objective
+
+    assert resolve_objective(googlenet, "val_accuracy").name == "val_main_accuracy"
+    assert resolve_objective(googlenet, "val_loss") == "val_loss"
+
+
 def test_overrides_and_hyperparameter_names():
     space = {hp.name: hp for hp in kt.search_space("resnet20", overrides={
         "width_multiplier": [0.5, 1.0], "conv2_width": 8, "conv4_width": {"min_value": 32, "max_value": 48, "step": 16},
@@ -290,7 +317,7 @@ def test_cli_tune(shapes_data_dir, tmp_path, capsys):  # noqa: F811
         "--max-trials", "2", "--tuner", "hyperband", "--epochs", "1", "--batch-size", "16",
         "--image-size", str(SIZE), "--steps-per-epoch", "2", "--validation-steps", "1",
         "--hp", "width_multiplier=0.25", "--hp", "conv4_width=32..64:32", "--output", output,
-        "--seed", "1", "--verbose", "0",
+        "--precision", "float32", "--seed", "1", "--verbose", "0",
     ]
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -314,6 +341,9 @@ def test_cli_tune(shapes_data_dir, tmp_path, capsys):  # noqa: F811
 
 
 def test_cli_show_space_and_usage_errors(capsys):
+    from kerasnets.cli.tune import TUNER_KINDS
+
+    assert TUNER_KINDS == tuple(kt.TUNERS)
     assert main(["tune", "resnet50", "--show-space", "--search-depth", "--hp", "conv5_width=256,512"]) == 0
     out = capsys.readouterr().out
     assert "depth" in out and "one of 50, 101, 152" in out and "conv5_width       one of 256, 512" in out

@@ -39,9 +39,13 @@ Example:
 """
 
 
+# kerasnets.tuning.TUNERS' keys; spelled here so that building the parser (for any
+# command) does not import keras-tuner.
+TUNER_KINDS = ("random", "hyperband", "bayesian")
+
+
 def register(subparsers):
     from kerasnets.training.strategy import PRECISIONS, STRATEGIES
-    from kerasnets.tuning._tuners import TUNERS
 
     p = subparsers.add_parser(
         "tune",
@@ -58,7 +62,7 @@ def register(subparsers):
                    help="'shapes' (built in, default), a tensorflow-datasets name or a folder of images")
     p.add_argument("--max-trials", type=positive_int, default=10, metavar="N",
                    help="number of trials (models) to try (default 10)")
-    p.add_argument("--tuner", choices=tuple(TUNERS), default="random", help="the search algorithm (default random)")
+    p.add_argument("--tuner", choices=TUNER_KINDS, default="random", help="the search algorithm (default random)")
     p.add_argument("--objective", default="val_accuracy",
                    help="the metric to maximise (a *loss is minimised); default val_accuracy")
     p.add_argument("--output", help="output folder (default runs/tune-<model>-<dataset>)")
@@ -86,8 +90,9 @@ def register(subparsers):
     run = p.add_argument_group("run")
     run.add_argument("--strategy", choices=STRATEGIES, default="auto",
                      help="auto: MirroredStrategy over all GPUs when there are some")
-    run.add_argument("--precision", choices=PRECISIONS, default="float32",
-                     help="dtype policy of the trials (default float32; auto: mixed on GPUs)")
+    run.add_argument("--precision", choices=PRECISIONS, default="auto",
+                     help="dtype policy of the trials (auto, as `kerasnets train`: mixed precision "
+                          "where the hardware computes it natively)")
     run.add_argument("--train-split", default="train")
     run.add_argument("--val-split", dest="validation_split", help="default: validation, else test")
     run.add_argument("--data-dir", help="tensorflow-datasets data folder")

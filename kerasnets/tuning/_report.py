@@ -184,6 +184,7 @@ def _csv_text(results, objective_name):
 def plot_pareto(results, path, *, objective_name="objective", title=None):
     """Writes a PNG of the objective against MACs; the Pareto front joined and labelled."""
     from matplotlib.figure import Figure  # drawn with Agg, whatever pyplot's backend
+    from matplotlib.ticker import EngFormatter
 
     points = [r for r in results if r.macs is not None and r.objective is not None]
     front = sorted((r for r in points if r.pareto), key=lambda r: r.macs)
@@ -203,6 +204,7 @@ def plot_pareto(results, path, *, objective_name="objective", title=None):
                           (r.macs, r.objective), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if points and max(r.macs for r in points) > 10 * min(r.macs for r in points):
         axes.set_xscale("log")
+    axes.xaxis.set_major_formatter(EngFormatter())
     axes.set_xlabel("multiply-adds per image (MACs)")
     axes.set_ylabel(objective_name)
     axes.set_title(title or "Objective against cost")

@@ -165,8 +165,8 @@ class BayesianOptimization(_SurfaceFailures, keras_tuner.BayesianOptimization):
 TUNERS = {"random": RandomSearch, "hyperband": Hyperband, "bayesian": BayesianOptimization}
 
 
-def resolve_objective(hypermodel, objective: str) -> str:
-    """``"val_accuracy"`` becomes ``"val_main_accuracy"`` for models with auxiliary heads."""
+def resolve_objective(hypermodel, objective: str):
+    """``"val_accuracy"`` becomes ``Objective("val_main_accuracy", "max")`` for models with auxiliary heads."""
     if not isinstance(objective, str) or not objective:
         raise ValueError(f"objective must be a metric name such as 'val_accuracy'. Received: objective={objective!r}")
     from kerasnets.profiling import profile
@@ -178,7 +178,7 @@ def resolve_objective(hypermodel, objective: str) -> str:
     prefix = "val_" if objective.startswith("val_") else ""
     base = objective[len(prefix):]
     if base in ("accuracy", "top5_accuracy"):
-        return f"{prefix}main_{base}"
+        return keras_tuner.Objective(f"{prefix}main_{base}", direction="max")
     return objective
 
 
