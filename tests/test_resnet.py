@@ -87,3 +87,10 @@ def test_drop_in_for_keras_applications(tmp_path):
     loaded = keras.models.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), predictions, rtol=1e-5, atol=1e-6)
     loaded.fit(x, y, epochs=1, batch_size=8, verbose=0)  # compiled state comes back too
+
+
+def test_cifar_zero_padding_shortcuts_refuse_decreasing_widths():
+    with pytest.raises(ValueError, match=r"must not decrease. Received: stage_widths=\(32, 16, 64\)"):
+        kerasnets.ResNet20(stage_widths=(32, 16, 64))
+    # The plain network has no shortcuts, so any widths build.
+    kerasnets.ResNet20(stage_widths=(32, 16, 64), residual=False, include_top=False)

@@ -167,6 +167,11 @@ def resnet_cifar(
     n = CIFAR_DEPTHS[depth]
     validate_width_multiplier(width_multiplier, model_name)
     widths = [scale_width(w, width_multiplier) for w in _check_widths(stage_widths, CIFAR_WIDTHS, model_name)]
+    if residual and any(b < a for a, b in zip(widths, widths[1:])):
+        raise ValueError(
+            f"The zero-padding shortcuts of {model_name} (option A) can only add channels, "
+            f"so stage_widths must not decrease. Received: stage_widths={stage_widths!r}"
+        )
 
     def backbone(inputs, head):
         x = _conv(inputs, widths[0], 3, name="conv1")
