@@ -342,6 +342,29 @@ def test_bad_arguments_fail_before_writing(tiny, tmp_path):
     assert os.listdir(tmp_path) == ["taken"]
 
 
+def test_mixed_precision_model_is_served_in_float32(tmp_path):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    model = _tiny_model("resnet20")  # as `kerasnets train --precision mixed_bfloat16` builds it
+    keras.config.set_dtype_policy("float32")
+    record = ke.saved_model(model, tmp_path / "f32")
+    assert record["compute_dtype"] == ["float32"]
+    float32_model = ke._dtype.with_dtype_policy(model, "float32")
+    assert float32_model.get_layer("conv").dtype_policy.name == "float32"
+    images = np.random.default_rng(0).integers(0, 256, (2, 40, 36, 3), dtype=np.uint8)
+    x = preprocess_for_eval(images, 32, IMAGENET_MEAN_STD)
+    served = tf.saved_model.load(str(tmp_path / "f32")).signatures["serving_default"]
+    got = served(images=tf.constant(images))["probabilities"].numpy()
+    np.testing.assert_allclose(got, float32_model(x).numpy(), atol=1e-6)
+    assert np.max(np.abs(got - model(x).numpy())) > 1e-6  # bfloat16 rounding is gone
+    kept = ke.saved_model(model, tmp_path / "bf16", compute_dtype=None)
+    assert kept["compute_dtype"] == ["mixed_bfloat16"]
+    faster = ke._dtype.with_dtype_policy(_tiny_model(), "mixed_bfloat16")
+    assert faster.get_layer("conv").dtype_policy.name == "mixed_bfloat16"
+    assert faster.layers[-1].dtype_policy.name == "float32"  # the classifier stays float32
+    report = ke.tflite(model, tmp_path / "m.tflite")  # TFLite has no bfloat16 kernels
+    assert report["max_abs_diff"] <= 1e-4
+
+
 # ---------------------------------------------------------------------------
 # .keras, TFLite, BatchNorm folding.
 # ---------------------------------------------------------------------------
@@ -350,8 +373,10 @@ def test_bad_arguments_fail_before_writing(tiny, tmp_path):
 @pytest.mark.parametrize("name", ["resnet20", "googlenet"])  # ChannelZeroPad; LRN + aux heads
 def test_keras_file_loads_in_safe_mode(tmp_path, name):
     model, size = _small_model(name)
+    model.compile("adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     path = ke.keras_file(model, tmp_path / f"{name}.keras")
     loaded = keras.models.load_model(path)  # safe_mode=True, no custom_objects
+    assert getattr(loaded, "optimizer", None) is None  # an inference file
     x = np.random.default_rng(0).uniform(-1, 1, (2, size, size, 3)).astype("float32")
     expected = kerasnets.inference_model(model)(x)
     assert len(loaded.outputs) == 1

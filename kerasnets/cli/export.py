@@ -45,6 +45,11 @@ def register(subparsers):
     parser.add_argument("--class-names", metavar="FILE", help="class names: a text file with one name per line, or a JSON list")
     parser.add_argument("--top-k", type=int, default=5, metavar="K", help="classes in the top-k outputs (default: 5)")
     parser.add_argument("--fold-batch-norm", action="store_true", help="fold BatchNormalization into the convolutions (SavedModel; faster on CPU)")
+    parser.add_argument(
+        "--compute-dtype", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16", "model"),
+        help="what the SavedModel computes in (default: float32, whatever the training precision; "
+        "'model' keeps the checkpoint's policy)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing export at --output")
     parser.set_defaults(func=run)
     return parser
@@ -126,6 +131,11 @@ def run(args):
                 "--fold-batch-norm applies to --format saved_model (TFLite folds BatchNormalization "
                 f"itself). Received: --format={args.format}"
             )
+        if args.compute_dtype != "float32" and args.format != "saved_model":
+            raise ValueError(
+                "--compute-dtype applies to --format saved_model (.keras keeps the model's policy, "
+                f"TFLite computes in float32). Received: --format={args.format}"
+            )
         from kerasnets.export._atomic import check_destination
 
         check_destination(args.output, overwrite=args.overwrite, kind="dir" if args.format == "saved_model" else "file")
@@ -158,6 +168,7 @@ def run(args):
             model, args.output, **common, class_names=class_names, top_k=args.top_k,
             builder_kwargs=_first(run_info, "builder_kwargs", "model_kwargs"),
             fold_batch_norm=args.fold_batch_norm, overwrite=args.overwrite,
+            compute_dtype=None if args.compute_dtype == "model" else args.compute_dtype,
             source=os.path.abspath(checkpoint),
         )
         outputs = ", ".join(record["signatures"]["serving_default"]["outputs"])
@@ -165,7 +176,8 @@ def run(args):
         print(
             f"Wrote {os.path.abspath(args.output)}\n"
             f"  model: {record['model_name']}, input {size[0]}x{size[1]}, "
-            f"preprocessing {record['preprocessing']['name']}\n"
+            f"preprocessing {record['preprocessing']['name']}, computes in "
+            f"{'/'.join(record['compute_dtype'])}\n"
             "  signatures: serving_default (images: uint8 [batch, height, width, 3]), "
             "serving_bytes (image_bytes: string [batch])\n"
             f"  outputs: {outputs}\n"

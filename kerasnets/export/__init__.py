@@ -36,6 +36,7 @@ import json
 import os
 
 from kerasnets.export._atomic import atomic_destination, check_destination
+from kerasnets.export._dtype import policy_names, with_dtype_policy
 from kerasnets.export._fold import fold_batch_norm
 from kerasnets.export._spec import ExportSpec, find_lambda_layers, inference_model, resolve_spec
 from kerasnets.export._serving import SIGNATURES, eval_preprocess
@@ -98,6 +99,7 @@ def saved_model(
     output="auto",
     builder_kwargs=None,
     fold_batch_norm=False,
+    compute_dtype="float32",
     overwrite=False,
     source=None,
 ):
@@ -109,6 +111,11 @@ def saved_model(
         fold_batch_norm: fold every Conv2D -> BatchNormalization pair into the
             convolution in the exported graph (same outputs up to float32
             rounding; faster on CPU, see ``benchmarks/serving.py``).
+        compute_dtype: the dtype policy the exported graph computes in. Default
+            ``"float32"``: a model trained under ``mixed_bfloat16`` or
+            ``mixed_float16`` is served in float32, which every device runs.
+            ``"mixed_bfloat16"`` serves faster on CPUs with native bfloat16
+            (AVX512-BF16, AMX) at bfloat16 accuracy; ``None`` keeps the model's.
         source: where the model came from (a checkpoint path), recorded.
 
     Returns:
@@ -130,7 +137,8 @@ def saved_model(
         class_names=class_names, top_k=top_k, output=output, builder_kwargs=builder_kwargs,
         source=source,
     ))
-    serving_model = _fold(model) if fold_batch_norm else model
+    serving_model = with_dtype_policy(model, compute_dtype)
+    serving_model = _fold(serving_model) if fold_batch_norm else serving_model
 
     # Variables used by the signatures are saved with them; `archive.track(model)`
     # (needed only for lookup tables) would walk every layer and double the time.
@@ -138,7 +146,8 @@ def saved_model(
     for name, (fn, signature) in serving_functions(serving_model, spec).items():
         archive.add_endpoint(name, fn, input_signature=signature)
     record = spec.metadata(
-        format="saved_model", fold_batch_norm=fold_batch_norm, signatures=signature_doc(spec)
+        format="saved_model", fold_batch_norm=fold_batch_norm, signatures=signature_doc(spec),
+        extra={"compute_dtype": sorted(policy_names(serving_model))},
     )
     with atomic_destination(path, overwrite=overwrite) as staging:
         archive.write_out(staging, verbose=False)
@@ -154,7 +163,7 @@ def keras_file(model, path, *, overwrite=False, verify=True):
     """Writes the inference model as a ``.keras`` file that loads in safe mode.
 
     The file holds the single-output inference model (auxiliary heads stripped),
-    without its optimizer. It loads with ``keras.models.load_model(path)``
+    without optimizer state or compile settings. It loads with ``keras.models.load_model(path)``
     (``safe_mode=True``, no ``custom_objects``) in any process that imported
     kerasnets, because every kerasnets layer is registered and none is a
     ``Lambda``.
@@ -182,22 +191,13 @@ def keras_file(model, path, *, overwrite=False, verify=True):
             "mode; replace them with registered layers. "
             f"Received: Lambda layers {lambdas}"
         )
+    if getattr(model, "optimizer", None) is not None:  # an inference file: no optimizer state, no compile config
+        model = keras.Model(model.input, model.output, name=model.name)
     with atomic_destination(path, overwrite=overwrite) as staging:
-        model.save(staging, include_optimizer=False) if _accepts_include_optimizer() else model.save(staging)
+        model.save(staging)
         if verify:
             keras.models.load_model(staging, safe_mode=True, compile=False)
     return path
-
-
-def _accepts_include_optimizer():
-    import inspect
-
-    import keras
-
-    try:
-        return "include_optimizer" in inspect.signature(keras.saving.save_model).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def read_metadata(path) -> dict:

@@ -8,6 +8,7 @@ import tempfile
 import numpy as np
 
 from kerasnets.export._atomic import atomic_destination, check_destination
+from kerasnets.export._dtype import with_dtype_policy
 from kerasnets.export._spec import inference_model, resolve_spec
 
 __all__ = ["tflite"]
@@ -78,7 +79,8 @@ def tflite(
     resize camera frames themselves); the per-channel normalisation is inside,
     and it returns ``probabilities`` (float32; a softmax is added for a model
     that outputs logits). Only TFLite builtin ops are used, so the plain
-    interpreter runs it.
+    interpreter runs it; it computes in float32 whatever policy the model was
+    trained under.
 
     Before the file is moved into place the converted model runs on
     ``check_images`` (default: 4 random images, fixed seed) and its outputs are
@@ -116,6 +118,7 @@ def tflite(
         output=output,
     )
     h, w = spec.image_size
+    model = with_dtype_policy(model, "float32")  # TFLite builtins have no bfloat16 kernels
     if check_images is None:
         check_images = np.random.default_rng(0).integers(0, 256, (4, h, w, 3), dtype=np.uint8)
     check_images = np.asarray(check_images)
@@ -132,7 +135,14 @@ def tflite(
         archive.write_out(saved, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        content = converter.convert()
+        try:
+            content = converter.convert()
+        except Exception as error:  # the converter's message holds the whole MLIR module
+            first = str(error).strip().splitlines()[:3]
+            raise ValueError(
+                "TFLite conversion with builtin ops failed; nothing was written. "
+                f"Received: {' | '.join(first)[:600]}"
+            ) from None
 
     max_diff = None
     if check:
