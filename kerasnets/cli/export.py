@@ -37,20 +37,26 @@ def register(subparsers):
             "to the checkpoint unless given here."
         ),
     )
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a .keras file, or a run directory holding model.keras")
-    parser.add_argument("--output", "-o", required=True, metavar="PATH", help="the SavedModel directory (or .keras / .tflite file) to write")
-    parser.add_argument("--format", default="saved_model", choices=("saved_model", "keras", "tflite"), help="what to write (default: saved_model)")
-    parser.add_argument("--model-name", metavar="NAME", help="the registered model name (default: from run.json, else the model's name)")
-    parser.add_argument("--image-size", type=int, metavar="N", help="the model's input size (default: from the model or run.json)")
-    parser.add_argument("--class-names", metavar="FILE", help="class names: a text file with one name per line, or a JSON list")
-    parser.add_argument("--top-k", type=int, default=5, metavar="K", help="classes in the top-k outputs (default: 5)")
-    parser.add_argument("--fold-batch-norm", action="store_true", help="fold BatchNormalization into the convolutions (SavedModel; faster on CPU)")
-    parser.add_argument(
-        "--compute-dtype", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16", "model"),
-        help="what the SavedModel computes in (default: float32, whatever the training precision; "
-        "'model' keeps the checkpoint's policy)",
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing export at --output")
+    add = parser.add_argument
+    add("checkpoint", metavar="CHECKPOINT", help="a .keras file, or a run directory holding model.keras")
+    add("--output", "-o", required=True, metavar="PATH",
+        help="the SavedModel directory (or .keras / .tflite file) to write")
+    add("--format", default="saved_model", choices=("saved_model", "keras", "tflite"),
+        help="what to write (default: saved_model)")
+    add("--model-name", metavar="NAME",
+        help="the registered model name (default: from run.json, else the model's name)")
+    add("--image-size", type=int, metavar="N",
+        help="the model's input size (default: from the model or run.json)")
+    add("--class-names", metavar="FILE",
+        help="class names: a text file with one name per line, or a JSON list")
+    add("--top-k", type=int, default=5, metavar="K", help="classes in the top-k outputs (default: 5)")
+    add("--fold-batch-norm", action="store_true",
+        help="fold BatchNormalization into the convolutions (SavedModel; faster on CPU)")
+    add("--compute-dtype", default="float32",
+        choices=("float32", "mixed_bfloat16", "mixed_float16", "model"),
+        help="what the SavedModel computes in (default: float32, whatever the training "
+        "precision; 'model' keeps the checkpoint's policy)")
+    add("--overwrite", action="store_true", help="replace an existing export at --output")
     parser.set_defaults(func=run)
     return parser
 
