@@ -87,12 +87,13 @@ def get_entry(name: str) -> ModelEntry:
     return _REGISTRY[key]
 
 
-def get_model(name: str, **kwargs):
+def get_model(name: str, /, **kwargs):
     """Builds the registered model ``name``.
 
     Args:
-        name: a registered name such as ``"resnet50"`` (case-insensitive).
-        **kwargs: the builder's arguments (``include_top``, ``classes``, ...).
+        name: a registered name such as ``"resnet50"`` (case-insensitive);
+            positional-only, so that ``name=`` reaches the builder (the model's name).
+        **kwargs: the builder's arguments (``include_top``, ``classes``, ``name``, ...).
 
     Example:
 

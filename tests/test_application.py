@@ -18,6 +18,7 @@ def test_list_models_pattern_and_case():
     assert "resnet50" in kerasnets.list_models()
     assert kerasnets.list_models("resnet1*") == ["resnet101", "resnet110", "resnet152", "resnet18"]
     assert kerasnets.get_model("ResNet20", include_top=False).name == "resnet20"
+    assert kerasnets.get_model("resnet20", include_top=False, name="mine").name == "mine"
 
 
 def test_duplicate_registration_raises():
