@@ -46,25 +46,29 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 
-def _images_per_second(iterator, batches):
+def _images_per_second(dataset, min_batches, min_seconds, warmup=5):
+    """Images/s of a fresh iterator, after ``warmup`` batches (shuffle buffer filled,
+    AUTOTUNE settled), over at least ``min_batches`` batches and ``min_seconds``."""
+    iterator = iter(dataset)
+    for _ in range(warmup):
+        next(iterator)
     start = time.perf_counter()
-    count = 0
-    for _ in range(batches):
+    count = batches = 0
+    while batches < min_batches or time.perf_counter() - start < min_seconds:
         images, _ = next(iterator)
         count += int(images.shape[0])
-    return count / (time.perf_counter() - start)
+        batches += 1
+    rate = count / (time.perf_counter() - start)
+    del iterator  # stops its background threads before the next contender runs
+    return rate
 
 
-def _compare(datasets, batches, repeats, warmup=5):
-    """Median images/s of each (repeated) dataset, timed in turns (fair under load)."""
-    iterators = [iter(ds) for ds in datasets]
-    for iterator in iterators:
-        for _ in range(warmup):  # fills shuffle buffers, lets AUTOTUNE settle
-            next(iterator)
+def _compare(datasets, args):
+    """Median images/s of each (repeated) dataset; one runs at a time, in turns."""
     rates = [[] for _ in datasets]
-    for _ in range(repeats):
-        for rate, iterator in zip(rates, iterators):
-            rate.append(_images_per_second(iterator, batches))
+    for _ in range(args.repeats):
+        for rate, dataset in zip(rates, datasets):
+            rate.append(_images_per_second(dataset, args.batches, args.seconds))
     return [statistics.median(r) for r in rates]
 
 
@@ -140,7 +144,7 @@ def run_scenario(scenario, args, workdir):
     pipeline, cached, reference = _compare(
         [split.dataset.repeat(), load(cache=True).dataset.repeat(),
          _reference(scenario, source, image_size, batch_size, args.data_dir)],
-        args.batches, args.repeats,
+        args,
     )
 
     model = kerasnets.get_model(model_name, classes=split.num_classes,
@@ -174,7 +178,8 @@ def main(argv=None):
     parser.add_argument("--scenario", choices=("shapes", "jpeg", "all"), default="all")
     parser.add_argument("--model", default=None, help="default: resnet20 (shapes), resnet50 (jpeg)")
     parser.add_argument("--batch", type=int, default=None, help="default: 128 (shapes), 32 (jpeg)")
-    parser.add_argument("--batches", type=int, default=20, help="batches per timing")
+    parser.add_argument("--batches", type=int, default=20, help="at least this many batches per timing")
+    parser.add_argument("--seconds", type=float, default=4.0, help="and at least this long")
     parser.add_argument("--repeats", type=int, default=3, help="timings per pipeline (median)")
     parser.add_argument("--model-steps", type=int, default=5, help="training steps timed")
     parser.add_argument("--jpegs", type=int, default=256, help="JPEG files written")

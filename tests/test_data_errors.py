@@ -9,7 +9,7 @@ import tensorflow_datasets as tfds
 from _data_fixtures import shapes_data_dir, write_id_folder, write_image  # noqa: F401
 
 import kerasnets.data as kd
-from kerasnets.data import DataError
+from kerasnets.data import DataError, _tfds
 
 
 def _error(**kwargs):
@@ -38,9 +38,20 @@ def test_tfds_download_that_fails_is_explained(tmp_path, monkeypatch):
         raise ConnectionError("Failed to establish a new connection: Network is unreachable")
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_network)
+    monkeypatch.setattr(_tfds, "_network_available", lambda: True)
     message = _error(source="mnist", data_dir=str(tmp_path), download=True)
     assert "Could not download" in message and "Network is unreachable" in message
     assert str(tmp_path) in message and "'shapes'" in message
+
+
+def test_no_network_fails_fast_with_a_clear_error(tmp_path, monkeypatch):
+    def must_not_run(self, *args, **kwargs):
+        raise AssertionError("download attempted without network")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", must_not_run)
+    monkeypatch.setattr(_tfds, "_network_available", lambda: False)
+    message = _error(source="mnist", data_dir=str(tmp_path), download=True)
+    assert "no network access" in message and "--data-dir" in message and "'shapes'" in message
 
 
 def test_unknown_dataset_name_suggests_close_names(tmp_path):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
+import socket
 import sys
+import threading
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -84,9 +86,40 @@ def _prepare_builtin(builder, name, root):
         builder.download_and_prepare()
 
 
+def _network_available(host="storage.googleapis.com", port=443, timeout=5.0):
+    """Whether ``host`` (where tfds downloads most datasets from) answers quickly.
+
+    Offline, tfds retries each file with backoff for minutes before failing; this
+    check fails in seconds instead. With a proxy configured it is skipped (True).
+    """
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")):
+        return True
+    result = []
+
+    def connect():
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=connect, daemon=True)  # DNS ignores `timeout`
+    thread.start()
+    thread.join(timeout + 1)
+    return bool(result and result[0])
+
+
 def _download(builder, name, data_dir):
     manual = getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None)
     manual_dir = os.path.join(builder.data_dir_root, "downloads", "manual")
+    if not manual and not _network_available():
+        raise DataError(
+            f"Cannot download the tensorflow-datasets dataset {name!r}: this machine has no "
+            "network access (storage.googleapis.com did not answer). To fix: prepare it on a "
+            "machine with network access and copy its folder into data_dir (CLI: --data-dir; "
+            f"it would go to {builder.data_dir}), or use the built-in dataset 'shapes', which "
+            f"needs no download. Received: source={name!r}, data_dir={data_dir!r}, download=True"
+        )
     try:
         builder.download_and_prepare()
     except Exception as error:  # network, checksum, manual files: all end here
