@@ -22,6 +22,7 @@ Example, your own loop:
 """
 
 from kerasnets.training._compile import SparseCrossentropy, WeightDecay, apply_weight_decay, compile
+from kerasnets.training._run import LAYOUT, RunResult, TrainingRun, evaluate_model, prepare, train
 from kerasnets.training.recipes import (
     RECIPES,
     EpochSchedule,
@@ -39,6 +40,12 @@ from kerasnets.training.strategy import (
 )
 
 __all__ = [
+    "train",
+    "prepare",
+    "TrainingRun",
+    "RunResult",
+    "evaluate_model",
+    "LAYOUT",
     "Recipe",
     "RECIPES",
     "EpochSchedule",

@@ -36,7 +36,7 @@ import keras
 
 from kerasnets.training import _io
 from kerasnets.training._compile import compile as compile_recipe
-from kerasnets.training._compile import output_names
+from kerasnets.training._compile import SparseCrossentropy, output_names
 from kerasnets.training.callbacks import (
     BackupAndRestore,
     BestCheckpoint,
@@ -51,7 +51,7 @@ __all__ = ["train", "prepare", "TrainingRun", "evaluate_model", "SHAPES_EPOCHS",
 RUN_FILE = "run.json"
 RUN_FORMAT = 1
 # On the built-in demo dataset the default run is short: a few CPU minutes.
-SHAPES_EPOCHS = 5
+SHAPES_EPOCHS = 10
 LAYOUT = {
     "run": RUN_FILE,
     "log": "log.csv",
@@ -447,6 +447,9 @@ def prepare(
     request = _io.json_roundtrip(request)
     output = os.path.abspath(output or os.path.join("runs", f"{entry.name}-{_slug(dataset)}"))
     previous, complete = _check_output(output, request, overwrite, epochs)
+    if complete:  # nothing to train: skip the data and the model
+        return TrainingRun(entry=entry, output=output, previous=previous, complete=True,
+                           previous_policy=keras.mixed_precision.global_policy().name)
 
     # -- the data (validation of the dataset name and splits happens here) ----------
     load = dict(image_size=image_size, batch_size=global_batch, model=entry.name,
@@ -572,7 +575,9 @@ def evaluate_model(model, split, *, strategy=None, verbose="auto") -> dict:
         ]
         if classes > 5:
             metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy"))
-        evaluator.compile(loss=None, metrics=metrics, jit_compile=False)
+        # The reported loss is the crossentropy metric: Keras's "loss" would add the
+        # weight decay penalty of the variables' regularizers.
+        evaluator.compile(loss=SparseCrossentropy(from_logits=from_logits), metrics=metrics, jit_compile=False)
     values = evaluator.evaluate(split.dataset, return_dict=True, verbose=verbose)
     result = {"loss": float(values["crossentropy"]), "accuracy": float(values["accuracy"])}
     if "top5_accuracy" in values:

@@ -1,0 +1,182 @@
+"""``kerasnets train`` / ``kerasnets evaluate`` run as a user runs them: in a subprocess.
+
+A tiny configuration (ResNet-20 at width 0.25 on 16x16 crops of a few hundred
+``shapes`` images) keeps each run to seconds; the learning check at the end runs
+the README's default command on the whole dataset.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from _data_fixtures import shapes_data_dir  # noqa: F401  (fixture)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--width-multiplier", "0.25", "--image-size", "16", "--epochs", "3", "--batch-size", "64",
+        "--train-split", "train[:256]", "--val-split", "validation[:128]", "--test-split", "test[:128]"]
+TINY_API = dict(model_kwargs={"width_multiplier": 0.25}, image_size=16, epochs=3, batch_size=64,
+                train_split="train[:256]", validation_split="validation[:128]", test_split="test[:128]")
+
+
+def _env():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def kerasnets_cli(*args, cwd=None, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "kerasnets", *args], capture_output=True, text=True,
+        env=_env(), cwd=cwd, timeout=timeout,
+    )
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# The main run uses MirroredStrategy over two logical CPU devices: the multi-replica
+# path end to end (the resume test below uses the default strategy).
+MIRRORED = ["--strategy", "mirrored", "--cpu-devices", "2"]
+
+
+def test_train_writes_everything_then_evaluate_and_rerun(shapes_data_dir, tmp_path, capsys):  # noqa: F811
+    out = str(tmp_path / "run")
+    args = ["train", "resnet20", "--dataset", "shapes", "--data-dir", shapes_data_dir, "--output", out,
+            *TINY]
+    result = kerasnets_cli(*args, *MIRRORED)
+    assert result.returncode == 0, result.stderr[-3000:]
+    banner = result.stdout
+    for text in ("kerasnets train resnet20", "parameters", "multiply-adds", "shapes: 10 classes",
+                 "mirrored strategy, 2 replica(s) on CPU", "precision", "XLA off",
+                 "64 global = 32 per replica x 2", "resnet_cifar", "Epoch 3/3", "top-5 accuracy"):
+        assert text in banner, text
+    for name in ("run.json", "log.csv", "curves.png", "model.keras", "checkpoints/best.keras",
+                 "checkpoints/best.json", "evaluation.json", "backup/state.json",
+                 "saved_model/saved_model.pb"):
+        assert os.path.exists(os.path.join(out, name)), name
+    assert os.listdir(os.path.join(out, "tensorboard"))
+    with open(os.path.join(out, "curves.png"), "rb") as f:
+        assert f.read(4) == b"\x89PNG"
+    rows = _rows(os.path.join(out, "log.csv"))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert {"loss", "accuracy", "top5_accuracy", "val_loss", "val_accuracy", "learning_rate"} <= set(rows[0])
+    with open(os.path.join(out, "run.json")) as f:
+        run = json.load(f)
+    assert run["status"] == "complete" and run["model"] == "resnet20" and run["dataset"] == "shapes"
+    assert run["image_size"] == 16 and run["global_batch_size"] == 64 and len(run["class_names"]) == 10
+    assert run["builder_kwargs"] == {"width_multiplier": 0.25, "classes": 10, "input_shape": [16, 16, 3]}
+    assert run["recipe"]["name"] == "resnet_cifar" and run["recipe"]["learning_rate"] == pytest.approx(0.05)
+    assert run["preprocessing"]["name"] == "imagenet_mean_std"
+    assert run["hardware"]["strategy"] == "mirrored" and run["hardware"]["replicas"] == 2
+    assert run["hardware"]["jit_compile"] is False
+    assert set(run["test"]) >= {"loss", "accuracy", "top5_accuracy"}
+    assert {"keras", "tensorflow", "kerasnets"} <= set(run["versions"])
+    assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]
+
+    # evaluate reads the run folder: the final model on the same test split.
+    evaluation = kerasnets_cli("evaluate", out, "--data-dir", shapes_data_dir, "--json")
+    assert evaluation.returncode == 0, evaluation.stderr[-3000:]
+    got = json.loads(evaluation.stdout[evaluation.stdout.index("{"):])
+    for key in ("loss", "accuracy", "top5_accuracy"):
+        assert got[key] == pytest.approx(run["test"][key], abs=1e-4), key
+    assert got["split"] == "test[:128]" and got["examples"] == 128
+
+    # The same command again (in process: nothing heavy runs): the run is complete.
+    from kerasnets.cli import main
+
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "is complete (3 epochs): nothing to do" in capsys.readouterr().out
+    assert _rows(os.path.join(out, "log.csv")) == rows
+    # Another configuration in the same folder is refused.
+    assert main([*args[:-2], "--epochs", "3", "--batch-size", "32"]) == 2
+    assert "holds another run (batch_size: 64 -> 32)" in capsys.readouterr().err
+
+
+def test_resume_after_sigkill(shapes_data_dir, tmp_path):  # noqa: F811
+    out = str(tmp_path / "run")
+    kwargs = dict(TINY_API, model="resnet20", dataset="shapes", data_dir=shapes_data_dir,
+                  output=out, export=False)
+    killed = subprocess.run(
+        [sys.executable, os.path.join(REPO, "tests", "_train_and_die.py"), json.dumps(kwargs), "2"],
+        capture_output=True, text=True, env=_env(), timeout=600,
+    )
+    assert killed.returncode == -9, (killed.returncode, killed.stderr[-3000:])
+    before = _rows(os.path.join(out, "log.csv"))
+    assert [r["epoch"] for r in before] == ["1", "2"]  # epoch 2 logged, not committed
+    with open(os.path.join(out, "backup", "state.json")) as f:
+        assert json.load(f)["epoch"] == 1
+
+    # The user runs the same command again.
+    resumed = kerasnets_cli("train", "resnet20", "--dataset", "shapes", "--data-dir", shapes_data_dir,
+                            "--output", out, "--no-export", *TINY)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "(resuming after epoch 1)" in resumed.stdout
+    assert "Epoch 1/3" not in resumed.stdout and "Epoch 2/3" in resumed.stdout
+    after = _rows(os.path.join(out, "log.csv"))
+    assert [r["epoch"] for r in after] == ["1", "2", "3"]
+    assert after[0] == before[0]  # the completed epoch's row is intact
+    with open(os.path.join(out, "run.json")) as f:
+        run = json.load(f)
+    assert run["status"] == "complete" and run["completed_epochs"] == 3
+    assert sorted(os.listdir(os.path.join(out, "backup"))) == ["epoch-0003.weights.h5", "state.json"]
+
+
+def test_bad_arguments_exit_2_with_a_clear_message(shapes_data_dir, tmp_path):  # noqa: F811
+    cases = [
+        (["train", "resnet21"], "Unknown model 'resnet21'. Did you mean"),
+        (["train", "resnet20", "--dataset", "no_such_dataset_xyz", "--data-dir", shapes_data_dir,
+          "--output", str(tmp_path / "a")], "no_such_dataset_xyz"),
+        (["train", "resnet20", *MIRRORED, "--batch-size", "1", "--output", str(tmp_path / "b")],
+         "must be at least 2. Received: batch_size=1"),
+    ]
+    for args, message in cases:
+        result = kerasnets_cli(*args)
+        assert result.returncode == 2, (args, result.stderr[-2000:])
+        assert message in result.stderr, (args, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr, args
+    assert not os.listdir(str(tmp_path)), "nothing is written for bad input"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "resnet20", "--set", "weight_decy=0"], "Did you mean: weight_decay"),
+    (["train", "resnet20", "--set", "learning_rate=-1"], "learning_rate must be a positive number"),
+    (["train", "resnet20", "--recipe", "resnt"], "Unknown recipe 'resnt'"),
+    (["train", "alexnet", "--image-size", "32"], "image_size must be at least 67 for alexnet"),
+    (["train", "resnet20", "-O", "no_such_option=1"], "resnet20 does not take no_such_option"),
+    (["train", "resnet20", "--precision", "float64"], "invalid choice: 'float64'"),
+    (["train", "resnet20", "--batch-size", "0"], "must be a positive integer"),
+    (["evaluate", "missing.keras"], "No such checkpoint"),
+])
+def test_more_bad_arguments_in_process(args, message, tmp_path, capsys, monkeypatch):
+    from kerasnets.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(args)
+    except SystemExit as exit:  # argparse's own errors
+        code = exit.code
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not os.listdir(str(tmp_path)), "nothing is written for bad input"
+
+
+# What the README promises for `kerasnets train resnet20` (its default run on shapes).
+PROMISED_TEST_ACCURACY = 0.5
+
+
+@pytest.mark.slow
+def test_default_run_learns_shapes(shapes_data_dir, tmp_path):  # noqa: F811
+    result = kerasnets_cli("train", "resnet20", "--data-dir", shapes_data_dir, "--no-export",
+                           cwd=str(tmp_path), timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(os.path.join(str(tmp_path), "runs", "resnet20-shapes", "run.json")) as f:
+        run = json.load(f)
+    assert run["epochs"] == 5 and run["num_examples"]["train"] == 10000
+    assert run["test"]["accuracy"] >= PROMISED_TEST_ACCURACY, run["test"]
