@@ -190,6 +190,9 @@ def tfds_records(name, split, *, data_dir=None, download=False) -> Records:
             _prepare_builtin(builder, name, root)
         elif download:
             _download(builder, name, data_dir)
+        # A fresh builder reads the split metadata just written (maybe by another
+        # process while this one waited for the lock).
+        builder = _make_builder(name, root)
 
     info = builder.info
     image_key, label_key = _features(builder, name)
