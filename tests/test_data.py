@@ -49,8 +49,9 @@ def test_shapes_preparation_is_deterministic(shapes_data_dir):
     stored = {(img.tobytes(), int(lbl)) for img, lbl in tfds.as_numpy(stored)}
     generated = {(img.tobytes(), lbl) for _, img, lbl in generate_split("validation", 32, 2000)}
     assert stored == generated
+    first = [img for _, img, _ in generate_split("validation", 32, 300)]
     again = list(generate_split("validation", 32, 300))
-    assert all(np.array_equal(a[1], b) for a, b in zip(again, (g[1] for g in generate_split("validation", 32, 300))))
+    assert all(np.array_equal(a[1], b) for a, b in zip(again, first))
     test = next(generate_split("test", 32, 1))[1]
     assert not np.array_equal(test, again[0][1])
 
@@ -184,8 +185,10 @@ def test_pad_crop_is_a_shift_of_at_most_4_pixels_and_a_flip():
     padded = np.pad(image, [(4, 4), (4, 4), (0, 0)])
     shifts, flips = set(), set()
     for view in out:
-        found = [(dy, dx, flip) for dy in range(9) for dx in range(9) for flip in (False, True)
-                 if np.array_equal(view, (lambda c: c[:, ::-1] if flip else c)(padded[dy:dy + 32, dx:dx + 32]))]
+        found = [
+            (dy, dx, flip) for dy in range(9) for dx in range(9) for flip in (False, True)
+            if np.array_equal(view, (lambda c: c[:, ::-1] if flip else c)(padded[dy:dy + 32, dx:dx + 32]))
+        ]
         assert found, "not a shifted, possibly flipped, copy"
         shifts.add(found[0][:2])
         flips.add(found[0][2])

@@ -11,7 +11,6 @@ import tensorflow as tf
 
 from kerasnets import preprocessing as _preprocessing
 from kerasnets.data import _augment
-from kerasnets.data._common import DataError
 from kerasnets.preprocessing import IMAGENET_MEAN_STD, Preprocessing
 
 __all__ = ["DataSplit", "load", "get_preprocessing", "SMALL_IMAGE_SIZE"]
@@ -342,5 +341,3 @@ def load(
         drop_remainder=drop_remainder,
     )
 
-
-__all__ += ["DataError"]

@@ -19,13 +19,17 @@ Configurations (``shapes/<name>``):
 ========  ==========  =====  ==========  =====  ===========
 name      resolution  train  validation  test   on disk
 ========  ==========  =====  ==========  =====  ===========
-``32``    32x32       10000  2000        2000   about 40 MB
-``64``    64x64       10000  2000        2000   about 160 MB
-``128``   128x128     4000   800         800    about 250 MB
+``32``    32x32       10000  2000        2000   about 32 MB
+``64``    64x64       10000  2000        2000   about 120 MB
+``128``   128x128     4000   800         800    about 185 MB
 ========  ==========  =====  ==========  =====  ===========
 
 ``32`` is the default. A custom configuration is a `ShapesConfig` passed to the
-builder: ``Shapes(config=ShapesConfig(name="48", resolution=48), data_dir=...)``.
+builder; once prepared it loads by name like the others::
+
+    config = ShapesConfig(name="48_small", resolution=48, num_train=3000)
+    Shapes(config=config, data_dir="/tmp/tfds").download_and_prepare()
+    kerasnets.data.load("shapes/48_small", "train", data_dir="/tmp/tfds")
 
 Learnable but not trivial: a small CNN reaches high accuracy in a few CPU
 minutes, while a linear classifier on the pixels stays near chance, because
