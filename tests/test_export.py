@@ -352,7 +352,7 @@ def test_mixed_precision_model_is_served_in_float32(tmp_path):
     float32_model = ke._dtype.with_dtype_policy(model, "float32")
     assert float32_model.get_layer("conv").dtype_policy.name == "float32"
     images = np.random.default_rng(0).integers(0, 256, (2, 40, 36, 3), dtype=np.uint8)
-    x = preprocess_for_eval(images, 32, IMAGENET_MEAN_STD)
+    x = preprocess_for_eval(images, 32, kerasnets.get_model_info("resnet20").preprocessing)
     served = tf.saved_model.load(str(tmp_path / "f32")).signatures["serving_default"]
     got = served(images=tf.constant(images))["probabilities"].numpy()
     np.testing.assert_allclose(got, float32_model(x).numpy(), atol=1e-6)
