@@ -21,7 +21,7 @@ def build_from_args(builder_args: Mapping):
 
     ``builder_args`` is ``{"name": registered name, **builder keyword arguments}``
     (``best_args.json``'s ``"builder_args"``): the same as
-    ``kerasnets.get_model(**builder_args)``. The model is not compiled.
+    ``kerasnets.get_model(args.pop("name"), **args)``. The model is not compiled.
     """
     from kerasnets.registry import get_model
 
@@ -59,7 +59,7 @@ class WidthHyperModel(keras_tuner.HyperModel):
     "max_value": 32, "step": 8}}`` a range), or as keras-tuner allows, with the
     tuner's ``hyperparameters=`` (a predefined name keeps its definition).
 
-    Each trial's model is ``kerasnets.get_model(**hypermodel.builder_args(hp))``,
+    Each trial's model is ``build_from_args(hypermodel.builder_args(hp))``,
     compiled with the family's paper recipe (`kerasnets.training.compile`) at
     the trial's learning rate; the same ``builder_args`` rebuild it outside the
     tuner (`build_from_args`).
