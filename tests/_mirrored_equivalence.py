@@ -40,6 +40,26 @@ def build(strategy, initial=None):
     return model
 
 
+def bn_replica_spread(strategy, x, y, sync):
+    """How far the replicas' BatchNorm moving statistics drift apart in a short fit."""
+    from kerasnets.training.callbacks import SyncReplicaStatistics
+
+    with strategy.scope():
+        model = kerasnets.ResNet20(classes=10, input_shape=(32, 32, 3), width_multiplier=0.25)
+        training.compile(model, global_batch_size=BATCH, steps_per_epoch=STEPS)
+    # Different images on each replica: the first half of each batch is darker.
+    x = x.copy()
+    x[: len(x) // 2] -= 1.0
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)
+    callbacks = [SyncReplicaStatistics()] if sync else []
+    model.fit(data, epochs=1, shuffle=False, verbose=0, callbacks=callbacks)
+    spread = 0.0
+    for variable in model.non_trainable_variables:
+        copies = [c.numpy() for c in variable.value.values]
+        spread = max(spread, float(np.max(np.abs(copies[0] - copies[1]))))
+    return spread
+
+
 def main():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(STEPS * BATCH, 32, 32, 3)).astype("float32")
@@ -56,6 +76,7 @@ def main():
     reference.fit(data, epochs=1, shuffle=False, verbose=0)
     distributed.fit(data, epochs=1, shuffle=False, verbose=0)
     diffs = [float(np.max(np.abs(a - b))) for a, b in zip(reference.get_weights(), distributed.get_weights())]
+    spread = {sync: bn_replica_spread(mirrored, x, y, sync) for sync in (False, True)}
     moved = [float(np.max(np.abs(a - b))) for a, b in zip(reference.get_weights(), initial)]
     print(json.dumps({
         "replicas": mirrored.num_replicas_in_sync,
@@ -64,6 +85,8 @@ def main():
         ),
         "max_diff": max(diffs),
         "max_moved": max(moved),
+        "bn_spread_without_sync": spread[False],
+        "bn_spread_with_sync": spread[True],
         "iterations": [int(keras.ops.convert_to_numpy(m.optimizer.iterations)) for m in (reference, distributed)],
     }))
 

@@ -41,7 +41,9 @@ def _rows(path):
 
 
 # The main run uses MirroredStrategy over two logical CPU devices: the multi-replica
-# path end to end (the resume test below uses the default strategy).
+# path end to end (the resume test below uses the default strategy and --precision
+# auto). float32, so that `kerasnets evaluate` in another process (one device,
+# another batch split) reproduces the run's own test numbers to 1e-4.
 MIRRORED = ["--strategy", "mirrored", "--cpu-devices", "2"]
 
 
@@ -49,11 +51,11 @@ def test_train_writes_everything_then_evaluate_and_rerun(shapes_data_dir, tmp_pa
     out = str(tmp_path / "run")
     args = ["train", "resnet20", "--dataset", "shapes", "--data-dir", shapes_data_dir, "--output", out,
             *TINY]
-    result = kerasnets_cli(*args, *MIRRORED)
+    result = kerasnets_cli(*args, *MIRRORED, "--precision", "float32")
     assert result.returncode == 0, result.stderr[-3000:]
     banner = result.stdout
     for text in ("kerasnets train resnet20", "parameters", "multiply-adds", "shapes: 10 classes",
-                 "mirrored strategy, 2 replica(s) on CPU", "precision", "XLA off",
+                 "mirrored strategy, 2 replica(s) on CPU", "precision float32", "XLA off",
                  "64 global = 32 per replica x 2", "resnet_cifar", "Epoch 3/3", "top-5 accuracy"):
         assert text in banner, text
     for name in ("run.json", "log.csv", "curves.png", "model.keras", "checkpoints/best.keras",

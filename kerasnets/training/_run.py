@@ -17,6 +17,34 @@ A run folder (``--output``, default ``runs/<model>-<dataset>``)::
 Running the same command again resumes an interrupted run from its last
 completed epoch; a finished run is left alone (``epochs`` larger than before
 continues it, ``overwrite=True`` starts over).
+
+``run.json`` (``format`` 1), written atomically when training starts and again
+when the run completes::
+
+    format, status          1; "running" or "complete"
+    model                   the registered name ("resnet20")
+    builder_kwargs          the builder's arguments, so that
+                            kerasnets.get_model(model, **builder_kwargs) rebuilds it
+                            (classes, input_shape, width_multiplier, dropout, ...)
+    dataset, splits         "shapes"; {"train", "validation", "test"} split names
+    num_examples            per split
+    image_size              the square input size
+    class_names             one per class, in label order
+    preprocessing           kerasnets.preprocessing.Preprocessing as a dict
+                            (name, mean, std, crop_fraction)
+    augment                 the training augmentation
+    epochs, global_batch_size, steps_per_epoch
+    recipe                  the Recipe as applied (Recipe.from_dict reads it)
+    hardware                strategy, replicas, device_type, precision, jit_compile
+    request                 the arguments as given (compared on resume)
+    versions                kerasnets, keras, tensorflow, python
+    created, updated        ISO 8601 times
+    files                   the layout above
+  when complete:
+    completed_epochs, train_seconds
+    test                    {loss, accuracy, top5_accuracy, examples, split}
+    best                    {monitor, value, epoch} of checkpoints/best.keras
+    exported                "saved_model" or null
 """
 
 from __future__ import annotations
@@ -42,6 +70,7 @@ from kerasnets.training.callbacks import (
     BestCheckpoint,
     CSVLog,
     LearningRateLogger,
+    SyncReplicaStatistics,
 )
 from kerasnets.training.recipes import Recipe, get_recipe, recipe_for
 from kerasnets.training.strategy import setup_hardware
@@ -234,7 +263,9 @@ class TrainingRun:
         schedule = self.recipe.callbacks()
         self.best_checkpoint = BestCheckpoint(self.path("best_checkpoint"), monitor=monitor)
         self.backup = BackupAndRestore(self.path("backup"), tracked=schedule)
+        sync = [SyncReplicaStatistics()] if self.hardware.replicas > 1 else []
         return [
+            *sync,
             LearningRateLogger(),
             *schedule,
             CSVLog(self.path("log")),
@@ -485,8 +516,9 @@ def prepare(
         builder_kwargs.update(classes=train_data.num_classes, input_shape=(image_size, image_size, 3))
         with hardware.strategy.scope():
             built = entry.build(weights=None, **builder_kwargs)
-            compile_recipe(built, resolved, steps_per_epoch=train_data.steps_per_epoch,
-                           jit_compile=hardware.jit_compile)
+            # The recipe as applied (its plateau monitor named for the model's heads).
+            resolved = compile_recipe(built, resolved, steps_per_epoch=train_data.steps_per_epoch,
+                                      jit_compile=hardware.jit_compile)
     except BaseException:
         keras.mixed_precision.set_global_policy(previous_policy)
         raise

@@ -7,6 +7,8 @@
   rows and never duplicates the row of an epoch that is run again.
 * `BestCheckpoint`: the best model so far as a ``.keras`` file, and its score.
 * `LearningRateLogger`: adds ``learning_rate`` to the epoch logs.
+* `SyncReplicaStatistics`: under `tf.distribute.MirroredStrategy`, averages the
+  replicas' BatchNorm moving statistics, which Keras lets drift apart.
 
 Use them together, `BackupAndRestore` last (it commits the epoch once the others
 have written their files)::
@@ -35,7 +37,14 @@ import keras
 
 from kerasnets.training import _io
 
-__all__ = ["BackupAndRestore", "CSVLog", "BestCheckpoint", "LearningRateLogger", "STATE_FILE"]
+__all__ = [
+    "BackupAndRestore",
+    "CSVLog",
+    "BestCheckpoint",
+    "LearningRateLogger",
+    "SyncReplicaStatistics",
+    "STATE_FILE",
+]
 
 STATE_FILE = "state.json"
 
@@ -275,3 +284,38 @@ class LearningRateLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None and self._rate is not None:
             logs["learning_rate"] = self._rate
+
+
+class SyncReplicaStatistics(keras.callbacks.Callback):
+    """Averages the replicas' copies of BatchNorm moving statistics (MirroredStrategy).
+
+    Keras 3 creates BatchNorm's moving mean and variance with aggregation
+    ``"none"``: under `tf.distribute.MirroredStrategy` each replica updates its own
+    copy from its own part of the batch, so the copies drift apart; a saved model
+    holds the first replica's, while an evaluation under the strategy uses each
+    replica's own. This callback sets every copy to their mean before each
+    validation, at the end of each epoch (before checkpoints, put it first) and
+    at the end of training, so that the saved model, the validation and the
+    checkpoints all see statistics of the whole data. Without a strategy (one copy)
+    it does nothing.
+    """
+
+    def _sync(self):
+        import tensorflow as tf
+
+        for variable in self.model.non_trainable_variables:
+            copies = getattr(getattr(variable, "value", variable), "values", None)
+            if not copies or len(copies) < 2 or not copies[0].dtype.is_floating:
+                continue
+            mean = tf.add_n([tf.convert_to_tensor(c) for c in copies]) / len(copies)
+            for copy in copies:
+                copy.assign(tf.identity(mean))
+
+    def on_test_begin(self, logs=None):
+        self._sync()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._sync()
+
+    def on_train_end(self, logs=None):
+        self._sync()

@@ -13,11 +13,11 @@ into a compiled model; ``recipe.replace(learning_rate=0.05)`` overrides a field.
 Conventions, the same for every recipe:
 
 * **Batch size and learning rate.** ``batch_size`` is the paper's *global*
-  batch and ``learning_rate`` the paper's rate at that batch. Training with
-  another global batch ``B`` scales the rate linearly,
+  batch (all replicas together) and ``learning_rate`` the paper's rate at that
+  batch. Training with another global batch ``B`` scales the rate linearly,
   ``lr = learning_rate * B / batch_size`` (Goyal et al., 2017, "Accurate, Large
-  Minibatch SGD"), warm-up rate and floor included. ``lr_scaling="none"`` keeps
-  the paper's rate.
+  Minibatch SGD"), warm-up rate and floor included: `Recipe.with_batch_size`.
+  ``lr_scaling="none"`` keeps the paper's rate.
 * **Weight decay** is the papers' (Caffe's and TF-slim's) L2 penalty *in the
   loss*, ``weight_decay / 2 * sum(w ** 2)`` over the kernels of convolutions and
   dense layers, so that the gradient gains ``weight_decay * w`` before momentum,
@@ -337,9 +337,9 @@ class Recipe:
         """One line: the rate and how it changes."""
         text = f"lr {self.learning_rate:.4g}"
         if self.schedule == "step":
-            text += f", x{self.decay_factor:g} at epochs " + ", ".join(f"{e:g}" for e in self.decay_epochs)
+            text += f", x{self.decay_factor:g} at epochs " + ", ".join(f"{e:.3g}" for e in self.decay_epochs)
         elif self.schedule == "exponential":
-            text += f", x{self.decay_factor:g} every {self.decay_every:g} epochs"
+            text += f", x{self.decay_factor:g} every {self.decay_every:.3g} epochs"
         elif self.schedule == "plateau":
             text += (f", x{self.decay_factor:g} when {self.plateau_monitor} stalls for "
                      f"{self.plateau_patience} epochs")

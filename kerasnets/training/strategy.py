@@ -16,11 +16,11 @@ What ``"auto"`` chooses:
 * **precision**: ``mixed_bfloat16`` on TPUs; ``mixed_float16`` on GPUs of
   compute capability 7.0 or more (tensor cores), ``float32`` on older GPUs; on
   CPUs ``mixed_bfloat16`` when the CPU computes bfloat16 natively (AVX-512
-  BF16 or AMX: ``benchmarks/precision.py`` measured ResNet-20 training 1.8x
+  BF16 or AMX: ``benchmarks/precision.py`` measured ResNet-20 training 1.6x
   faster there), ``float32`` otherwise. Every model's classifier computes in
   float32, so outputs and losses stay float32.
 * **XLA** (``jit_compile``): off on CPUs (``benchmarks/precision.py``: XLA
-  training is several times slower there, and Keras itself turns it off on
+  training is about 3x slower there, and Keras itself turns it off on
   CPU-only machines) and off under a `tf.distribute` strategy other than TPU
   (Keras disables it there: keras-team/keras#19005); Keras's own ``"auto"``
   (on where the model supports it) with the default strategy on a GPU. A TPU
