@@ -27,8 +27,10 @@ in the same compute dtype (``tf.matmul`` in a ``tf.function``).
 
 Usage::
 
-    python benchmarks/throughput.py --quick     # CPU, a few minutes: batch 8, 64x64 (75 for InceptionV3)
-    python benchmarks/throughput.py             # GPU: batch 64, 224x224 (299 for InceptionV3)
+    python benchmarks/throughput.py --quick     # CPU, a few minutes: VGG16, ResNet50, InceptionV3,
+                                                # batch 8, 64x64 (75 for InceptionV3)
+    python benchmarks/throughput.py --quick --models all   # the six on a CPU (2 cores: ~15 minutes)
+    python benchmarks/throughput.py             # GPU: all six, batch 64, 224x224 (299 for InceptionV3)
     python benchmarks/throughput.py --models resnet50 inception_v3 --precision mixed_float16
     python benchmarks/throughput.py --quick --markdown --json results.json
 """
@@ -61,8 +63,12 @@ ARCHITECTURES = {
 }
 IMPLEMENTATIONS = ("kerasnets", "keras.applications")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-QUICK = dict(batch_size=8, image_size=64, rounds=5, build_rounds=2, steps=2, warmup=2, matmul_size=2048)
-FULL = dict(batch_size=64, image_size=None, rounds=5, build_rounds=5, steps=20, warmup=5, matmul_size=8192)
+# --quick compares one architecture per family: on 2 CPU cores tracing and optimising the
+# training graphs of ResNet-101/152 alone takes several minutes (`--quick --models all`).
+QUICK = dict(models=["vgg16", "resnet50", "inception_v3"], batch_size=8, image_size=64, rounds=5,
+             build_rounds=2, steps=2, warmup=2, matmul_size=2048)
+FULL = dict(models=list(ARCHITECTURES), batch_size=64, image_size=None, rounds=5, build_rounds=5, steps=20,
+            warmup=5, matmul_size=8192)
 
 
 @dataclasses.dataclass
@@ -121,12 +127,13 @@ def _check_args(args, parser):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Defaults: full mode " + ", ".join(f"{k}={v}" for k, v in FULL.items())
-        + "; --quick " + ", ".join(f"{k}={v}" for k, v in QUICK.items()) + ".",
+        epilog="Defaults: full mode " + ", ".join(f"{k}={v}" for k, v in FULL.items() if k != "models")
+        + "; --quick " + ", ".join(f"{k}={v}" for k, v in QUICK.items() if k != "models") + ".",
     )
     parser.add_argument("--quick", action="store_true", help="small inputs and few steps: a few minutes on a 2-core CPU")
-    parser.add_argument("--models", nargs="+", default=list(ARCHITECTURES), metavar="MODEL",
-                        help=f"architectures to compare (default: all of {', '.join(ARCHITECTURES)})")
+    parser.add_argument("--models", nargs="+", metavar="MODEL",
+                        help=f"architectures to compare, or 'all' ({', '.join(ARCHITECTURES)}); "
+                             f"default: all, or {' '.join(QUICK['models'])} with --quick")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--image-size", type=int,
                         help="square input side (default: the model's own; raised to 75 for InceptionV3)")
@@ -145,6 +152,8 @@ def parse_args(argv=None):
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.models == ["all"]:
+        args.models = list(ARCHITECTURES)
     _check_args(args, parser)
     return args
 

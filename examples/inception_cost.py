@@ -90,9 +90,9 @@ axes.bar([p + 0.2 for p in positions], [m[3] / 1e6 for m in modules], width=0.4,
 axes.set_xticks(list(positions), names)
 axes.set_xlabel("Inception module")
 axes.set_ylabel("multiply-adds per image (millions)")
-axes.set_yscale("log")
+axes.set_ylim(0, 1.3 * max(m[2] for m in modules) / 1e6)  # room for the legend
 axes.set_title("GoogLeNet's modules with and without dimension reductions")
-axes.legend()
+axes.legend(loc="upper center", ncol=2)
 figure.tight_layout()
 plot_path = os.path.join(args.output, "inception_cost.png")
 figure.savefig(plot_path, dpi=120)

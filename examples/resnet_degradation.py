@@ -115,6 +115,7 @@ with open(os.path.join(args.output, "histories.json"), "w") as f:
 
 # %%
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 figure, panels = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
 for panel, kind in zip(panels, ("plain", "ResNet")):
@@ -126,6 +127,7 @@ for panel, kind in zip(panels, ("plain", "ResNet")):
         panel.plot(epochs, [100 * (1 - a) for a in history["val_accuracy"]], "-", color=color, linewidth=2,
                    label=f"{kind}-{depth} test")
     panel.set_title(f"{kind} networks")
+    panel.xaxis.set_major_locator(MaxNLocator(integer=True))
     panel.set_xlabel("epoch")
     panel.grid(True, alpha=0.3)
     panel.legend()

@@ -241,6 +241,9 @@ def test_throughput_arguments_are_checked(capsys):
         throughput.parse_args(["--image-size", "16"])
     quick = throughput.parse_args(["--quick"])
     assert (quick.batch_size, quick.image_size, quick.rounds) == (8, 64, 5)
+    assert quick.models == ["vgg16", "resnet50", "inception_v3"]
+    assert throughput.parse_args(["--quick", "--models", "all"]).models == list(throughput.ARCHITECTURES)
+    assert throughput.parse_args([]).models == list(throughput.ARCHITECTURES)
     assert throughput.image_size_for("inception_v3", 64) == 75  # InceptionV3's minimum
     assert throughput.parse_args([]).image_size is None  # full mode: each model's own size
 
