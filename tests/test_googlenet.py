@@ -17,6 +17,7 @@ import pytest
 import kerasnets
 from kerasnets.models import googlenet as gnet
 from kerasnets.models._multi_output import AuxiliaryClassifierModel, with_named_outputs
+from kerasnets.preprocessing import MEAN_SUBTRACTION
 
 # Table 1 of Szegedy et al. (2014), as printed: #1x1, #3x3 reduce, #3x3, #5x5
 # reduce, #5x5, pool proj, params (K).
@@ -130,6 +131,21 @@ def test_batch_norm_variant():
     )
     assert plain.count_params() == model.count_params() - aux_weights
     assert kerasnets.InceptionV1 is kerasnets.GoogLeNet
+
+
+def test_plain_network_starts_with_small_logits_on_mean_subtracted_pixels():
+    # Without BatchNorm the initializer decides whether the paper's lr 0.01 trains:
+    # Caffe's "xavier" (variance 1 / fan_in) keeps the initial logits of
+    # mean-subtracted [0, 255] pixels small; he_normal gave logits in the hundreds
+    # and the first SGD steps went to NaN.
+    keras.utils.set_random_seed(0)
+    model = kerasnets.GoogLeNet(weights=None, aux_classifiers=False, classifier_activation=None)
+    assert model.get_layer("conv1_conv").kernel_initializer.__class__.__name__ == "LecunUniform"
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype("float32")
+    logits = keras.ops.convert_to_numpy(model(MEAN_SUBTRACTION.normalize_numpy(pixels)))
+    assert np.isfinite(logits).all() and np.abs(logits).max() < 10, np.abs(logits).max()
+    bn = kerasnets.GoogLeNetBN(weights=None, input_shape=(65, 65, 3), width_multiplier=0.25)
+    assert bn.get_layer("conv1_conv").kernel_initializer.__class__.__name__ == "HeNormal"
 
 
 def test_min_size_and_errors():

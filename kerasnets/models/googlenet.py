@@ -112,9 +112,18 @@ _CONV1 = (7, 2, 3)
 
 
 def _conv_fn(batch_norm):
-    """conv + ReLU (the paper), or conv + BatchNorm + ReLU (torchvision's epsilon and momentum)."""
+    """conv + ReLU (the paper), or conv + BatchNorm + ReLU (torchvision's epsilon and momentum).
+
+    Without BatchNorm nothing rescales the activations, so the initializer
+    decides whether training starts: the reference Caffe model's "xavier"
+    filler (variance 1 / fan_in, Keras's ``lecun_uniform``) keeps the logits of
+    mean-subtracted [0, 255] inputs small, while ``he_normal`` (variance
+    2 / fan_in) carries the input's scale to the classifier and the paper's
+    lr 0.01 diverges. With BatchNorm the usual ``he_normal`` is kept.
+    """
     return functools.partial(
-        conv_bn_act, batch_norm=batch_norm, bn_epsilon=1e-3, bn_momentum=0.9
+        conv_bn_act, batch_norm=batch_norm, bn_epsilon=1e-3, bn_momentum=0.9,
+        kernel_initializer="he_normal" if batch_norm else "lecun_uniform",
     )
 
 
