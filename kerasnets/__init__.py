@@ -25,7 +25,7 @@ def get_model_info(name: str) -> ModelInfo:
 
 # Submodules with heavier imports, loaded on first use: `kerasnets.export.saved_model(...)`
 # works after a plain `import kerasnets`. Add a name here to make another one lazy.
-_LAZY_SUBMODULES = ("export", "tuning", "training")
+_LAZY_SUBMODULES = ("data", "export", "tuning", "training")
 
 
 def __getattr__(name):

@@ -100,3 +100,22 @@ def test_spatial_arithmetic():
     assert min_input_size([(2, 2, 0)] * 5) == 32
     # a following 5x5 valid pool needs a 5x5 map
     assert min_input_size([(2, 2, 0)], final_size=5) == 10
+
+
+def test_heavy_submodules_load_on_first_use():
+    # `import kerasnets` stays light (no tensorflow-datasets, keras-tuner); the
+    # submodules are attributes all the same.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, kerasnets\n"
+        "assert 'tensorflow_datasets' not in sys.modules and 'keras_tuner' not in sys.modules\n"
+        "for name in ('data', 'export', 'training', 'tuning'):\n"
+        "    assert getattr(kerasnets, name).__name__ == 'kerasnets.' + name\n"
+        "assert callable(kerasnets.data.load) and 'tensorflow_datasets' in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        kerasnets.nope  # noqa: B018
