@@ -1,6 +1,6 @@
 """``kerasnets train``: a zoo model, its paper's recipe, whatever hardware is there.
 
-    kerasnets train resnet20                       # shapes, 5 epochs, a few CPU minutes
+    kerasnets train resnet20                       # shapes, 10 epochs at batch 32, a few CPU minutes
     kerasnets train resnet50 --dataset imagenette/320px --download --epochs 30
     kerasnets train googlenet --dataset ./flowers --image-size 224 --batch-size 64
 
@@ -74,9 +74,9 @@ def register(subparsers):
                    help="the same as --input-size (default: the model's default input size)")
     p.add_argument("--dataset", default="shapes",
                    help="'shapes' (built in, default), a tensorflow-datasets name or a folder of images")
-    p.add_argument("--epochs", type=positive_int, help="default: the paper's; 5 on shapes")
+    p.add_argument("--epochs", type=positive_int, help="default: the paper's; 10 on shapes")
     p.add_argument("--batch-size", type=positive_int,
-                   help="global batch size, split between replicas (default: the recipe's)")
+                   help="global batch size, split between replicas (default: the recipe's; 32 on shapes)")
     p.add_argument("--recipe", help=f"one of {', '.join(list_recipes())} (default: the model family's)")
     p.add_argument("--lr", "--learning-rate", dest="learning_rate", type=positive_float,
                    help="the initial learning rate, as is (default: the recipe's, scaled to the batch)")
@@ -131,11 +131,9 @@ def run_train(args):
         if args.show_recipe:
             base = get_recipe(args.recipe) if args.recipe else recipe_for(args.model)
             base = base.replace(**overrides) if overrides else base
-            epochs = args.epochs or (_run.SHAPES_EPOCHS if _run._is_shapes(args.dataset) else None)
-            if epochs:
-                base = base.with_epochs(epochs)
-            if args.batch_size:
-                base = base.with_batch_size(args.batch_size)
+            epochs, batch_size = _run.default_epochs_and_batch(
+                args.dataset, base, epochs=args.epochs, batch_size=args.batch_size)
+            base = base.with_epochs(epochs).with_batch_size(batch_size)
             if args.learning_rate:
                 base = base.replace(learning_rate=args.learning_rate)
             print(base.describe())

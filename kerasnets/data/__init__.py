@@ -1,7 +1,7 @@
 """Input pipelines: tensorflow-datasets, folders of images and the built-in ``shapes``.
 
 >>> import kerasnets.data
->>> train = kerasnets.data.load("shapes", "train", batch_size=64, seed=0)
+>>> train = kerasnets.data.load("shapes", "train", batch_size=32, seed=0)
 >>> val = kerasnets.data.load("shapes", "validation", batch_size=64)
 >>> train.num_classes, train.image_size, train.augment
 (10, 32, 'pad_crop')

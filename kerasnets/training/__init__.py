@@ -15,8 +15,8 @@ Example, your own loop:
 >>> hw = training.setup_hardware()
 >>> with hw.strategy.scope():
 ...     model = kerasnets.ResNet20(weights=None)
-...     recipe = training.compile(model, steps_per_epoch=79, global_batch_size=128,
-...                               epochs=5, jit_compile=hw.jit_compile)
+...     recipe = training.compile(model, steps_per_epoch=313, global_batch_size=32,
+...                               epochs=10, jit_compile=hw.jit_compile)
 >>> model.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs,
 ...           callbacks=recipe.callbacks())  # doctest: +SKIP
 """
