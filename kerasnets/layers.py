@@ -13,6 +13,7 @@ from keras import ops
 
 __all__ = [
     "channel_axis",
+    "he_normal",
     "conv_bn_act",
     "LocalResponseNormalization",
     "ChannelZeroPad",
@@ -22,6 +23,17 @@ __all__ = [
 def channel_axis() -> int:
     """The channel axis of a 4D image tensor in the current data format."""
     return -1 if keras.config.image_data_format() == "channels_last" else 1
+
+
+def he_normal():
+    """He et al. (2015)'s initializer as written: a Gaussian of variance 2 / fan_in.
+
+    Keras's ``"he_normal"`` draws from a *truncated* normal (rescaled to the same
+    variance), which TensorFlow samples several times slower on CPU: building
+    ResNet-50 took 0.78 s with it, 0.62 s with this and 0.57 s for
+    keras.applications' ResNet50 (best of 3, idle 2-core CPU).
+    """
+    return keras.initializers.VarianceScaling(scale=2.0, mode="fan_in", distribution="untruncated_normal")
 
 
 def conv_bn_act(
@@ -39,7 +51,7 @@ def conv_bn_act(
     bn_epsilon=1e-5,
     bn_momentum=0.9,
     bn_scale=True,
-    kernel_initializer="he_normal",
+    kernel_initializer=None,
 ):
     """Convolution, optional BatchNormalization, optional activation.
 
@@ -53,6 +65,8 @@ def conv_bn_act(
             ``"same"`` pads a stride-2 layer asymmetrically; PyTorch and Caffe pad
             symmetrically (DESIGN principle 8).
         use_bias: default: no bias when BatchNormalization follows.
+        kernel_initializer: default `he_normal` (the untruncated Gaussian of the
+            ResNet paper's initialisation).
         Family-wide settings (BatchNorm epsilon and momentum, initializer) are fixed
         with `functools.partial` in each model file.
     """
@@ -72,7 +86,7 @@ def conv_bn_act(
         padding=padding,
         groups=groups,
         use_bias=(not batch_norm) if use_bias is None else use_bias,
-        kernel_initializer=kernel_initializer,
+        kernel_initializer=he_normal() if kernel_initializer is None else kernel_initializer,
         name=f"{name}_conv",
     )(x)
     if batch_norm:

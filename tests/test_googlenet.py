@@ -145,7 +145,8 @@ def test_plain_network_starts_with_small_logits_on_mean_subtracted_pixels():
     logits = keras.ops.convert_to_numpy(model(MEAN_SUBTRACTION.normalize_numpy(pixels)))
     assert np.isfinite(logits).all() and np.abs(logits).max() < 10, np.abs(logits).max()
     bn = kerasnets.GoogLeNetBN(weights=None, input_shape=(65, 65, 3), width_multiplier=0.25)
-    assert bn.get_layer("conv1_conv").kernel_initializer.__class__.__name__ == "HeNormal"
+    init = bn.get_layer("conv1_conv").kernel_initializer
+    assert (init.scale, init.mode, init.distribution) == (2.0, "fan_in", "untruncated_normal")
 
 
 def test_min_size_and_errors():

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasnets.layers import LocalResponseNormalization
+from kerasnets.layers import LocalResponseNormalization, conv_bn_act
 
 # (size, k, alpha, beta): AlexNet's, and settings where the sum of squares dominates k.
 SETTINGS = [(5, 2.0, 1e-4, 0.75), (3, 1.0, 0.1, 0.5), (1, 0.5, 1.0, 1.0), (7, 1.0, 0.05, 0.75)]
@@ -132,7 +132,7 @@ def test_bad_arguments_raise(kwargs, message):
 
 _BACKEND_SCRIPT = """
 import numpy as np
-from kerasnets.layers import LocalResponseNormalization
+from kerasnets.layers import LocalResponseNormalization, conv_bn_act
 x = np.load({path!r})
 last = LocalResponseNormalization(5, k=2.0, alpha=1e-4, beta=0.75, data_format="channels_last")(x)
 first = LocalResponseNormalization(5, k=2.0, alpha=1e-4, beta=0.75, data_format="channels_first")(
@@ -160,3 +160,17 @@ def test_other_backends(backend, tmp_path):
     expected = _tf_lrn(x, 5, 2.0, 1e-4, 0.75)
     np.testing.assert_allclose(out[0], expected, rtol=2e-6, atol=1e-6)
     np.testing.assert_allclose(out[1], expected, rtol=2e-6, atol=1e-6)
+
+
+def test_conv_bn_act_initialises_with_hes_untruncated_gaussian():
+    # He et al. (2015): zero-mean Gaussian, std sqrt(2 / fan_in), not truncated (a
+    # truncated normal never exceeds ~2.3 std; it is also slower to sample on CPU).
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 64))
+    model = keras.Model(inputs, conv_bn_act(inputs, 64, 3, name="d"))
+    kernel = keras.ops.convert_to_numpy(model.get_layer("d_conv").kernel).ravel()
+    std = (2.0 / (3 * 3 * 64)) ** 0.5
+    assert abs(kernel.mean()) < 0.02 * std and abs(kernel.std() / std - 1) < 0.02
+    assert (np.abs(kernel) > 3 * std).sum() > 30  # ~100 expected of 36,864 for a Gaussian
+    custom = conv_bn_act(inputs, 4, 1, name="e", kernel_initializer="zeros")
+    assert not np.any(keras.ops.convert_to_numpy(keras.Model(inputs, custom).get_layer("e_conv").kernel))

@@ -117,13 +117,13 @@ def _conv_fn(batch_norm):
     Without BatchNorm nothing rescales the activations, so the initializer
     decides whether training starts: the reference Caffe model's "xavier"
     filler (variance 1 / fan_in, Keras's ``lecun_uniform``) keeps the logits of
-    mean-subtracted [0, 255] inputs small, while ``he_normal`` (variance
+    mean-subtracted [0, 255] inputs small, while He's initialisation (variance
     2 / fan_in) carries the input's scale to the classifier and the paper's
-    lr 0.01 diverges. With BatchNorm the usual ``he_normal`` is kept.
+    lr 0.01 diverges. With BatchNorm, `conv_bn_act`'s He initialisation is kept.
     """
     return functools.partial(
         conv_bn_act, batch_norm=batch_norm, bn_epsilon=1e-3, bn_momentum=0.9,
-        kernel_initializer="he_normal" if batch_norm else "lecun_uniform",
+        kernel_initializer=None if batch_norm else "lecun_uniform",
     )
 
 
