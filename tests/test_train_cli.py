@@ -173,12 +173,11 @@ def test_shapes_defaults_short_run_small_batch(capsys):
     # The demo defaults on shapes (10 epochs at batch 32, the rate scaled to it) and the
     # paper's elsewhere; the caller's values always win.
     from kerasnets.cli import main
-    from kerasnets.training import _run, get_recipe
+    from kerasnets.training import _run
 
-    cifar = get_recipe("resnet_cifar")
-    assert _run.default_epochs_and_batch("shapes", cifar) == (10, 32)
-    assert _run.default_epochs_and_batch("shapes/64", cifar, epochs=3, batch_size=8) == (3, 8)
-    assert _run.default_epochs_and_batch("cifar10", cifar) == (182, 128)
+    assert _run.resolve_recipe("resnet20", "shapes")[1:] == (10, 32)
+    assert _run.resolve_recipe("resnet20", "shapes/64", epochs=3, batch_size=8)[1:] == (3, 8)
+    assert _run.resolve_recipe("resnet20", "cifar10")[1:] == (182, 128)
     assert main(["train", "resnet20", "--show-recipe"]) == 0
     shown = capsys.readouterr().out
     assert "lr 0.025, x0.1 at epochs 5, 7.47" in shown and "batch size     32" in shown

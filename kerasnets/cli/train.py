@@ -117,7 +117,7 @@ def _duplicates(pairs, what):
 
 
 def run_train(args):
-    from kerasnets.training import _run, get_recipe, recipe_for
+    from kerasnets.training import _run
 
     overrides = _duplicates(args.overrides, "--set")
     augment = None if str(args.augment).lower() == "none" else args.augment
@@ -129,14 +129,11 @@ def run_train(args):
 
             split_cpu(args.cpu_devices)
         if args.show_recipe:
-            base = get_recipe(args.recipe) if args.recipe else recipe_for(args.model)
-            base = base.replace(**overrides) if overrides else base
-            epochs, batch_size = _run.default_epochs_and_batch(
-                args.dataset, base, epochs=args.epochs, batch_size=args.batch_size)
-            base = base.with_epochs(epochs).with_batch_size(batch_size)
-            if args.learning_rate:
-                base = base.replace(learning_rate=args.learning_rate)
-            print(base.describe())
+            resolved, _, _ = _run.resolve_recipe(
+                args.model, args.dataset, recipe=args.recipe, overrides=overrides,
+                epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+            )
+            print(resolved.describe())
             return 0
         run = _run.prepare(
             args.model, args.dataset, epochs=args.epochs, batch_size=args.batch_size,
