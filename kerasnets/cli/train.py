@@ -134,6 +134,10 @@ def run_train(args):
                 epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
             )
             print(resolved.describe())
+            from kerasnets.training.strategy import setup_hardware
+
+            hw = setup_hardware(args.strategy, args.precision, args.xla, set_policy=False)
+            print(f"hardware: {hw.describe()}")
             return 0
         run = _run.prepare(
             args.model, args.dataset, epochs=args.epochs, batch_size=args.batch_size,

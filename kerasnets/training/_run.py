@@ -240,7 +240,9 @@ class TrainingRun:
             f"{self.test.num_examples} {self.splits['test']} images at {size}x{size}, "
             f"augment {self.train.augment}",
             f"  hardware   {hw.strategy_name} strategy, {hw.replicas} replica(s) on {hw.device_type}, "
-            f"precision {hw.precision}, XLA {_xla_text(hw.jit_compile)}",
+            f"precision {hw.precision}"
+            + (f" ({hw.precision_reason})" if hw.precision_reason.startswith("auto") else "")
+            + f", XLA {_xla_text(hw.jit_compile)}",
             f"  batch      {self.global_batch_size} global = "
             f"{self.global_batch_size // hw.replicas}"
             f"{'+' if self.global_batch_size % hw.replicas else ''} per replica x {hw.replicas}, "

@@ -42,6 +42,7 @@ __all__ = [
     "choose_jit_compile",
     "setup_hardware",
     "cpu_supports_bfloat16",
+    "explain_precision",
     "split_cpu",
     "STRATEGIES",
     "PRECISIONS",
@@ -208,6 +209,28 @@ def choose_precision(precision: str = "auto", strategy=None) -> str:
     return "mixed_bfloat16" if cpu_supports_bfloat16() else "float32"
 
 
+def explain_precision(precision: str = "auto", strategy=None) -> str:
+    """Why ``choose_precision(precision, strategy)`` chose what it chose, in a few words.
+
+    >>> explain_precision("float32")
+    'asked for'
+    """
+    if precision not in PRECISIONS:
+        choose_precision(precision)  # raises the standard error
+    if precision != "auto":
+        return "asked for"
+    device = _device_type(strategy or _tf().distribute.get_strategy())
+    if device == "TPU":
+        return "auto: TPUs compute in bfloat16"
+    if device == "GPU":
+        if _gpus_support_float16():
+            return "auto: GPUs of compute capability 7.0 or more have tensor cores"
+        return "auto: GPUs below compute capability 7.0 have no fast float16"
+    if cpu_supports_bfloat16():
+        return "auto: this CPU computes bfloat16 natively, with AVX-512 BF16 or AMX"
+    return "auto: this CPU has neither AVX-512 BF16 nor AMX, so bfloat16 would be emulated and slower"
+
+
 def choose_jit_compile(xla: str | bool = "auto", strategy=None):
     """The ``jit_compile`` argument of ``compile`` for ``xla`` (``auto``, ``on``, ``off``)."""
     if isinstance(xla, bool):
@@ -233,6 +256,7 @@ class Hardware:
     precision: str
     jit_compile: object
     device_type: str
+    precision_reason: str = ""
 
     @property
     def replicas(self) -> int:
@@ -244,9 +268,10 @@ class Hardware:
 
     def describe(self) -> str:
         xla = {True: "on", False: "off", "auto": "auto (Keras: where the model supports it)"}[self.jit_compile]
+        reason = f" ({self.precision_reason})" if self.precision_reason else ""
         return (
             f"{self.strategy_name} strategy, {self.replicas} x {self.device_type}, "
-            f"precision {self.precision}, XLA {xla}"
+            f"precision {self.precision}{reason}, XLA {xla}"
         )
 
     def to_dict(self) -> dict:
@@ -287,4 +312,7 @@ def setup_hardware(strategy="auto", precision="auto", xla="auto", *, set_policy=
     policy = choose_precision(precision, strategy)
     if set_policy:
         keras.mixed_precision.set_global_policy(policy)
-    return Hardware(strategy, policy, choose_jit_compile(xla, strategy), _device_type(strategy))
+    return Hardware(
+        strategy, policy, choose_jit_compile(xla, strategy), _device_type(strategy),
+        explain_precision(precision, strategy),
+    )
