@@ -36,3 +36,14 @@ def no_random_init(monkeypatch):
         "__call__",
         lambda self, shape, dtype=None: keras.ops.zeros(shape, dtype=dtype),
     )
+
+
+def pytest_collection_modifyitems(config, items):
+    """The long tests (marked ``slow``) start first.
+
+    With ``pytest -n 2`` the workers take tests in collection order; a
+    several-minute test collected near the end would run alone after every other
+    test is done and lengthen the run by its whole duration. The sort is stable,
+    so every worker still sees the same order.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
