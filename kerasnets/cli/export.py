@@ -144,7 +144,8 @@ def run(args):
             )
         from kerasnets.export._atomic import check_destination
 
-        check_destination(args.output, overwrite=args.overwrite, kind="dir" if args.format == "saved_model" else "file")
+        check_destination(args.output, overwrite=args.overwrite, source=checkpoint,
+                          kind="dir" if args.format == "saved_model" else "file")
 
     print(f"Loading {checkpoint} ...", file=sys.stderr)
     import keras

@@ -1,0 +1,146 @@
+"""What misuse gets (issue 16): nothing a user wrote is lost or overwritten, and one clear line.
+
+One test per kind of misuse, in the order of the README's table "What misuse
+gets". Everything runs in process on tiny models and folders of a few images,
+except where a second process is the point (the run lock, TensorFlow's
+start-up messages). The kill-and-resume checks (TensorBoard epochs, times in
+run.json) are in ``test_train_cli.py``.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from _data_fixtures import shapes_data_dir, write_image  # noqa: F401  (fixture)
+
+import kerasnets
+import kerasnets.data as kd
+import kerasnets.export as ke
+from kerasnets.cli import main
+from kerasnets.files import LOCK_FILE, RunLock, remove_stale_partials
+from kerasnets.training import _run
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_API = dict(model_kwargs={"width_multiplier": 0.25}, image_size=16, epochs=1, batch_size=64,
+                train_split="train[:64]", validation_split="validation[:64]", test_split="test[:64]")
+
+
+def _tiny_model(name="resnet20", classes=3, size=16):
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Conv2D(4, 3, use_bias=False, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.Activation("relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(x), name=name)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    _tiny_model().save(path)
+    return path
+
+
+@pytest.fixture
+def run_folder(tmp_path, model_file):
+    """A finished run as `kerasnets train` leaves it (the files export reads, and more)."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(model_file, run / "model.keras")
+    shutil.copy(model_file, run / "checkpoints" / "best.keras")
+    (run / "run.json").write_text(json.dumps({
+        "status": "complete", "model": "resnet20", "image_size": 16, "dataset": "shapes",
+        "class_names": ["a", "b", "c"], "builder_kwargs": {"classes": 3},
+    }))
+    (run / "log.csv").write_text("epoch,loss\n1,0.5\n")
+    return run
+
+
+def _listing(folder):
+    return sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, fs in os.walk(folder) for f in fs)
+
+
+def _cli(args, capsys):
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exit:  # argparse's own errors
+        code = exit.code
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+@pytest.fixture
+def unwritable(tmp_path):
+    """A folder nothing can be created in (a read-only folder; as root, /sys)."""
+    if os.name == "nt":
+        pytest.skip("POSIX permissions")
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        yield str(folder)
+        folder.chmod(0o755)
+        return
+    try:
+        probe = os.path.join("/sys", f".kerasnets-{os.getpid()}")
+        open(probe, "w").close()
+        os.remove(probe)
+    except OSError:
+        yield "/sys"
+    else:
+        pytest.skip("no unwritable folder for root here")
+
+
+# 1. export --overwrite replaces only a previous kerasnets export.
+def test_export_overwrite_never_replaces_the_run_a_folder_or_the_cwd(run_folder, tmp_path, capsys,
+                                                                     monkeypatch):
+    before = _listing(run_folder)
+    mine = tmp_path / "work"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "data.csv").write_text("1,2\n")
+    shutil.copy(run_folder / "model.keras", tmp_path / "mine.keras")
+    (tmp_path / "mine.tflite").write_bytes(b"not a flatbuffer")
+    cases = [
+        ([run_folder, "--output", run_folder], "holds the model being exported"),
+        ([run_folder / "model.keras", "--output", run_folder / "checkpoints"], "is not a kerasnets export"),
+        ([run_folder, "--output", tmp_path], "holds the model being exported"),
+        ([run_folder, "--output", tmp_path / "other"], "is not a kerasnets export (no kerasnets_export.json)"),
+        ([run_folder, "--output", run_folder / "model.keras", "--format", "keras"], "is the model being exported"),
+        ([run_folder, "--output", run_folder / "checkpoints" / "best.keras", "--format", "keras"],
+         "is not a .keras file exported by kerasnets"),
+        ([run_folder, "--output", tmp_path / "mine.keras", "--format", "keras"], "is not a .keras file exported"),
+        ([run_folder, "--output", tmp_path / "mine.tflite", "--format", "tflite"], "is not a TFLite model"),
+    ]
+    for args, message in cases:
+        code, err = _cli(["export", *args, "--overwrite"], capsys)
+        assert code == 2 and message in err and "only replaces a previous kerasnets export" in err, (args, err)
+        assert len(err.strip().splitlines()) == 1, err
+    with pytest.raises(ValueError, match="holds the model being exported"):  # the API says the same
+        ke.saved_model(_tiny_model(), tmp_path, overwrite=True, source=run_folder / "model.keras")
+    monkeypatch.chdir(mine)
+    code, err = _cli(["export", run_folder, "--output", ".", "--overwrite"], capsys)
+    assert code == 2 and "is the current directory" in err, err
+    monkeypatch.chdir(tmp_path / "other")
+    code, err = _cli(["export", run_folder, "--output", "..", "--overwrite"], capsys)
+    assert code == 2 and "holds the current directory" in err, err
+    assert _listing(run_folder) == before
+    assert (mine / "notes.txt").read_text() == "mine" and (tmp_path / "other" / "data.csv").exists()
+    monkeypatch.chdir(tmp_path)
+
+    # A previous export is replaced, as --overwrite promises.
+    for fmt, name in (("saved_model", "export"), ("keras", "export.keras")):
+        for _ in range(2):
+            code, err = _cli(["export", run_folder, "--output", tmp_path / name, "--format", fmt,
+                              "--overwrite"], capsys)
+            assert code == 0, err
+    assert ke.read_metadata(tmp_path / "export")["model_name"] == "resnet20"
+    assert len(keras.models.load_model(tmp_path / "export.keras").outputs) == 1  # the marker is harmless
