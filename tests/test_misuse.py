@@ -144,3 +144,103 @@ def test_export_overwrite_never_replaces_the_run_a_folder_or_the_cwd(run_folder,
             assert code == 0, err
     assert ke.read_metadata(tmp_path / "export")["model_name"] == "resnet20"
     assert len(keras.models.load_model(tmp_path / "export.keras").outputs) == 1  # the marker is harmless
+
+
+# 2. One process at a time in a run folder.
+def test_a_run_folder_is_held_by_one_process(shapes_data_dir, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    out.mkdir()
+    # Another process holds the folder's lock, as a live `kerasnets train` does.
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, sys, time\n"
+         "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+         "os.write(fd, str(os.getpid()).encode())\n"
+         "print('held', flush=True)\n"
+         "time.sleep(300)\n",
+         str(out / LOCK_FILE)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        kwargs = dict(TINY_API, data_dir=shapes_data_dir, output=str(out), export=False)
+        with pytest.raises(ValueError, match=rf"run folder {out} is in use by another kerasnets process "
+                                             rf"\(pid {holder.pid}\)"):
+            _run.prepare("resnet20", "shapes", **kwargs)
+        with pytest.raises(ValueError, match="in use"):  # --overwrite deletes nothing of a live run
+            _run.prepare("resnet20", "shapes", overwrite=True, **kwargs)
+    finally:
+        holder.kill()
+        holder.wait()
+    # The OS released the killed holder's lock: the folder is free at once.
+    run = _run.prepare("resnet20", "shapes", **kwargs)
+    with pytest.raises(ValueError, match=rf"\(pid {os.getpid()}\)"):  # held until the run ends
+        RunLock(out).acquire()
+    run.close()
+    RunLock(out).acquire().release()
+
+
+# 4. What a killed write left behind goes with the next run or export.
+def test_leftovers_of_crashed_writes_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    run = tmp_path / "run"
+    (run / f".saved_model.partial-{dead}-x1" / "saved_model" / "variables").mkdir(parents=True)
+    (run / ".saved_model.partial-oldstyle").mkdir()
+    (run / f".tmp-{dead}-run.json").write_text("{")
+    (run / "run.json").write_text("{}")
+    from kerasnets.training import _io
+
+    _io.remove_temporaries(run)  # what a run does first, in its locked folder
+    assert os.listdir(run) == ["run.json"]
+
+    exports = tmp_path / "exports"
+    # An export killed between its two renames: the previous version is aside, none in place.
+    aside = exports / f".model.partial-{dead}-x2" / ".previous"
+    aside.mkdir(parents=True)
+    (aside / ke.METADATA_FILE).write_text("{}")
+    live = exports / f".other.partial-{os.getpid()}-x3"  # a live process's: left alone
+    live.mkdir()
+    assert remove_stale_partials(exports) == [f".model.partial-{dead}-x2"]
+    assert sorted(os.listdir(exports)) == [f".other.partial-{os.getpid()}-x3", "model"]
+    (exports / f".new.partial-{dead}-x4").mkdir()
+    ke.keras_file(_tiny_model(), exports / "new.keras")  # an export cleans its folder first
+    assert sorted(os.listdir(exports)) == [f".other.partial-{os.getpid()}-x3", "model", "new.keras"]
+
+
+def test_tensorboard_drops_the_events_of_uncommitted_epochs(tmp_path):
+    from kerasnets.training.callbacks import drop_events_after
+
+    logs = tmp_path / "tensorboard" / "train"
+    writer = tf.summary.create_file_writer(str(logs))
+    with writer.as_default():
+        tf.summary.scalar("epoch_loss", 1.0, step=0)
+        writer.flush()
+        time.sleep(0.05)
+        committed = time.time()
+        time.sleep(0.05)
+        tf.summary.scalar("epoch_loss", 0.5, step=1)  # the killed process's uncommitted epoch
+    writer.close()
+    assert drop_events_after(str(tmp_path / "tensorboard"), committed) == 1
+    (file,) = os.listdir(logs)
+    steps = [e.step for e in tf.compat.v1.train.summary_iterator(str(logs / file)) if e.summary.value]
+    assert steps == [0]
+
+
+def _no_data(*args, **kwargs):
+    raise AssertionError("the data was loaded before the arguments were checked")
+
+
+# 6. An unwritable destination: one line, before any work.
+def test_unwritable_destination_is_one_line_before_any_work(run_folder, unwritable, capsys, monkeypatch):
+    for fmt, name in (("saved_model", "out"), ("keras", "out.keras"), ("tflite", "out.tflite")):
+        code, err = _cli(["export", run_folder, "--output", os.path.join(unwritable, "x", name),
+                          "--format", fmt], capsys)
+        assert code == 2 and f"Cannot write to {unwritable}" in err and "Loading" not in err, err
+    with pytest.raises(ValueError, match="Cannot write to"):
+        ke.tflite(_tiny_model(), os.path.join(unwritable, "m.tflite"))
+
+    monkeypatch.setattr(_run, "_load_split", _no_data)
+    code, err = _cli(["train", "resnet20", "--output", os.path.join(unwritable, "run")], capsys)
+    assert code == 2 and f"Cannot write to {unwritable}" in err and "Received: output=" in err, err
