@@ -181,6 +181,47 @@ def test_a_run_folder_is_held_by_one_process(shapes_data_dir, tmp_path):  # noqa
     RunLock(out).acquire().release()
 
 
+# 3. A corrupt image with a valid header never stops an epoch; the file is named.
+def test_corrupt_jpeg_is_found_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERASNETS_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        for n in range(4):
+            write_image(str(root / name / f"{n}.jpg"), rng.integers(0, 256, (20, 20, 3), dtype=np.uint8))
+    data = bytearray((root / "b" / "3.jpg").read_bytes())
+    middle = slice(len(data) // 3, len(data) - 10)
+    data[middle] = rng.integers(0, 256, len(data[middle]), np.uint8).tobytes()
+    (root / "b" / "3.jpg").write_bytes(bytes(data))  # its header is a JPEG's
+    assert kd.load(str(root), "all", verify="header").num_examples == 8
+
+    with pytest.raises(kd.DataError, match=r"b/3\.jpg cannot be decoded"):  # train's default
+        _run.prepare("resnet20", str(root), **dict(TINY_API, train_split="train", validation_split="validation",
+                                                    test_split="validation"), output=str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run")
+    assert "Verifying 6 images" in capsys.readouterr().err  # the progress bar (train: 6 of 8)
+
+    # What decoded is remembered: a rerun decodes only the new or changed files.
+    (root / "b" / "3.jpg").unlink()
+    decoded = []
+    check = kd._folder._check_decode
+    monkeypatch.setattr(kd._folder, "_check_decode", lambda path: decoded.append(path) or check(path))
+    assert kd.load(str(root), "all", verify="full").num_examples == 7
+    assert len(decoded) == 2  # the validation images, which train's check never reached
+    decoded.clear()
+    assert kd.load(str(root), "all", verify="full").num_examples == 7
+    assert decoded == []
+    write_image(str(root / "a" / "new.png"), np.zeros((8, 8, 3), np.uint8))
+    assert kd.load(str(root), "all", verify="full").num_examples == 8
+    assert [os.path.basename(p) for p in decoded] == ["new.png"]
+
+    # The command line has the API's choice.
+    for command in ("train resnet20", "evaluate run"):
+        for choice in ("full", "header", "none"):
+            args = kerasnets.cli.build_parser().parse_args([*command.split(), "--verify", choice])
+            assert args.verify == choice
+
+
 # 4. What a killed write left behind goes with the next run or export.
 def test_leftovers_of_crashed_writes_are_removed(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
@@ -244,3 +285,66 @@ def test_unwritable_destination_is_one_line_before_any_work(run_folder, unwritab
     monkeypatch.setattr(_run, "_load_split", _no_data)
     code, err = _cli(["train", "resnet20", "--output", os.path.join(unwritable, "run")], capsys)
     assert code == 2 and f"Cannot write to {unwritable}" in err and "Received: output=" in err, err
+
+
+# 7. A damaged .keras file is described, not "File not found".
+def test_truncated_or_foreign_keras_file_is_named(model_file, tmp_path, capsys):
+    content = model_file.read_bytes()
+    files = {
+        "cut.keras": (content[: len(content) // 2], "is truncated: a zip archive without its end"),
+        "text.keras": (b"hello, world", "is not a .keras file: a .keras file is a zip archive"),
+        "empty.keras": (b"", "is empty"),
+    }
+    for name, (data, message) in files.items():
+        (tmp_path / name).write_bytes(data)
+        for args in (["export", tmp_path / name, "--output", tmp_path / "out"],
+                     ["evaluate", tmp_path / name, "--dataset", "shapes"]):
+            code, err = _cli(args, capsys)
+            assert code == 2 and message in err and "File not found" not in err, (args, err)
+    assert sorted(os.listdir(tmp_path)) == sorted(files)
+
+
+# 9. -O and --set values are checked against their type.
+@pytest.mark.parametrize("args, message", [
+    (["summary", "resnet20", "-O", "residual=maybe"], "residual must be True or False. Received: -O residual='maybe'"),
+    (["summary", "resnet50", "-O", "downsample_on=3"], "downsample_on must be a string"),
+    (["summary", "googlenet", "-O", "batch_norm=yes"], "batch_norm must be True or False"),
+    (["train", "resnet20", "--set", "nesterov=maybe"], "nesterov must be True or False"),
+    (["train", "resnet20", "--set", "plateau_patience=2.5"], "plateau_patience must be an integer"),
+])
+def test_option_values_are_checked_by_type(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_run, "_load_split", _no_data)
+    code, err = _cli(args, capsys)
+    assert code == 2 and message in err, err
+
+
+# 10. evaluate falls back to validation as train does.
+def test_evaluate_on_a_folder_without_split_folders(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KERASNETS_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "images"
+    for name in ("a", "b"):
+        for n in range(5):
+            write_image(str(root / name / f"{n}.png"), np.full((16, 16, 3), 40 * n, np.uint8))
+    _tiny_model("net", classes=2).save(tmp_path / "m.keras")
+    assert main(["evaluate", str(tmp_path / "m.keras"), "--dataset", str(root), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["split"] == "validation" and result["examples"] == 2
+
+
+# 11. Errors are one line; TensorFlow's start-up noise stays out.
+def test_argparse_errors_are_one_line_with_a_hint(capsys):
+    code, err = _cli(["train", "resnet20", "--precision", "float64"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "usage:" not in err, err
+    assert "invalid choice: 'float64'" in err and "See 'kerasnets train --help'." in err
+
+
+def test_command_output_has_no_tensorflow_startup_noise():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    result = subprocess.run([sys.executable, "-m", "kerasnets", "summary", "resnet20", "-O", "residual=maybe"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "kerasnets summary: error: residual must be True or False. Received: -O residual='maybe'"
+    ]
