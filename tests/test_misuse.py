@@ -319,6 +319,18 @@ def test_option_values_are_checked_by_type(args, message, capsys, tmp_path, monk
     assert code == 2 and message in err, err
 
 
+def test_option_values_of_the_right_type_pass():
+    from kerasnets.cli import build_parser, model_kwargs
+    from kerasnets.cli.train import check_overrides
+
+    args = build_parser().parse_args(["summary", "resnet50", "-O", "residual=false", "-O", "downsample_on=3x3"])
+    assert model_kwargs(args) == {"residual": False, "downsample_on": "3x3"}
+    overrides = {"lr_scaling": None, "decay_epochs": (3, 6), "gradient_clip_norm": None, "weight_decay": 0}
+    check_overrides(overrides)  # --set lr_scaling=none is the word, not None
+    assert overrides == {"lr_scaling": "none", "decay_epochs": (3, 6), "gradient_clip_norm": None,
+                         "weight_decay": 0}
+
+
 # 10. evaluate falls back to validation as train does.
 def test_evaluate_on_a_folder_without_split_folders(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("KERASNETS_CACHE_DIR", str(tmp_path / "cache"))

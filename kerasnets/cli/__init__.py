@@ -214,7 +214,10 @@ def model_kwargs(args, name=None) -> dict:
     parameters = inspect.signature(entry.builder).parameters
     for key, value in kwargs.items():
         if key in parameters and key not in ("input_shape", "classes", "width_multiplier"):
-            check_value_type(key, value, parameters[key].default, "-O")
+            default = parameters[key].default
+            if isinstance(default, bool) and str(value).lower() in ("true", "false"):
+                value = kwargs[key] = str(value).lower() == "true"  # -O residual=false
+            check_value_type(key, value, default, "-O")
     accepted = set(parameters)
     takes_any = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     unknown = [] if takes_any else sorted(set(kwargs) - accepted)

@@ -137,6 +137,8 @@ def check_overrides(overrides):
                 continue
             kinds = [k for k in typing.get_args(hint) if k is not type(None)]
             hint = kinds[0] if len(kinds) == 1 else None
+        if hint is str and value in (None, True, False):  # --set lr_scaling=none: the word
+            value = overrides[name] = {None: "none", True: "true", False: "false"}[value]
         check_value_type(name, value, hint if isinstance(hint, type) else None, "--set")
 
 
