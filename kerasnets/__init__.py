@@ -8,6 +8,11 @@
 
 __version__ = "0.1.0"
 
+from kerasnets import _startup  # noqa: E402
+
+if _startup.started_as_cli():  # before TensorFlow is imported: its start-up noise stays out
+    _startup.quiet_tensorflow_startup()
+
 from kerasnets.registry import get_model, list_models, register_model  # noqa: E402
 from kerasnets.models import *  # noqa: E402,F401,F403
 from kerasnets.models import ModelInfo  # noqa: E402

@@ -77,6 +77,7 @@ def test_train_writes_everything_then_evaluate_and_rerun(shapes_data_dir, tmp_pa
     assert run["preprocessing"]["name"] == "imagenet_mean_std"
     assert run["hardware"]["strategy"] == "mirrored" and run["hardware"]["replicas"] == 2
     assert run["hardware"]["jit_compile"] is False
+    assert run["created"] < run["updated"]  # created: when the run started, not when it ended
     assert set(run["test"]) >= {"loss", "accuracy", "top5_accuracy"}
     assert {"keras", "tensorflow", "kerasnets"} <= set(run["versions"])
     assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]
@@ -113,7 +114,13 @@ def test_resume_after_sigkill(shapes_data_dir, tmp_path):  # noqa: F811
     before = _rows(os.path.join(out, "log.csv"))
     assert [r["epoch"] for r in before] == ["1", "2"]  # epoch 2 logged, not committed
     with open(os.path.join(out, "backup", "state.json")) as f:
-        assert json.load(f)["epoch"] == 1
+        state = json.load(f)
+    assert state["epoch"] == 1 and state["train_seconds"] > 0
+    with open(os.path.join(out, "run.json")) as f:
+        created = json.load(f)["created"]
+    killed_steps = _tensorboard_steps(os.path.join(out, "tensorboard", "train"), "epoch_loss")
+    # As a kill during the final export leaves it: the rerun removes it.
+    os.makedirs(os.path.join(out, ".saved_model.partial-999999-x", "saved_model"))
 
     # The user runs the same command again.
     resumed = kerasnets_cli("train", "resnet20", "--dataset", "shapes", "--data-dir", shapes_data_dir,
@@ -128,6 +135,21 @@ def test_resume_after_sigkill(shapes_data_dir, tmp_path):  # noqa: F811
         run = json.load(f)
     assert run["status"] == "complete" and run["completed_epochs"] == 3
     assert sorted(os.listdir(os.path.join(out, "backup"))) == ["epoch-0003.weights.h5", "state.json"]
+    # Times add up over both processes; created is the first process's start.
+    assert run["created"] == created and run["train_seconds"] > state["train_seconds"]
+    assert not [n for n in os.listdir(out) if ".partial-" in n or n.startswith(".tmp-")]
+    # TensorBoard shows each epoch once, though the killed process logged epoch 2 too.
+    assert _tensorboard_steps(os.path.join(out, "tensorboard", "train"), "epoch_loss") == [0, 1, 2], killed_steps
+
+
+def _tensorboard_steps(folder, tag):
+    import tensorflow as tf
+
+    steps = []
+    for name in sorted(os.listdir(folder)):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(folder, name)):
+            steps += [event.step for value in event.summary.value if value.tag == tag]
+    return sorted(steps)
 
 
 def test_bad_arguments_exit_2_with_a_clear_message(shapes_data_dir, tmp_path):  # noqa: F811

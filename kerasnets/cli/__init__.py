@@ -6,7 +6,10 @@ function that runs it. Adding a command is one module plus one line in
 ``COMMANDS``.
 
 A `UsageError` is printed as ``kerasnets <command>: error: ...`` with exit
-code 2 and no traceback, as argparse does for its own errors. Commands wrap the
+code 2 and no traceback; argparse's own errors are one line too, with a hint
+to ``--help`` instead of the whole usage. TensorFlow's start-up messages (the
+CUDA ``cuInit`` error on a machine without a GPU, the CPU-instructions notice)
+are kept out of the output (`kerasnets._startup`); later warnings are not. Commands wrap the
 validation of user input (``get_model`` with an unknown name, a bad size) in
 ``with usage_errors():`` so that its ValueErrors become usage errors, while a
 ValueError from deep inside a run still shows its traceback.
@@ -19,10 +22,16 @@ import contextlib
 import importlib
 import sys
 
+from kerasnets._startup import quiet_tensorflow_startup
+
 __all__ = [
-    "main", "UsageError", "usage_errors", "COMMANDS",
+    "main", "UsageError", "usage_errors", "COMMANDS", "check_keras_file",
     "add_model_arguments", "model_kwargs", "positive_int", "positive_float",
+    "check_value_type", "quiet_tensorflow_startup", "VERIFY_CHOICES",
 ]
+
+# --verify: what the folder check of kerasnets.data.load does before any work.
+VERIFY_CHOICES = ("full", "header", "none")
 
 # Module names under kerasnets.cli, in the order `--help` lists them.
 COMMANDS = ["list", "summary", "train", "evaluate", "export", "tune"]
@@ -41,10 +50,27 @@ def usage_errors():
         raise UsageError(str(error)) from None
 
 
+def check_keras_file(path, received):
+    """Raises ValueError naming what is wrong with a ``.keras`` file that cannot load
+    (empty, truncated, not a zip archive), instead of Keras's "File not found"."""
+    from kerasnets.files import describe_keras_file
+
+    problem = describe_keras_file(path)
+    if problem:
+        raise ValueError(f"{path} {problem}. Received: {received}")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with its errors on one line and a hint to ``--help``."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}. See '{self.prog} --help'.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kerasnets import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="kerasnets",
         description="The classic ImageNet CNNs for Keras 3: list, inspect, train, export, tune.",
     )
@@ -56,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    quiet_tensorflow_startup()  # done already when `import kerasnets` started the CLI
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -124,6 +151,27 @@ def add_model_arguments(parser, *, model=True, classes=True):
                             "(repeatable): -O downsample_on=3x3 -O aux_classifiers=False")
 
 
+def check_value_type(name, value, expected, flag):
+    """Raises ValueError unless ``value`` suits ``expected``: a type, or a default value
+    whose type is expected (a ``bool`` default takes only True/False, an ``int``
+    default an integer, a ``float`` default a number, a ``str`` default a string;
+    ``None`` or any other default takes anything). ``flag`` names the option
+    (``"-O"``, ``"--set"``) in the message."""
+    kind = expected if isinstance(expected, type) else type(expected)
+    checks = {  # (whether value is one, how to say it)
+        bool: (lambda v: isinstance(v, bool), "True or False"),
+        int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+        float: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+        str: (lambda v: isinstance(v, str), "a string"),
+    }
+    if kind not in checks:  # None, a tuple, ...: the builder or the recipe checks it
+        return
+    test, what = checks[kind]
+    ok = test(value)
+    if not ok:
+        raise ValueError(f"{name} must be {what}. Received: {flag} {name}={value!r}")
+
+
 def _literal(text):
     import ast
 
@@ -164,6 +212,12 @@ def model_kwargs(args, name=None) -> dict:
         n = args.input_size
         kwargs["input_shape"] = (n, n, 3) if keras.config.image_data_format() == "channels_last" else (3, n, n)
     parameters = inspect.signature(entry.builder).parameters
+    for key, value in kwargs.items():
+        if key in parameters and key not in ("input_shape", "classes", "width_multiplier"):
+            default = parameters[key].default
+            if isinstance(default, bool) and str(value).lower() in ("true", "false"):
+                value = kwargs[key] = str(value).lower() == "true"  # -O residual=false
+            check_value_type(key, value, default, "-O")
     accepted = set(parameters)
     takes_any = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     unknown = [] if takes_any else sorted(set(kwargs) - accepted)

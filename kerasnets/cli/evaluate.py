@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 
-from kerasnets.cli import usage_errors
+from kerasnets.cli import VERIFY_CHOICES, check_keras_file, usage_errors
 
 
 def register(subparsers):
@@ -21,11 +21,15 @@ def register(subparsers):
     )
     e.add_argument("checkpoint", help="a .keras file, or a run folder (uses its model.keras)")
     e.add_argument("--dataset", help="default: the run's dataset (from run.json)")
-    e.add_argument("--split", help="default: the run's test split, else 'test'")
+    e.add_argument("--split", help="default: the run's test split, else 'test', else 'validation' "
+                                   "(as train chooses)")
     e.add_argument("--batch-size", type=int, default=64)
     e.add_argument("--image-size", type=int, help="default: the checkpoint's input size")
     e.add_argument("--data-dir", help="tensorflow-datasets data folder")
     e.add_argument("--download", action="store_true")
+    e.add_argument("--verify", choices=VERIFY_CHOICES, default="full",
+                   help="for a folder of images: decode every image first (full, the default), "
+                        "check only each file's first bytes (header) or nothing (none)")
     e.add_argument("--json", action="store_true", help="print the results as JSON")
     e.set_defaults(func=run_evaluate)
 
@@ -67,6 +71,7 @@ def run_evaluate(args):
             raise ValueError(
                 f"checkpoint must be a .keras file or a run folder. Received: checkpoint={path!r}"
             )
+        check_keras_file(model_file, f"checkpoint={path!r}")
         dataset = args.dataset or (run or {}).get("dataset")
         if not dataset:
             raise ValueError(
@@ -75,9 +80,12 @@ def run_evaluate(args):
             )
         if args.batch_size < 1:
             raise ValueError(f"--batch-size must be positive. Received: batch_size={args.batch_size}")
-        split = args.split or ((run or {}).get("splits") or {}).get("test") or "test"
-        if run and dataset != run.get("dataset") and not args.split:
-            split = "test"
+        if args.split:
+            splits = [args.split]
+        elif run and dataset == run.get("dataset") and (run.get("splits") or {}).get("test"):
+            splits = [run["splits"]["test"]]
+        else:  # as train: test, else validation (a folder without split folders has no test)
+            splits = ["test", "validation"]
         import keras
 
         import kerasnets  # noqa: F401  (registers the custom objects)
@@ -95,13 +103,13 @@ def run_evaluate(args):
                 model_name = model.name
             except ValueError:
                 model_name = None
-        from kerasnets import data
-
-        split_data = data.load(
-            dataset, split, image_size=size, batch_size=args.batch_size, training=False,
-            model=model_name, preprocessing=preprocessing, data_dir=args.data_dir,
-            download=args.download,
-        )
+        load = dict(image_size=size, batch_size=args.batch_size, training=False, model=model_name,
+                    preprocessing=preprocessing, data_dir=args.data_dir, download=args.download,
+                    verify=None if args.verify == "none" else args.verify)
+        if len(splits) == 1:
+            split, split_data = splits[0], _run._load_split(dataset, splits[0], **load)
+        else:
+            split, split_data = _run._first_split(dataset, splits, **load)
         classes = model.outputs[0].shape[-1] if not isinstance(model.output, dict) else None
         if classes is not None and split_data.num_classes != classes:
             raise ValueError(

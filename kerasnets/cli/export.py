@@ -19,7 +19,7 @@ import json
 import os
 import sys
 
-from kerasnets.cli import UsageError, usage_errors
+from kerasnets.cli import UsageError, check_keras_file, usage_errors
 
 RUN_FILE = "run.json"
 CHECKPOINT_FILE = "model.keras"
@@ -126,6 +126,7 @@ def _image_size(value):
 def run(args):
     with usage_errors():
         checkpoint = find_checkpoint(args.checkpoint)
+        check_keras_file(checkpoint, f"CHECKPOINT={args.checkpoint!r}")
         run_info = read_run_info(checkpoint)
         class_names = read_class_names(args.class_names) if args.class_names else _first(run_info, "class_names")
         if args.top_k < 1:
@@ -144,7 +145,8 @@ def run(args):
             )
         from kerasnets.export._atomic import check_destination
 
-        check_destination(args.output, overwrite=args.overwrite, kind="dir" if args.format == "saved_model" else "file")
+        check_destination(args.output, overwrite=args.overwrite, source=checkpoint,
+                          kind="dir" if args.format == "saved_model" else "file")
 
     print(f"Loading {checkpoint} ...", file=sys.stderr)
     import keras

@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import ast
 from kerasnets.cli import (
+    VERIFY_CHOICES,
     UsageError,
     add_model_arguments,
+    check_value_type,
     model_kwargs,
     positive_float,
     positive_int,
@@ -94,6 +96,10 @@ def register(subparsers):
     p.add_argument("--download", action="store_true", help="let tensorflow-datasets download the dataset")
     p.add_argument("--augment", default="auto",
                    help="auto, inception, scale, pad_crop or none (see kerasnets.data.load)")
+    p.add_argument("--verify", choices=VERIFY_CHOICES, default="full",
+                   help="for a folder of images: decode every image once before training (full, "
+                        "the default; verified files are remembered), check only each file's first "
+                        "bytes (header) or nothing (none)")
     p.add_argument("--train-split", default="train", help="e.g. 'train[:20%%]'")
     p.add_argument("--val-split", dest="validation_split",
                    help="default: validation, else test")
@@ -116,12 +122,34 @@ def _duplicates(pairs, what):
     return dict(pairs)
 
 
+def check_overrides(overrides):
+    """Each ``--set`` value against the type of its `Recipe` field (``nesterov=maybe`` is refused)."""
+    import types
+    import typing
+
+    from kerasnets.training.recipes import Recipe
+
+    hints = typing.get_type_hints(Recipe)
+    for name, value in overrides.items():
+        hint = hints.get(name)  # an unknown field: Recipe.replace names the close ones
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+            if value is None:
+                continue
+            kinds = [k for k in typing.get_args(hint) if k is not type(None)]
+            hint = kinds[0] if len(kinds) == 1 else None
+        if hint is str and value in (None, True, False):  # --set lr_scaling=none: the word
+            value = overrides[name] = {None: "none", True: "true", False: "false"}[value]
+        check_value_type(name, value, hint if isinstance(hint, type) else None, "--set")
+
+
 def run_train(args):
+    from kerasnets.files import RunLockedError
     from kerasnets.training import _run
 
     overrides = _duplicates(args.overrides, "--set")
     augment = None if str(args.augment).lower() == "none" else args.augment
     with usage_errors():
+        check_overrides(overrides)
         builder_kwargs = model_kwargs(args)  # validates MODEL and the builder options
         builder_kwargs.pop("input_shape", None)  # --input-size is the image size
         if args.cpu_devices is not None:
@@ -148,6 +176,10 @@ def run_train(args):
             train_split=args.train_split, validation_split=args.validation_split,
             test_split=args.test_split, overwrite=args.overwrite, export=args.export,
             verbose="auto" if args.verbose is None else args.verbose,
+            verify=None if args.verify == "none" else args.verify,
         )
-    run.run()
+    try:
+        run.run()
+    except RunLockedError as error:
+        raise UsageError(str(error)) from None
     return 0

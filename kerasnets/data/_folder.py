@@ -16,14 +16,20 @@ rest, ``"all"`` everything.
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
+import json
 import os
+import re
+import sys
+import tempfile
+import time
 import zlib
 
 import tensorflow as tf
 
 from kerasnets.data._common import DataError, Records
 
-__all__ = ["IMAGE_EXTENSIONS", "SPLIT_FOLDERS", "folder_records", "list_images"]
+__all__ = ["IMAGE_EXTENSIONS", "SPLIT_FOLDERS", "folder_records", "list_images", "verified_cache_path"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 # Split name -> folder names accepted for it.
@@ -88,34 +94,130 @@ def _check_header(path):
     return None
 
 
+def _decode_error(error):
+    """TensorFlow's message without its op and function decorations."""
+    text = getattr(error, "message", None) or str(error)
+    text = re.sub(r"\{\{[^}]*\}\}|\[Op:[^\]]*\].*$", "", text, flags=re.S)
+    return " ".join(text.split()) or type(error).__name__
+
+
 def _check_decode(path):
+    """None if TensorFlow decodes the whole of ``path`` (as the input pipeline will)."""
     reason = _check_header(path)
     if reason:
         return reason
-    from PIL import Image
-
     try:
-        with Image.open(path) as image:
-            image.load()
-    except Exception as error:  # truncated or corrupt data
-        return f"cannot be decoded ({type(error).__name__}: {error})"
+        tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    except (tf.errors.OpError, ValueError) as error:  # truncated or corrupt data
+        return f"cannot be decoded ({_decode_error(error)})"
     return None
+
+
+def verified_cache_path(root) -> str:
+    """The file that remembers which images of ``root`` decoded (``verify="full"``).
+
+    In ``$KERASNETS_CACHE_DIR``, else ``$XDG_CACHE_HOME/kerasnets``, else
+    ``~/.cache/kerasnets``; one file per folder, named by a hash of its path.
+    """
+    base = os.environ.get("KERASNETS_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "kerasnets")
+    digest = hashlib.sha1(os.path.realpath(root).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return os.path.join(base, "verified", f"{digest}.json")
+
+
+def _stamp(path):
+    stat = os.stat(path)
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _read_cache(file):
+    try:
+        with open(file, encoding="utf-8") as f:
+            return dict(json.load(f).get("files", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _write_cache(file, root, files):
+    """Best effort (a read-only home only makes the next run slower), atomic."""
+    try:
+        os.makedirs(os.path.dirname(file), exist_ok=True)
+        handle, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(file))
+        with os.fdopen(handle, "w", encoding="utf-8") as f:
+            json.dump({"root": os.path.realpath(root), "files": files}, f)
+        os.replace(tmp, file)
+    except OSError:
+        pass
+
+
+class _Progress:
+    """A one-line progress bar on stderr (a start and an end line when not a terminal)."""
+
+    def __init__(self, total, root):
+        self.total, self.done, self.start = total, 0, time.time()
+        self.tty = sys.stderr.isatty()
+        self.label = f"Verifying {total:,} images in {root} (each is decoded once; verified ones are remembered)"
+        if not self.tty:
+            print(f"{self.label} ...", file=sys.stderr, flush=True)
+
+    def step(self):
+        self.done += 1
+        if self.tty and (self.done == self.total or self.done % 50 == 0):
+            width = 30
+            filled = int(width * self.done / self.total)
+            print(f"\r{self.label}: [{'=' * filled}{'.' * (width - filled)}] {self.done:,}/{self.total:,}",
+                  end="", file=sys.stderr, flush=True)
+
+    def close(self):
+        end = "\n" if self.tty else ""
+        print(f"{end}Verified {self.total:,} images in {time.time() - self.start:.1f} s.",
+              file=sys.stderr, flush=True)
+
+
+def _check_all_decode(paths, root):
+    """The reasons of the images of ``paths`` that do not decode; skips remembered ones."""
+    cache_file = verified_cache_path(root)
+    cache = _read_cache(cache_file)
+    reasons, todo = {}, []
+    for path in paths:
+        key = os.path.relpath(path, root)
+        try:
+            stamp = _stamp(path)
+        except OSError as error:
+            reasons[path] = f"cannot be read ({type(error).__name__})"
+            continue
+        if cache.get(key) != stamp:
+            todo.append((path, key, stamp))
+    if todo:
+        progress = _Progress(len(todo), root)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 4)) as pool:
+            for (path, key, stamp), reason in zip(todo, pool.map(lambda item: _check_decode(item[0]), todo)):
+                progress.step()
+                if reason:
+                    reasons[path] = reason
+                else:
+                    cache[key] = stamp
+        progress.close()
+        _write_cache(cache_file, root, cache)
+    return [reasons.get(p) for p in paths]
 
 
 def _verify(paths, verify, root):
     if not verify:
         return
-    check = _check_decode if verify == "full" else _check_header
-    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
-        reasons = list(pool.map(check, paths))
+    if verify == "full":
+        reasons = _check_all_decode(paths, root)
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+            reasons = list(pool.map(_check_header, paths))
     bad = [(p, r) for p, r in zip(paths, reasons) if r]
     if bad:
         shown = "; ".join(f"{os.path.relpath(p, root)} {r}" for p, r in bad[:5])
         more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
         raise DataError(
             f"{len(bad)} of {len(paths)} image files in {root} are not readable images: "
-            f"{shown}{more}. Remove or replace them, or pass verify=None to skip this "
-            f"check. Received: source={root!r}"
+            f"{shown}{more}. Remove or replace them, or pass verify=None (--verify none) to "
+            f"skip this check. Received: source={root!r}"
         )
 
 

@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 
-from kerasnets.export._atomic import atomic_destination, check_destination
+from kerasnets.export._atomic import METADATA_FILE, atomic_destination, check_destination
 from kerasnets.export._dtype import policy_names, with_dtype_policy
 from kerasnets.export._fold import fold_batch_norm
 from kerasnets.export._spec import ExportSpec, find_lambda_layers, inference_model, resolve_spec
@@ -55,7 +56,6 @@ __all__ = [
 ]
 
 FORMATS = ("saved_model", "keras", "tflite")
-METADATA_FILE = "kerasnets_export.json"
 
 _SPEC_ARGS_DOC = """
         model_name: the registered name (``"resnet50"``), used to find the
@@ -72,7 +72,8 @@ _SPEC_ARGS_DOC = """
         output: ``"auto"`` (detected from the last layer), ``"probabilities"``,
             ``"logits"`` (a softmax is added) or ``"features"`` (no top-k).
         builder_kwargs: the builder's arguments, recorded in the metadata.
-        overwrite: replace an existing export at ``path``.
+        overwrite: replace a previous kerasnets export at ``path`` (never anything
+            else: see `check_destination`).
 """
 
 
@@ -131,7 +132,7 @@ def saved_model(
 
     if not isinstance(fold_batch_norm, bool):
         raise ValueError(f"fold_batch_norm must be True or False. Received: fold_batch_norm={fold_batch_norm!r}")
-    path = check_destination(path, overwrite=overwrite, kind="dir")
+    path = check_destination(path, overwrite=overwrite, kind="dir", source=source)
     model, spec = _spec(model, dict(
         model_name=model_name, image_size=image_size, preprocessing=preprocessing,
         class_names=class_names, top_k=top_k, output=output, builder_kwargs=builder_kwargs,
@@ -171,8 +172,12 @@ def keras_file(model, path, *, overwrite=False, verify=True):
     Args:
         model: a `keras.Model`.
         path: the file to create; must end in ``.keras``.
-        overwrite: replace an existing file.
+        overwrite: replace a previous ``.keras`` export of kerasnets.
         verify: load the written file in safe mode before moving it into place.
+
+    The file holds ``kerasnets_export.json`` (the model name and library
+    versions) next to Keras's own entries: it marks the file as an export that
+    a later ``overwrite=True`` may replace. Keras ignores it.
 
     Raises:
         ValueError: for a path without ``.keras``, an existing path, or a model
@@ -195,9 +200,21 @@ def keras_file(model, path, *, overwrite=False, verify=True):
         model = keras.Model(model.input, model.output, name=model.name)
     with atomic_destination(path, overwrite=overwrite) as staging:
         model.save(staging)
+        with zipfile.ZipFile(staging, "a") as archive:
+            archive.writestr(METADATA_FILE, json.dumps(
+                {"format": "keras", "model_name": model.name, "versions": _versions()}, indent=2) + "\n")
         if verify:
             keras.models.load_model(staging, safe_mode=True, compile=False)
     return path
+
+
+def _versions():
+    import keras
+    import tensorflow as tf
+
+    from kerasnets import __version__
+
+    return {"kerasnets": __version__, "keras": keras.__version__, "tensorflow": tf.__version__}
 
 
 def read_metadata(path) -> dict:

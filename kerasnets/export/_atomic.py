@@ -1,11 +1,12 @@
 """Atomic writes of export artifacts (a SavedModel directory, a ``.keras`` or ``.tflite`` file).
 
 Everything is first written to a hidden staging folder next to the destination
-(``.<name>.partial-XXXX``, on the same file system), then moved into place with
-`os.rename` / `os.replace`. An export that fails or is interrupted half-way
+(``.<name>.partial-<pid>-XXXX``, on the same file system), then moved into place
+with `os.rename` / `os.replace`. An export that fails or is interrupted half-way
 removes its staging folder and leaves nothing at the destination; even a hard
 kill (SIGKILL, power loss) leaves at most the hidden staging folder, never a
-half-written artifact at the destination.
+half-written artifact at the destination, and the next export to that folder
+removes it (`kerasnets.files.remove_stale_partials`).
 """
 
 from __future__ import annotations
@@ -14,40 +15,96 @@ import contextlib
 import os
 import shutil
 import tempfile
+import zipfile
 
-__all__ = ["check_destination", "atomic_destination"]
+from kerasnets.files import check_writable, partial_prefix, remove_stale_partials
+
+__all__ = ["check_destination", "atomic_destination", "METADATA_FILE"]
+
+# The metadata file that marks a kerasnets export (in a SavedModel folder, in a .keras zip).
+METADATA_FILE = "kerasnets_export.json"
 
 
-def check_destination(path, *, overwrite: bool, kind: str) -> str:
+def check_destination(path, *, overwrite: bool, kind: str, source=None) -> str:
     """Validates an export destination before any work; returns its absolute path.
+
+    An existing ``path`` is replaced only with ``overwrite=True`` and only when
+    it is a previous kerasnets export (a folder holding ``kerasnets_export.json``,
+    a ``.keras`` file holding it, a TFLite file): never the model being exported
+    (``source``), a folder that contains it, a run folder, the current directory
+    or a folder above it. The folder that will hold ``path`` must be writable.
 
     Args:
         path: where the artifact will be.
         overwrite: whether an existing artifact of the same kind may be replaced.
         kind: ``"dir"`` or ``"file"``: what the artifact is.
+        source: the file the model was loaded from, if any.
     """
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise ValueError(f"The export path must be a non-empty string or path. Received: path={path!r}")
     if not isinstance(overwrite, bool):
         raise ValueError(f"overwrite must be True or False. Received: overwrite={overwrite!r}")
+    given = path
     path = os.path.abspath(os.fspath(path))
     if os.path.lexists(path):
         if not overwrite:
             raise ValueError(
                 f"{path} already exists. Pass overwrite=True (--overwrite on the command line) "
-                f"to replace it. Received: path={path!r}"
+                f"to replace it. Received: path={given!r}"
             )
         is_dir = os.path.isdir(path) and not os.path.islink(path)
         if (kind == "dir") != is_dir:
             raise ValueError(
                 f"{path} exists and is a {'directory' if is_dir else 'file'}; an export of this "
                 f"format writes a {'directory' if kind == 'dir' else 'file'}, so it will not "
-                f"replace it even with overwrite=True. Received: path={path!r}"
+                f"replace it even with overwrite=True. Received: path={given!r}"
+            )
+        reason = _not_replaceable(path, is_dir, source)
+        if reason:
+            raise ValueError(
+                f"{path} {reason}: overwrite=True (--overwrite) only replaces a previous kerasnets "
+                f"export, so choose another destination. Received: path={given!r}"
             )
     parent = os.path.dirname(path)
     if os.path.exists(parent) and not os.path.isdir(parent):
-        raise ValueError(f"The parent of the export path is not a directory. Received: path={path!r}")
+        raise ValueError(f"The parent of the export path is not a directory. Received: path={given!r}")
+    check_writable(parent, received=f"path={given!r}")
     return path
+
+
+def _inside(inner, outer):
+    inner, outer = os.path.realpath(inner), os.path.realpath(outer)
+    return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
+
+
+def _not_replaceable(path, is_dir, source):
+    """Why the existing ``path`` must not be replaced by an export, or None."""
+    cwd = os.getcwd()
+    if _inside(cwd, path):
+        return "is the current directory" if os.path.realpath(cwd) == os.path.realpath(path) \
+            else "holds the current directory"
+    if source is not None and _inside(os.path.abspath(os.fspath(source)), path):
+        return "is the model being exported" if not is_dir else \
+            f"holds the model being exported ({os.fspath(source)})"
+    if not is_dir:
+        if path.endswith(".keras"):
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    marked = METADATA_FILE in archive.namelist()
+            except (zipfile.BadZipFile, OSError):
+                marked = False
+            return None if marked else f"is not a .keras file exported by kerasnets (no {METADATA_FILE} inside)"
+        try:
+            with open(path, "rb") as f:
+                head = f.read(8)
+        except OSError:
+            head = b""
+        return None if head[4:8] == b"TFL3" else "is not a TFLite model"
+    if os.path.exists(os.path.join(path, "run.json")):
+        return "is a kerasnets run folder"
+    if not os.path.isfile(os.path.join(path, METADATA_FILE)):
+        return f"is not a kerasnets export (no {METADATA_FILE})"
+    return None
 
 
 @contextlib.contextmanager
@@ -65,7 +122,8 @@ def atomic_destination(path: str, *, overwrite: bool):
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     name = os.path.basename(path)
-    staging_root = tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent)
+    remove_stale_partials(parent)  # what crashed exports left here
+    staging_root = tempfile.mkdtemp(prefix=partial_prefix(name), dir=parent)
     staging = os.path.join(staging_root, name)
     try:
         yield staging

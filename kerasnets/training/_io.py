@@ -3,16 +3,18 @@
 Every writer writes a temporary file in the destination's folder (same file
 system), flushes it to disk, then ``os.replace``s it over the destination, which
 is atomic on POSIX and Windows. A process killed at any moment (even by
-SIGKILL) leaves at worst a ``.tmp-*`` file, which `remove_temporaries` deletes
-on the next run.
+SIGKILL) leaves at worst a ``.tmp-<pid>-*`` file (or an export's
+``.saved_model.partial-*`` folder), which `remove_temporaries` deletes on the
+next run.
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
+
+from kerasnets.files import TMP_PREFIX, remove_stale_partials
 
 __all__ = [
     "atomic_path",
@@ -25,7 +27,7 @@ __all__ = [
     "remove_temporaries",
 ]
 
-_TMP_PREFIX = ".tmp-"
+_TMP_PREFIX = TMP_PREFIX
 
 
 def _fsync(path):
@@ -105,7 +107,7 @@ def save_weights(model, path):
 
 
 def remove_temporaries(folder):
-    """Deletes the temporary files an interrupted writer left in ``folder``."""
-    for path in glob.glob(os.path.join(glob.escape(os.fspath(folder)), _TMP_PREFIX + "*")):
-        with contextlib.suppress(OSError):
-            os.remove(path)
+    """Deletes what interrupted writers left in ``folder``: ``.tmp-*`` files and
+    ``.<name>.partial-*`` export staging folders, whatever process wrote them
+    (call it only on a folder this process holds, such as a locked run folder)."""
+    return remove_stale_partials(folder, all_processes=True)

@@ -13,6 +13,8 @@ A run folder (``--output``, default ``runs/<model>-<dataset>``)::
     evaluation.json          the final model on the test split: loss, top-1, top-5
     saved_model/             the SavedModel export (`kerasnets.export.saved_model`)
     backup/                  the resume state: state.json + epoch-NNNN.weights.h5
+    .lock                    the lock of the process training in the folder
+                             (kerasnets.files.RunLock): one at a time
 
 Running the same command again resumes an interrupted run from its last
 completed epoch; a finished run is left alone (``epochs`` larger than before
@@ -38,10 +40,13 @@ when the run completes::
     hardware                strategy, replicas, device_type, precision, jit_compile
     request                 the arguments as given (compared on resume)
     versions                kerasnets, keras, tensorflow, python
-    created, updated        ISO 8601 times
+    created, updated        ISO 8601 times: when the run started (its first
+                            process), when run.json was last written
     files                   the layout above
   when complete:
-    completed_epochs, train_seconds
+    completed_epochs
+    train_seconds           the training time of every process of the run (a
+                            resumed run adds up), to the end of its last epoch
     test                    {loss, accuracy, top5_accuracy, examples, split}
     best                    {monitor, value, epoch} of checkpoints/best.keras
     exported                "saved_model" or null
@@ -58,10 +63,10 @@ import platform
 import re
 import shutil
 import sys
-import time
 
 import keras
 
+from kerasnets.files import LOCK_FILE, RunLock, check_writable
 from kerasnets.training import _io
 from kerasnets.training._compile import compile as compile_recipe
 from kerasnets.training._compile import SparseCrossentropy, output_names
@@ -71,6 +76,7 @@ from kerasnets.training.callbacks import (
     CSVLog,
     LearningRateLogger,
     SyncReplicaStatistics,
+    TensorBoard,
 )
 from kerasnets.training.recipes import Recipe, get_recipe, recipe_for
 from kerasnets.training.strategy import setup_hardware
@@ -281,7 +287,7 @@ class TrainingRun:
             hardware=self.hardware.to_dict(),
             request=self.request,
             versions=_versions(),
-            created=self.previous.get("created", _now()) if self.previous else _now(),
+            created=self.created,
             updated=_now(),
             files=dict(LAYOUT),
         )
@@ -303,7 +309,8 @@ class TrainingRun:
             *schedule,
             CSVLog(self.path("log")),
             self.best_checkpoint,
-            keras.callbacks.TensorBoard(self.path("tensorboard"), write_graph=False),
+            # Drops the events of epochs a killed process ran but never committed.
+            TensorBoard(self.path("tensorboard"), backup_dir=self.path("backup"), write_graph=False),
             *self.extra_callbacks,
             self.backup,  # last: it commits the epoch
         ]
@@ -311,9 +318,15 @@ class TrainingRun:
     def run(self) -> RunResult:
         """Trains (or resumes), then evaluates, plots and exports; returns a `RunResult`."""
         try:
+            self.lock.acquire()  # held since `prepare`, unless released since
             return self._run()
         finally:
             keras.mixed_precision.set_global_policy(self.previous_policy)
+            self.close()
+
+    def close(self):
+        """Releases the run folder's lock (`run` does, at its end)."""
+        self.lock.release()
 
     def _run(self):
         out = self.output
@@ -326,7 +339,6 @@ class TrainingRun:
         print(self.banner(), flush=True)
         _io.write_json(self.path("run"), self.record())
 
-        start = time.time()
         self.model.fit(
             self.train_data,
             validation_data=self.val.dataset,
@@ -335,7 +347,6 @@ class TrainingRun:
             verbose=self.verbose,
             shuffle=False,  # kerasnets.data shuffles; Keras cannot shuffle a tf.data dataset
         )
-        train_seconds = time.time() - start
 
         _io.save_model(self.model, self.path("model"))
         test = evaluate_model(self.model, self.test, strategy=self.hardware.strategy, verbose=0)
@@ -352,8 +363,7 @@ class TrainingRun:
                     "epoch": self.best_checkpoint.best_epoch}
         record = self.record(
             status="complete", completed_epochs=self.epochs, test=test, best=best,
-            train_seconds=round(train_seconds, 1) + float(self.previous.get("train_seconds", 0) or 0)
-            if self.resume_epoch else round(train_seconds, 1),
+            train_seconds=self.backup.train_seconds,  # every process's, up to its last epoch
             exported=exported,
         )
         _io.write_json(self.path("run"), record)
@@ -406,7 +416,7 @@ def _check_output(output, request, overwrite, epochs):
     if not os.path.isdir(output):
         raise ValueError(f"The output path exists and is not a folder. Received: output={output!r}")
     if not os.path.exists(run_file):
-        if os.listdir(output):
+        if [name for name in os.listdir(output) if name != LOCK_FILE]:
             raise ValueError(
                 "The output folder is not empty and holds no kerasnets run (no run.json): "
                 f"choose another --output. Received: output={output!r}"
@@ -433,7 +443,45 @@ def _check_output(output, request, overwrite, epochs):
     return previous, complete
 
 
-def prepare(
+def prepare(model: str, dataset: str = "shapes", *, output: str | None = None, **options) -> TrainingRun:
+    """Validates a run and builds everything it needs; raises ValueError on bad input.
+
+    Nothing is trained: `TrainingRun.run` does that. The run folder is checked
+    to be writable, then locked (`kerasnets.files.RunLock`) before anything in
+    it is read or deleted, so that a second process on the same folder fails at
+    once, naming the holder's process id; the lock is held until `run` ends (or
+    `TrainingRun.close`). A folder this call created is removed again when it
+    fails. The arguments are those of `train`.
+    """
+    from kerasnets.registry import get_entry
+
+    output = os.path.abspath(output or os.path.join("runs", f"{get_entry(model).name}-{_slug(dataset)}"))
+    check_writable(output, received=f"output={output!r}")
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise ValueError(f"The output path exists and is not a folder. Received: output={output!r}")
+    created = [output]  # the folders the lock creates, innermost first
+    while not os.path.exists(os.path.dirname(created[-1])):
+        created.append(os.path.dirname(created[-1]))
+    if os.path.exists(output):
+        created = []
+    lock = RunLock(output)
+    new_lock_file = not os.path.exists(lock.path)
+    lock.acquire()
+    try:
+        run = _prepare(model, dataset, output=output, **options)
+    except BaseException:  # leave the folder as it was: no lock file, no new folder
+        with contextlib.suppress(OSError):
+            if new_lock_file:
+                os.remove(lock.path)
+            for folder in created:
+                os.rmdir(folder)  # only empty ones
+        lock.release()
+        raise
+    run.lock = lock
+    return run
+
+
+def _prepare(
     model: str,
     dataset: str = "shapes",
     *,
@@ -459,12 +507,8 @@ def prepare(
     export: bool = True,
     callbacks=(),
     verbose="auto",
+    verify="full",
 ) -> TrainingRun:
-    """Validates a run and builds everything it needs; raises ValueError on bad input.
-
-    Nothing is trained and nothing is written: `TrainingRun.run` does that. The
-    arguments are those of `train`.
-    """
     from kerasnets.registry import get_entry
 
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("image_size", image_size)):
@@ -508,15 +552,15 @@ def prepare(
         model_kwargs=model_kwargs, train_split=train_split, augment=augment, seed=seed,
     )
     request = _io.json_roundtrip(request)
-    output = os.path.abspath(output or os.path.join("runs", f"{entry.name}-{_slug(dataset)}"))
     previous, complete = _check_output(output, request, overwrite, epochs)
+    created = previous.get("created") or _now()
     if complete:  # nothing to train: skip the data and the model
         return TrainingRun(entry=entry, output=output, previous=previous, complete=True,
-                           previous_policy=keras.mixed_precision.global_policy().name)
+                           previous_policy=keras.mixed_precision.global_policy().name, created=created)
 
     # -- the data (validation of the dataset name and splits happens here) ----------
     load = dict(image_size=image_size, batch_size=global_batch, model=entry.name,
-                data_dir=data_dir, download=download)
+                data_dir=data_dir, download=download, verify=verify)
     train_data = _load_split(dataset, train_split, training=True, augment=augment, seed=seed, **load)
     image_size = train_data.image_size
     load["image_size"] = image_size
@@ -565,7 +609,7 @@ def prepare(
         hardware=hardware, request=request, output=output, previous=previous, complete=complete,
         resume_epoch=min(resume_epoch, epochs), builder_kwargs=_io.json_roundtrip(builder_kwargs),
         export=export, extra_callbacks=list(callbacks), verbose=verbose,
-        previous_policy=previous_policy,
+        previous_policy=previous_policy, created=created,
     )
 
 
@@ -599,6 +643,10 @@ def train(model: str, dataset: str = "shapes", **options) -> RunResult:
         callbacks: extra Keras callbacks.
         verbose: ``"auto"`` (a progress bar on a terminal, a line per epoch
             otherwise), 0, 1 or 2.
+        verify: for a folder of images, ``"full"`` (default) decodes every
+            image once before training (verified files are remembered, so a
+            rerun is fast), ``"header"`` checks only the first bytes, ``None``
+            nothing (see `kerasnets.data.load`).
 
     Returns:
         A `RunResult` (``.output``, ``.test``, ``.best``, ``.files``).

@@ -9,6 +9,8 @@
 * `LearningRateLogger`: adds ``learning_rate`` to the epoch logs.
 * `SyncReplicaStatistics`: under `tf.distribute.MirroredStrategy`, averages the
   replicas' BatchNorm moving statistics, which Keras lets drift apart.
+* `TensorBoard`: Keras's, except that a resumed run drops the events of the
+  epochs a killed process ran but never committed, so each epoch shows once.
 
 Use them together, `BackupAndRestore` last (it commits the epoch once the others
 have written their files)::
@@ -32,6 +34,7 @@ import glob
 import io
 import math
 import os
+import time
 
 import keras
 
@@ -43,6 +46,7 @@ __all__ = [
     "BestCheckpoint",
     "LearningRateLogger",
     "SyncReplicaStatistics",
+    "TensorBoard",
     "STATE_FILE",
 ]
 
@@ -75,7 +79,9 @@ class BackupAndRestore(keras.callbacks.Callback):
 
     The state is ``backup_dir/epoch-NNNN.weights.h5`` (the model's and the
     optimizer's variables) and ``backup_dir/state.json`` (the number of completed
-    epochs, the file name, the tracked callbacks' state and the epoch's logs),
+    epochs, the file name, the tracked callbacks' state, the epoch's logs, the
+    commit ``time`` and ``train_seconds``, the training time of all the
+    processes so far, which `train_seconds` reads back),
     each written atomically, ``state.json`` last: it is the commit. A process
     killed at any point resumes from the last committed epoch and ends with the
     same number of epochs. The backup is kept after training, so a later ``fit``
@@ -100,6 +106,9 @@ class BackupAndRestore(keras.callbacks.Callback):
                     f"Received: {callback!r}"
                 )
         self.restored_epoch = 0
+        self._seconds_before = 0.0
+        self._started = None
+        self.train_seconds = 0.0
 
     @property
     def state_path(self):
@@ -115,6 +124,9 @@ class BackupAndRestore(keras.callbacks.Callback):
         os.makedirs(self.backup_dir, exist_ok=True)
         _io.remove_temporaries(self.backup_dir)
         state = self.read_state()
+        self._started = time.time()
+        self._seconds_before = float((state or {}).get("train_seconds", 0) or 0)
+        self.train_seconds = self._seconds_before
         if state is None:
             self.restored_epoch = 0
             return
@@ -140,11 +152,14 @@ class BackupAndRestore(keras.callbacks.Callback):
             }
             for cb in self.tracked
         ]
+        self.train_seconds = round(self._seconds_before + time.time() - self._started, 1)
         state = {
             "epoch": epoch + 1,
             "weights": name,
             "callbacks": callbacks,
             "logs": {k: _number(v) for k, v in (logs or {}).items()},
+            "time": time.time(),
+            "train_seconds": self.train_seconds,
         }
         _io.write_json(self.state_path, state)  # the commit
         for old in glob.glob(os.path.join(glob.escape(self.backup_dir), "epoch-*.weights.h5")):
@@ -319,3 +334,68 @@ class SyncReplicaStatistics(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._sync()
+
+
+def _event_files(log_dir):
+    for folder, _, files in os.walk(log_dir):
+        for name in sorted(files):
+            if "tfevents" in name and not name.startswith("."):
+                yield os.path.join(folder, name)
+
+
+def drop_events_after(log_dir, wall_time):
+    """Rewrites the TensorBoard event files under ``log_dir`` without the summaries
+    written after ``wall_time`` (seconds since the epoch; ``None``: all of them).
+
+    Each file is rewritten atomically and only when it loses an event; the
+    other records (file version, graphs) are kept. Returns how many events were
+    dropped.
+    """
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    dropped = 0
+    for path in _event_files(log_dir):
+        kept, lost = [], 0
+        try:
+            for record in tf.data.TFRecordDataset(path):
+                raw = record.numpy()
+                event = event_pb2.Event.FromString(raw)
+                if event.HasField("summary") and (wall_time is None or event.wall_time > wall_time):
+                    lost += 1
+                else:
+                    kept.append(raw)
+        except tf.errors.DataLossError:  # a record cut by the kill: drop it too
+            lost += 1
+        if not lost:
+            continue
+        with _io.atomic_path(path) as tmp:
+            with tf.io.TFRecordWriter(tmp) as writer:
+                for raw in kept:
+                    writer.write(raw)
+        dropped += lost
+    return dropped
+
+
+class TensorBoard(keras.callbacks.TensorBoard):
+    """`keras.callbacks.TensorBoard` for runs that resume: each epoch is logged once.
+
+    A process killed after its last committed epoch has written (some of) the
+    next epoch's events; the resumed run writes that epoch again, so TensorBoard
+    would show it twice. With ``backup_dir`` (the `BackupAndRestore` folder),
+    `on_train_begin` first drops every summary written after the backup's last
+    commit (all of them when nothing was committed). Other arguments are Keras's.
+    """
+
+    def __init__(self, log_dir="logs", *, backup_dir=None, **kwargs):
+        super().__init__(log_dir, **kwargs)
+        self.backup_dir = None if backup_dir is None else os.fspath(backup_dir)
+
+    def on_train_begin(self, logs=None):
+        if self.backup_dir is not None and os.path.isdir(self.log_dir):
+            state_path = os.path.join(self.backup_dir, STATE_FILE)
+            committed = None
+            if os.path.exists(state_path):
+                committed = _io.read_json(state_path).get("time") or os.path.getmtime(state_path)
+            drop_events_after(self.log_dir, committed)
+        super().on_train_begin(logs)

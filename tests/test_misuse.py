@@ -1,0 +1,362 @@
+"""What misuse gets (issue 16): nothing a user wrote is lost or overwritten, and one clear line.
+
+One test per kind of misuse, in the order of the README's table "What misuse
+gets". Everything runs in process on tiny models and folders of a few images,
+except where a second process is the point (the run lock, TensorFlow's
+start-up messages). The kill-and-resume checks (TensorBoard epochs, times in
+run.json) are in ``test_train_cli.py``.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from _data_fixtures import shapes_data_dir, write_image  # noqa: F401  (fixture)
+
+import kerasnets
+import kerasnets.data as kd
+import kerasnets.export as ke
+from kerasnets.cli import main
+from kerasnets.files import LOCK_FILE, RunLock, remove_stale_partials
+from kerasnets.training import _run
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_API = dict(model_kwargs={"width_multiplier": 0.25}, image_size=16, epochs=1, batch_size=64,
+                train_split="train[:64]", validation_split="validation[:64]", test_split="test[:64]")
+
+
+def _tiny_model(name="resnet20", classes=3, size=16):
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Conv2D(4, 3, use_bias=False, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.Activation("relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(x), name=name)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    _tiny_model().save(path)
+    return path
+
+
+@pytest.fixture
+def run_folder(tmp_path, model_file):
+    """A finished run as `kerasnets train` leaves it (the files export reads, and more)."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(model_file, run / "model.keras")
+    shutil.copy(model_file, run / "checkpoints" / "best.keras")
+    (run / "run.json").write_text(json.dumps({
+        "status": "complete", "model": "resnet20", "image_size": 16, "dataset": "shapes",
+        "class_names": ["a", "b", "c"], "builder_kwargs": {"classes": 3},
+    }))
+    (run / "log.csv").write_text("epoch,loss\n1,0.5\n")
+    return run
+
+
+def _listing(folder):
+    return sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, fs in os.walk(folder) for f in fs)
+
+
+def _cli(args, capsys):
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exit:  # argparse's own errors
+        code = exit.code
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+@pytest.fixture
+def unwritable(tmp_path):
+    """A folder nothing can be created in (a read-only folder; as root, /sys)."""
+    if os.name == "nt":
+        pytest.skip("POSIX permissions")
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        yield str(folder)
+        folder.chmod(0o755)
+        return
+    try:
+        probe = os.path.join("/sys", f".kerasnets-{os.getpid()}")
+        open(probe, "w").close()
+        os.remove(probe)
+    except OSError:
+        yield "/sys"
+    else:
+        pytest.skip("no unwritable folder for root here")
+
+
+# 1. export --overwrite replaces only a previous kerasnets export.
+def test_export_overwrite_never_replaces_the_run_a_folder_or_the_cwd(run_folder, tmp_path, capsys,
+                                                                     monkeypatch):
+    before = _listing(run_folder)
+    mine = tmp_path / "work"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "data.csv").write_text("1,2\n")
+    shutil.copy(run_folder / "model.keras", tmp_path / "mine.keras")
+    (tmp_path / "mine.tflite").write_bytes(b"not a flatbuffer")
+    cases = [
+        ([run_folder, "--output", run_folder], "holds the model being exported"),
+        ([run_folder / "model.keras", "--output", run_folder / "checkpoints"], "is not a kerasnets export"),
+        ([run_folder, "--output", tmp_path], "holds the model being exported"),
+        ([run_folder, "--output", tmp_path / "other"], "is not a kerasnets export (no kerasnets_export.json)"),
+        ([run_folder, "--output", run_folder / "model.keras", "--format", "keras"], "is the model being exported"),
+        ([run_folder, "--output", run_folder / "checkpoints" / "best.keras", "--format", "keras"],
+         "is not a .keras file exported by kerasnets"),
+        ([run_folder, "--output", tmp_path / "mine.keras", "--format", "keras"], "is not a .keras file exported"),
+        ([run_folder, "--output", tmp_path / "mine.tflite", "--format", "tflite"], "is not a TFLite model"),
+    ]
+    for args, message in cases:
+        code, err = _cli(["export", *args, "--overwrite"], capsys)
+        assert code == 2 and message in err and "only replaces a previous kerasnets export" in err, (args, err)
+        assert len(err.strip().splitlines()) == 1, err
+    with pytest.raises(ValueError, match="holds the model being exported"):  # the API says the same
+        ke.saved_model(_tiny_model(), tmp_path, overwrite=True, source=run_folder / "model.keras")
+    monkeypatch.chdir(mine)
+    code, err = _cli(["export", run_folder, "--output", ".", "--overwrite"], capsys)
+    assert code == 2 and "is the current directory" in err, err
+    monkeypatch.chdir(tmp_path / "other")
+    code, err = _cli(["export", run_folder, "--output", "..", "--overwrite"], capsys)
+    assert code == 2 and "holds the current directory" in err, err
+    assert _listing(run_folder) == before
+    assert (mine / "notes.txt").read_text() == "mine" and (tmp_path / "other" / "data.csv").exists()
+    monkeypatch.chdir(tmp_path)
+
+    # A previous export is replaced, as --overwrite promises.
+    for fmt, name in (("saved_model", "export"), ("keras", "export.keras")):
+        for _ in range(2):
+            code, err = _cli(["export", run_folder, "--output", tmp_path / name, "--format", fmt,
+                              "--overwrite"], capsys)
+            assert code == 0, err
+    assert ke.read_metadata(tmp_path / "export")["model_name"] == "resnet20"
+    assert len(keras.models.load_model(tmp_path / "export.keras").outputs) == 1  # the marker is harmless
+
+
+# 2. One process at a time in a run folder.
+def test_a_run_folder_is_held_by_one_process(shapes_data_dir, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    out.mkdir()
+    # Another process holds the folder's lock, as a live `kerasnets train` does.
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, sys, time\n"
+         "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+         "os.write(fd, str(os.getpid()).encode())\n"
+         "print('held', flush=True)\n"
+         "time.sleep(300)\n",
+         str(out / LOCK_FILE)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        kwargs = dict(TINY_API, data_dir=shapes_data_dir, output=str(out), export=False)
+        with pytest.raises(ValueError, match=rf"run folder {out} is in use by another kerasnets process "
+                                             rf"\(pid {holder.pid}\)"):
+            _run.prepare("resnet20", "shapes", **kwargs)
+        with pytest.raises(ValueError, match="in use"):  # --overwrite deletes nothing of a live run
+            _run.prepare("resnet20", "shapes", overwrite=True, **kwargs)
+    finally:
+        holder.kill()
+        holder.wait()
+    # The OS released the killed holder's lock: the folder is free at once.
+    run = _run.prepare("resnet20", "shapes", **kwargs)
+    with pytest.raises(ValueError, match=rf"\(pid {os.getpid()}\)"):  # held until the run ends
+        RunLock(out).acquire()
+    run.close()
+    RunLock(out).acquire().release()
+
+
+# 3. A corrupt image with a valid header never stops an epoch; the file is named.
+def test_corrupt_jpeg_is_found_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERASNETS_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        for n in range(4):
+            write_image(str(root / name / f"{n}.jpg"), rng.integers(0, 256, (20, 20, 3), dtype=np.uint8))
+    data = bytearray((root / "b" / "3.jpg").read_bytes())
+    middle = slice(len(data) // 3, len(data) - 10)
+    data[middle] = rng.integers(0, 256, len(data[middle]), np.uint8).tobytes()
+    (root / "b" / "3.jpg").write_bytes(bytes(data))  # its header is a JPEG's
+    assert kd.load(str(root), "all", verify="header").num_examples == 8
+
+    with pytest.raises(kd.DataError, match=r"b/3\.jpg cannot be decoded"):  # train's default
+        _run.prepare("resnet20", str(root), **dict(TINY_API, train_split="train", validation_split="validation",
+                                                    test_split="validation"), output=str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run")
+    assert "Verifying 6 images" in capsys.readouterr().err  # the progress bar (train: 6 of 8)
+
+    # What decoded is remembered: a rerun decodes only the new or changed files.
+    (root / "b" / "3.jpg").unlink()
+    decoded = []
+    check = kd._folder._check_decode
+    monkeypatch.setattr(kd._folder, "_check_decode", lambda path: decoded.append(path) or check(path))
+    assert kd.load(str(root), "all", verify="full").num_examples == 7
+    assert len(decoded) == 2  # the validation images, which train's check never reached
+    decoded.clear()
+    assert kd.load(str(root), "all", verify="full").num_examples == 7
+    assert decoded == []
+    write_image(str(root / "a" / "new.png"), np.zeros((8, 8, 3), np.uint8))
+    assert kd.load(str(root), "all", verify="full").num_examples == 8
+    assert [os.path.basename(p) for p in decoded] == ["new.png"]
+
+    # The command line has the API's choice.
+    for command in ("train resnet20", "evaluate run"):
+        for choice in ("full", "header", "none"):
+            args = kerasnets.cli.build_parser().parse_args([*command.split(), "--verify", choice])
+            assert args.verify == choice
+
+
+# 4. What a killed write left behind goes with the next run or export.
+def test_leftovers_of_crashed_writes_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    run = tmp_path / "run"
+    (run / f".saved_model.partial-{dead}-x1" / "saved_model" / "variables").mkdir(parents=True)
+    (run / ".saved_model.partial-oldstyle").mkdir()
+    (run / f".tmp-{dead}-run.json").write_text("{")
+    (run / "run.json").write_text("{}")
+    from kerasnets.training import _io
+
+    _io.remove_temporaries(run)  # what a run does first, in its locked folder
+    assert os.listdir(run) == ["run.json"]
+
+    exports = tmp_path / "exports"
+    # An export killed between its two renames: the previous version is aside, none in place.
+    aside = exports / f".model.partial-{dead}-x2" / ".previous"
+    aside.mkdir(parents=True)
+    (aside / ke.METADATA_FILE).write_text("{}")
+    live = exports / f".other.partial-{os.getpid()}-x3"  # a live process's: left alone
+    live.mkdir()
+    assert remove_stale_partials(exports) == [f".model.partial-{dead}-x2"]
+    assert sorted(os.listdir(exports)) == [f".other.partial-{os.getpid()}-x3", "model"]
+    (exports / f".new.partial-{dead}-x4").mkdir()
+    ke.keras_file(_tiny_model(), exports / "new.keras")  # an export cleans its folder first
+    assert sorted(os.listdir(exports)) == [f".other.partial-{os.getpid()}-x3", "model", "new.keras"]
+
+
+def test_tensorboard_drops_the_events_of_uncommitted_epochs(tmp_path):
+    from kerasnets.training.callbacks import drop_events_after
+
+    logs = tmp_path / "tensorboard" / "train"
+    writer = tf.summary.create_file_writer(str(logs))
+    with writer.as_default():
+        tf.summary.scalar("epoch_loss", 1.0, step=0)
+        writer.flush()
+        time.sleep(0.05)
+        committed = time.time()
+        time.sleep(0.05)
+        tf.summary.scalar("epoch_loss", 0.5, step=1)  # the killed process's uncommitted epoch
+    writer.close()
+    assert drop_events_after(str(tmp_path / "tensorboard"), committed) == 1
+    (file,) = os.listdir(logs)
+    steps = [e.step for e in tf.compat.v1.train.summary_iterator(str(logs / file)) if e.summary.value]
+    assert steps == [0]
+
+
+def _no_data(*args, **kwargs):
+    raise AssertionError("the data was loaded before the arguments were checked")
+
+
+# 6. An unwritable destination: one line, before any work.
+def test_unwritable_destination_is_one_line_before_any_work(run_folder, unwritable, capsys, monkeypatch):
+    for fmt, name in (("saved_model", "out"), ("keras", "out.keras"), ("tflite", "out.tflite")):
+        code, err = _cli(["export", run_folder, "--output", os.path.join(unwritable, "x", name),
+                          "--format", fmt], capsys)
+        assert code == 2 and f"Cannot write to {unwritable}" in err and "Loading" not in err, err
+    with pytest.raises(ValueError, match="Cannot write to"):
+        ke.tflite(_tiny_model(), os.path.join(unwritable, "m.tflite"))
+
+    monkeypatch.setattr(_run, "_load_split", _no_data)
+    code, err = _cli(["train", "resnet20", "--output", os.path.join(unwritable, "run")], capsys)
+    assert code == 2 and f"Cannot write to {unwritable}" in err and "Received: output=" in err, err
+
+
+# 7. A damaged .keras file is described, not "File not found".
+def test_truncated_or_foreign_keras_file_is_named(model_file, tmp_path, capsys):
+    content = model_file.read_bytes()
+    files = {
+        "cut.keras": (content[: len(content) // 2], "is truncated: a zip archive without its end"),
+        "text.keras": (b"hello, world", "is not a .keras file: a .keras file is a zip archive"),
+        "empty.keras": (b"", "is empty"),
+    }
+    for name, (data, message) in files.items():
+        (tmp_path / name).write_bytes(data)
+        for args in (["export", tmp_path / name, "--output", tmp_path / "out"],
+                     ["evaluate", tmp_path / name, "--dataset", "shapes"]):
+            code, err = _cli(args, capsys)
+            assert code == 2 and message in err and "File not found" not in err, (args, err)
+    assert sorted(os.listdir(tmp_path)) == sorted(files)
+
+
+# 9. -O and --set values are checked against their type.
+@pytest.mark.parametrize("args, message", [
+    (["summary", "resnet20", "-O", "residual=maybe"], "residual must be True or False. Received: -O residual='maybe'"),
+    (["summary", "resnet50", "-O", "downsample_on=3"], "downsample_on must be a string"),
+    (["summary", "googlenet", "-O", "batch_norm=yes"], "batch_norm must be True or False"),
+    (["train", "resnet20", "--set", "nesterov=maybe"], "nesterov must be True or False"),
+    (["train", "resnet20", "--set", "plateau_patience=2.5"], "plateau_patience must be an integer"),
+])
+def test_option_values_are_checked_by_type(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_run, "_load_split", _no_data)
+    code, err = _cli(args, capsys)
+    assert code == 2 and message in err, err
+
+
+def test_option_values_of_the_right_type_pass():
+    from kerasnets.cli import build_parser, model_kwargs
+    from kerasnets.cli.train import check_overrides
+
+    args = build_parser().parse_args(["summary", "resnet50", "-O", "residual=false", "-O", "downsample_on=3x3"])
+    assert model_kwargs(args) == {"residual": False, "downsample_on": "3x3"}
+    overrides = {"lr_scaling": None, "decay_epochs": (3, 6), "gradient_clip_norm": None, "weight_decay": 0}
+    check_overrides(overrides)  # --set lr_scaling=none is the word, not None
+    assert overrides == {"lr_scaling": "none", "decay_epochs": (3, 6), "gradient_clip_norm": None,
+                         "weight_decay": 0}
+
+
+# 10. evaluate falls back to validation as train does.
+def test_evaluate_on_a_folder_without_split_folders(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KERASNETS_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "images"
+    for name in ("a", "b"):
+        for n in range(5):
+            write_image(str(root / name / f"{n}.png"), np.full((16, 16, 3), 40 * n, np.uint8))
+    _tiny_model("net", classes=2).save(tmp_path / "m.keras")
+    assert main(["evaluate", str(tmp_path / "m.keras"), "--dataset", str(root), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["split"] == "validation" and result["examples"] == 2
+
+
+# 11. Errors are one line; TensorFlow's start-up noise stays out.
+def test_argparse_errors_are_one_line_with_a_hint(capsys):
+    code, err = _cli(["train", "resnet20", "--precision", "float64"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "usage:" not in err, err
+    assert "invalid choice: 'float64'" in err and "See 'kerasnets train --help'." in err
+
+
+def test_command_output_has_no_tensorflow_startup_noise():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    result = subprocess.run([sys.executable, "-m", "kerasnets", "summary", "resnet20", "-O", "residual=maybe"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "kerasnets summary: error: residual must be True or False. Received: -O residual='maybe'"
+    ]
