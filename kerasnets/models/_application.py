@@ -36,9 +36,13 @@ __all__ = [
 
 CONTRACT_ARGS_DOC = """
         include_top: whether to include the classifier on top of the network.
-        weights: ``None`` (random initialisation) or the path of a ``.weights.h5``
-            file saved from the same architecture. ``"imagenet"`` raises until
-            pretrained weights are published for the model.
+        weights: ``None`` (random initialisation), ``"imagenet"`` (the model's
+            default ImageNet preset), a preset name (``"keras_applications"``,
+            ``"torchvision_v1"``, ``"torchvision_v2"``: see
+            `kerasnets.weights.list_presets`), or the path of a weights file: a
+            ``.weights.h5`` saved from the same architecture, a keras.applications
+            legacy ``.h5``, or a torchvision state dict (``.safetensors``, ``.pth``).
+            Models without an exact public source raise for ``"imagenet"``.
         input_tensor: optional Keras tensor (the output of ``keras.Input()``) to use
             as the model's input.
         input_shape: optional shape tuple without the batch axis, in the layout of
@@ -150,23 +154,14 @@ def _spatial(shape):
 
 
 def _validate_weights(weights, model_name):
-    if weights is None:
+    """The family functions take ``None`` or a file path; presets are resolved by the
+    public builders (`make_variant`), which know the registered name."""
+    if weights is None or isinstance(weights, os.PathLike):
         return
-    if weights == "imagenet":
-        raise ValueError(
-            f"ImageNet weights are not available yet for {model_name}. Pass weights=None "
-            "to train from scratch, or the path of a .weights.h5 file saved from the same "
-            f"architecture. Received: weights={weights!r}"
-        )
-    if not isinstance(weights, (str, os.PathLike)) or not os.path.isfile(weights):
+    if not isinstance(weights, str) or not os.path.isfile(weights):
         raise ValueError(
             "The `weights` argument should be either None (random initialization), "
-            "'imagenet', or the path to an existing weights file (.weights.h5). "
-            f"Received: weights={weights!r}"
-        )
-    if not str(weights).endswith(".weights.h5"):
-        raise ValueError(
-            "A weights file must end in `.weights.h5` (written by model.save_weights). "
+            "'imagenet', a preset name, or the path to an existing weights file. "
             f"Received: weights={weights!r}"
         )
 
@@ -314,7 +309,9 @@ def build_application(
     model_class = model_class or keras.Model
     model = model_class(model_inputs, outputs, name=name or model_name.lower())
     if weights is not None:
-        model.load_weights(weights)
+        from kerasnets.weights import load_file
+
+        load_file(model, weights, family=info.family)
     return model
 
 
@@ -397,10 +394,24 @@ def make_variant(
     ]
     signature = inspect.Signature(params + family_params)
 
+    registered = registry_name or builder_name.lower()
+    parameters = signature.parameters
+
     def builder(*args, **kwargs):
+        from kerasnets.weights._api import resolve
+
         bound = signature.bind(*args, **kwargs)
+        passed = dict(bound.arguments)
         bound.apply_defaults()
-        return family_fn(model_name=builder_name, **fixed, **bound.arguments)
+        arguments = dict(bound.arguments)
+        # Checked before a layer is built; a preset may set builder arguments.
+        request = resolve(builder_name, registered, info.family, passed, arguments, parameters)
+        if request is None:
+            return family_fn(model_name=builder_name, **fixed, **arguments)
+        arguments["weights"] = None
+        model = family_fn(model_name=builder_name, **fixed, **arguments)
+        request.load(model, include_top=arguments["include_top"])
+        return model
 
     example = example or f"model = kerasnets.{builder_name}(weights=None)"
     builder.__name__ = builder.__qualname__ = builder_name
@@ -412,5 +423,5 @@ def make_variant(
         f"    Example:\n\n    >>> import kerasnets\n    >>> {example}\n"
     )
     builder.info = info
-    register_model(registry_name or builder_name.lower(), builder)
+    register_model(registered, builder)
     return builder
