@@ -69,6 +69,20 @@ def get_preset(model: str, name: str = "imagenet", **builder_kwargs) -> Preset:
     )
 
 
+def _non_default(model, builder_kwargs):
+    """The builder arguments that differ from the builder's defaults."""
+    import inspect
+
+    from kerasnets.registry import get_entry
+
+    parameters = inspect.signature(get_entry(model).builder).parameters
+    return {
+        k: v for k, v in builder_kwargs.items()
+        if k not in parameters or parameters[k].default is inspect.Parameter.empty
+        or v != parameters[k].default
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class WeightsRequest:
     """A checked ``weights=`` value: a preset, or a file path, and how to load it."""
