@@ -74,52 +74,74 @@ def _images(size, n=2, seed=1):
     return np.random.default_rng(seed).uniform(0, 255, (n, size, size, 3)).astype("float32")
 
 
+def _run(model, x):
+    """An eager call: no graph to trace for each new input shape (predict would)."""
+    return np.asarray(model(np.asarray(x, np.float32), training=False))
+
+
 def _rel_err(a, b):
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
+def _drop_layers(path, prefixes):
+    """The same file without some layers (keras.applications' no-top file is its
+    top file without the classifier)."""
+    with h5py.File(path, "a") as f:
+        names = [n.decode() if isinstance(n, bytes) else n for n in f.attrs["layer_names"]]
+        keep = [n for n in names if not n.startswith(prefixes)]
+        for n in set(names) - set(keep):
+            del f[n]
+        f.attrs["layer_names"] = [n.encode() for n in keep]
+
+
 KA_CASES = [
-    # (kerasnets builder, registered name, keras.applications builder, its preprocess, size, top)
-    ("ResNet50", "resnet50", "ResNet50", keras.applications.resnet.preprocess_input, 64, True),
-    ("ResNet50", "resnet50", "ResNet50", keras.applications.resnet.preprocess_input, 64, False),
-    ("VGG16", "vgg16", "VGG16", keras.applications.vgg16.preprocess_input, 32, False),
-    ("VGG19", "vgg19", "VGG19", keras.applications.vgg19.preprocess_input, 32, False),
-    ("InceptionV3", "inception_v3", "InceptionV3", keras.applications.inception_v3.preprocess_input, 75, True),
-    ("InceptionV3", "inception_v3", "InceptionV3", keras.applications.inception_v3.preprocess_input, 75, False),
+    # (kerasnets builder, registered name, keras.applications builder, its preprocess,
+    #  size, test the top (cheap enough), the classifier's layers, the last feature layer)
+    ("ResNet50", "resnet50", "ResNet50", keras.applications.resnet.preprocess_input, 64, True,
+     ("avg_pool", "predictions", "probs"), "conv5_block3_out"),
+    ("InceptionV3", "inception_v3", "InceptionV3", keras.applications.inception_v3.preprocess_input, 75, True,
+     ("avg_pool", "predictions"), "mixed10"),
+    # VGG with its top is 138M parameters (a 0.5 GB file): the no-top path here; the
+    # top layers load by the same names (fc1, fc2, predictions).
+    ("VGG16", "vgg16", "VGG16", keras.applications.vgg16.preprocess_input, 32, False, (), "block5_pool"),
+    ("VGG19", "vgg19", "VGG19", keras.applications.vgg19.preprocess_input, 32, False, (), "block5_pool"),
 ]
 
 
-@pytest.mark.parametrize("builder,name,ka_builder,ka_preprocess,size,top", KA_CASES)
+@pytest.mark.parametrize("builder,name,ka_builder,ka_preprocess,size,top,top_layers,last", KA_CASES)
 def test_keras_applications_preset_matches_source(
-    monkeypatch, builder, name, ka_builder, ka_preprocess, size, top
+    monkeypatch, builder, name, ka_builder, ka_preprocess, size, top, top_layers, last
 ):
+    """Top and no-top files, placed in the cache under their published names."""
     ka = getattr(keras.applications, ka_builder)(
         weights=None, include_top=top, input_shape=(size, size, 3),
         **({"classifier_activation": None} if top else {}),
     )
     _randomize(ka)
-    rename = {"predictions": "probs"} if top and name == "resnet50" else None
-    place(monkeypatch, name, "keras_applications", top, lambda p: write_legacy_h5(ka, p, rename))
-    model = getattr(kerasnets, builder)(
-        weights="imagenet", include_top=top, input_shape=(size, size, 3),
-        **({"classifier_activation": None} if top else {}),
-    )
     x = _images(size)
-    expected = ka.predict(ka_preprocess(x.copy()), verbose=0)
-    got = model.predict(kerasnets.preprocess_input(x, model=name, weights="imagenet"), verbose=0)
-    assert got.shape == expected.shape
-    assert _rel_err(got, expected) <= REL_TOL
+    ka_x = ka_preprocess(x.copy())
+    x = kerasnets.preprocess_input(x, model=name, weights="imagenet")
+    if top:
+        # keras-applications' ResNet file called its classifier "probs" (Keras 3: "predictions").
+        rename = {"predictions": "probs"} if name == "resnet50" else None
+        place(monkeypatch, name, "keras_applications", True, lambda p: write_legacy_h5(ka, p, rename))
+        model = getattr(kerasnets, builder)(
+            weights="imagenet", input_shape=(size, size, 3), classifier_activation=None
+        )
+        assert _rel_err(_run(model, x), _run(ka, ka_x)) <= REL_TOL
 
+    def write_notop(path):
+        write_legacy_h5(ka, path)
+        if top_layers:
+            _drop_layers(path, top_layers)
 
-def test_no_top_loads_from_the_no_top_file_at_another_size(monkeypatch):
-    ka = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(96, 80, 3))
-    _randomize(ka, seed=3)
-    place(monkeypatch, "resnet50", "keras_applications", False, lambda p: write_legacy_h5(ka, p))
-    model = kerasnets.ResNet50(weights="keras_applications", include_top=False, input_shape=(None, None, 3))
-    x = _images(96)[:, :, :80]
-    expected = ka.predict(keras.applications.resnet.preprocess_input(x.copy()), verbose=0)
-    got = model.predict(kerasnets.preprocess_input(x, model="resnet50"), verbose=0)
-    assert _rel_err(got, expected) <= REL_TOL
+    place(monkeypatch, name, "keras_applications", False, write_notop)
+    # No-top weights load at any allowed size: a variable-size model.
+    model = getattr(kerasnets, builder)(weights="imagenet", include_top=False, input_shape=(None, None, 3))
+    features = keras.Model(ka.inputs, ka.get_layer(last).output)
+    got = _run(model, x)
+    assert _rel_err(got, _run(features, ka_x)) <= REL_TOL
+    assert _run(model, np.zeros((1, size + 32, size + 16, 3))).shape[1:3] != got.shape[1:3]
 
 
 # --------------------------------------------------------------------------- presets
@@ -218,17 +240,16 @@ def test_a_corrupt_or_truncated_file_is_refused(weight_cache):
 
 
 def test_a_wrong_file_with_the_right_hash_never_half_loads(monkeypatch):
-    ka = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(32, 32, 3))
-    # A ResNet-50 file missing the last stage: conversion fails before any assignment.
-    def write(path):
+    ka = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
+
+    def write(path):  # a VGG-16 file without its last block
         write_legacy_h5(ka, path)
-        with h5py.File(path, "a") as f:
-            names = [n for n in f.attrs["layer_names"] if not str(n).startswith(("conv5", "b'conv5"))]
-            f.attrs["layer_names"] = names
-    _, preset = place(monkeypatch, "resnet50", "keras_applications", False, write)
-    with pytest.raises(ValueError, match="no weights for layer 'conv5_block1_0_conv'.*Nothing was loaded"):
-        kerasnets.ResNet50(weights="imagenet", include_top=False, input_shape=(32, 32, 3))
-    model = kerasnets.ResNet50(weights=None, include_top=False, input_shape=(32, 32, 3))
+        _drop_layers(path, ("block5",))
+
+    _, preset = place(monkeypatch, "vgg16", "keras_applications", False, write)
+    with pytest.raises(ValueError, match="no weights for layer 'block5_conv1'.*Nothing was loaded"):
+        kerasnets.VGG16(weights="imagenet", include_top=False, input_shape=(32, 32, 3))
+    model = kerasnets.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
     before = [w.copy() for w in model.get_weights()]
     with pytest.raises(ValueError, match="Nothing was loaded"):
         kerasnets.weights.load_preset(model, preset, include_top=False)
@@ -275,13 +296,15 @@ def test_a_weights_file_of_the_same_architecture_loads(tmp_path):
 
 
 def test_a_keras_applications_legacy_file_loads_by_path_as_stored(tmp_path):
-    ka = keras.applications.InceptionV3(weights=None, include_top=False, input_shape=(75, 75, 3))
+    """By path, a keras.applications file loads as stored (BGR: feed it keras.applications'
+    own preprocess_input); the presets convert it to RGB."""
+    ka = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
     _randomize(ka, seed=5)
-    path = str(tmp_path / "inception_v3_notop.h5")
+    path = str(tmp_path / "vgg16_notop.h5")
     write_legacy_h5(ka, path)
-    model = kerasnets.InceptionV3(weights=path, include_top=False, input_shape=(75, 75, 3))
-    x = keras.applications.inception_v3.preprocess_input(_images(75))
-    assert _rel_err(model.predict(x, verbose=0), ka.predict(x, verbose=0)) <= REL_TOL
+    model = kerasnets.VGG16(weights=path, include_top=False, input_shape=(32, 32, 3))
+    x = keras.applications.vgg16.preprocess_input(_images(32))
+    assert _rel_err(_run(model, x), _run(ka, x)) <= REL_TOL
 
 
 def test_bad_weights_values():
