@@ -364,6 +364,7 @@ def make_variant(
     family_args_doc: str = "",
     registry_name: str | None = None,
     example: str | None = None,
+    feature_stages: dict | None = None,
     **fixed,
 ):
     """Makes and registers the public builder ``builder_name`` of a family.
@@ -373,7 +374,9 @@ def make_variant(
     positionally, as keras.applications does) followed by the family's keyword-only
     options that ``fixed`` does not pin. Its signature, docstring and ``info``
     attribute are set so that ``help(kerasnets.ResNet50)`` reads like
-    keras.applications.
+    keras.applications. ``feature_stages`` names the layers whose outputs
+    `kerasnets.feature_extractor` returns: ``{"conv2": "conv2_block3_out", ...}``,
+    coarser stages last.
     """
     import inspect
 
@@ -423,5 +426,6 @@ def make_variant(
         f"    Example:\n\n    >>> import kerasnets\n    >>> {example}\n"
     )
     builder.info = info
+    builder.feature_stages = dict(feature_stages or {})
     register_model(registered, builder)
     return builder

@@ -174,6 +174,7 @@ _DOC = """
 
 AlexNet = make_variant(
     "AlexNet", alexnet, info=INFO, family_args_doc=_DOC,
+    feature_stages={"conv1": "pool1", "conv2": "pool2", "conv5": "pool5"},  # after each max-pool
     summary=(
         "AlexNet of Krizhevsky et al. (2012): 60,965,224 parameters with the paper's\n"
         "    two-GPU grouping (groups=2), 62,378,344 with groups=1, 61,100,840 for\n"

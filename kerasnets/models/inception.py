@@ -396,13 +396,23 @@ _DOC = """
             record; keys are the module names, ``"stem"`` and ``"aux"``.
 """
 
+def _feature_stages(layout):
+    """The last module on each grid: 35x35, 17x17, 8x8 at 299x299."""
+    last = {}
+    for module, _ in layout:
+        last[module[:6]] = module  # mixed5*, mixed6*, mixed7*
+    return {m: m for m in last.values()}
+
+
 InceptionV2 = make_variant(
     "InceptionV2", inception, info=INFO["v2"], version="v2", registry_name="inception_v2",
+    feature_stages=_feature_stages(ARCHITECTURES["v2"][2]),
     summary="Inception v2: Table 1 of Szegedy et al. (2015), Figures 5, 6 and 7 modules (299x299).",
     family_args_doc=_DOC,
 )
 InceptionV3 = make_variant(
     "InceptionV3", inception, info=INFO["v3"], version="v3", registry_name="inception_v3",
+    feature_stages=_feature_stages(ARCHITECTURES["v3"][2]),
     example=(
         "model = kerasnets.InceptionV3(weights=None)  # keras.applications' weight layout\n"
         "    >>> trainer = kerasnets.InceptionV3(weights=None, aux_classifiers=True)  # main, aux"

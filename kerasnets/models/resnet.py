@@ -216,10 +216,18 @@ _CIFAR_DOC = """
         stage_widths: the filters of the three stages (default ``(16, 32, 64)``).
 """
 
+
+
+def _stages_of(blocks):
+    """Stage ``conv{s}`` ends at its last block's output (strides 4..32 on ImageNet)."""
+    return {f"conv{s}": f"conv{s}_block{n}_out" for s, n in enumerate(blocks, start=2)}
+
+
 ResNet18, ResNet34, ResNet50, ResNet101, ResNet152 = (
     make_variant(
         f"ResNet{d}", resnet_imagenet, info=IMAGENET_INFO, depth=d, family_args_doc=_IMAGENET_DOC,
         summary=f"ResNet-{d} of Table 1 of He et al. (2015), ImageNet layout (224x224).",
+        feature_stages=_stages_of(IMAGENET_DEPTHS[d][1]),
     )
     for d in IMAGENET_DEPTHS
 )
@@ -227,6 +235,7 @@ ResNet20, ResNet32, ResNet44, ResNet56, ResNet110 = (
     make_variant(
         f"ResNet{d}", resnet_cifar, info=CIFAR_INFO, depth=d, family_args_doc=_CIFAR_DOC,
         summary=f"ResNet-{d} for CIFAR-10 (He et al. 2015, section 4.2): 32x32 inputs, 10 classes.",
+        feature_stages=_stages_of((CIFAR_DEPTHS[d],) * 3),
     )
     for d in CIFAR_DEPTHS
 )

@@ -178,6 +178,8 @@ _BN_DOC = """
         batch_norm: adds BatchNormalization between every convolution and its
             ReLU (torchvision's ``vgg*_bn``; the paper has none).
 """
+# Each block ends at its max-pool (strides 2, 4, 8, 16, 32).
+FEATURE_STAGES = {f"block{b}": f"block{b}_pool" for b in range(1, 6)}
 _INPUTS = "\n\n    Inputs: 224x224 RGB (at least 32x32) with the mean RGB value subtracted."
 
 
@@ -185,7 +187,7 @@ def _variant(builder, registered, config, summary, **fixed):
     doc = _DOC if "batch_norm" in fixed else _BN_DOC + _DOC
     return make_variant(
         builder, vgg, info=INFO, registry_name=registered, config=config,
-        summary=summary + _INPUTS, family_args_doc=doc, **fixed,
+        summary=summary + _INPUTS, family_args_doc=doc, feature_stages=FEATURE_STAGES, **fixed,
     )
 
 
