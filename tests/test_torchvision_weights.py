@@ -181,3 +181,29 @@ def test_vgg_feature_indices_match_every_configuration():
             keys = META["state_dict_keys"][name + suffix]
             convs = [k for k, s in keys if k.startswith("features.") and k.endswith(".weight") and len(s) == 4]
             assert len(convs) == sum(len(block) for block in CONFIGS[config])
+
+
+def test_fine_tuning_from_a_preset_keeps_the_backbone_and_builds_a_new_head(monkeypatch, tmp_path):
+    """What `kerasnets train resnet18 --weights imagenet` prepares: the preset's backbone,
+    a new 10-class head, the data normalised as the weights expect."""
+    from kerasnets.training import prepare
+
+    from PIL import Image
+
+    state = _state("resnet18")
+    _place_preset(monkeypatch, "resnet18", "torchvision_v1", state)
+    rng = np.random.default_rng(0)
+    for label in ("a", "b", "c"):  # a tiny folder dataset: root/<class>/<image>
+        os.makedirs(tmp_path / "images" / label)
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+                tmp_path / "images" / label / f"{i}.png")
+    run = prepare("resnet18", str(tmp_path / "images"), weights="imagenet", epochs=1, batch_size=4,
+                  image_size=32, output=str(tmp_path / "run"), export=False)
+    model = run.model
+    assert model.output_shape == (None, run.train.num_classes)
+    np.testing.assert_allclose(
+        model.get_layer("conv1_conv").get_weights()[0], state["conv1.weight"].transpose(2, 3, 1, 0)
+    )
+    assert run.train.preprocessing.name == "imagenet_mean_std"
+    assert run.request["weights"] == "imagenet"

@@ -457,6 +457,7 @@ def prepare(
     export: bool = True,
     callbacks=(),
     verbose="auto",
+    weights: str | None = None,
 ) -> TrainingRun:
     """Validates a run and builds everything it needs; raises ValueError on bad input.
 
@@ -481,6 +482,11 @@ def prepare(
         )
     entry = get_entry(model)
     info = entry.info
+    preprocessing = None
+    if weights is not None:  # a preset: checked now; its preprocessing feeds the data
+        from kerasnets.weights import preprocessing_for
+
+        preprocessing = preprocessing_for(entry.name, weights, **model_kwargs)
     resolved, epochs, global_batch = resolve_recipe(
         entry.name, dataset, recipe=recipe, overrides=overrides, epochs=epochs,
         batch_size=batch_size, learning_rate=learning_rate,
@@ -504,6 +510,7 @@ def prepare(
         model=entry.name, dataset=str(dataset), image_size=image_size, batch_size=global_batch,
         recipe=recipe_name, overrides=overrides, learning_rate=learning_rate,
         model_kwargs=model_kwargs, train_split=train_split, augment=augment, seed=seed,
+        **({"weights": weights} if weights is not None else {}),
     )
     request = _io.json_roundtrip(request)
     output = os.path.abspath(output or os.path.join("runs", f"{entry.name}-{_slug(dataset)}"))
@@ -514,7 +521,7 @@ def prepare(
 
     # -- the data (validation of the dataset name and splits happens here) ----------
     load = dict(image_size=image_size, batch_size=global_batch, model=entry.name,
-                data_dir=data_dir, download=download)
+                data_dir=data_dir, download=download, preprocessing=preprocessing)
     train_data = _load_split(dataset, train_split, training=True, augment=augment, seed=seed, **load)
     image_size = train_data.image_size
     load["image_size"] = image_size
@@ -542,7 +549,12 @@ def prepare(
             builder_kwargs["dropout"] = resolved.dropout
         builder_kwargs.update(classes=train_data.num_classes, input_shape=(image_size, image_size, 3))
         with hardware.strategy.scope():
-            built = entry.build(weights=None, **builder_kwargs)
+            if weights is None:
+                built = entry.build(weights=None, **builder_kwargs)
+            else:  # the preset's backbone, a new head for the dataset's classes
+                from kerasnets.weights import fine_tuning_model
+
+                built, builder_kwargs = fine_tuning_model(entry.name, weights, **builder_kwargs)
             # The recipe as applied (its plateau monitor named for the model's heads).
             resolved = compile_recipe(built, resolved, steps_per_epoch=train_data.steps_per_epoch,
                                       jit_compile=hardware.jit_compile)
@@ -597,6 +609,9 @@ def train(model: str, dataset: str = "shapes", **options) -> RunResult:
         callbacks: extra Keras callbacks.
         verbose: ``"auto"`` (a progress bar on a terminal, a line per epoch
             otherwise), 0, 1 or 2.
+        weights: ``None`` (random initialisation), ``"imagenet"`` or a preset name:
+            fine-tuning, the backbone from the preset and a new head; the data
+            then gets the preset's preprocessing (`kerasnets.weights.preprocessing_for`).
 
     Returns:
         A `RunResult` (``.output``, ``.test``, ``.best``, ``.files``).

@@ -12,6 +12,7 @@ hand is used offline. ``KERASNETS_OFFLINE=1`` never downloads.
 from kerasnets.weights._api import (
     WeightsRequest,
     decode_predictions,
+    fine_tuning_model,
     get_preset,
     imagenet_classes,
     load_file,
@@ -30,7 +31,7 @@ __all__ = [
     "Preset", "PRESETS", "WeightFile", "WeightsRequest", "ConversionError", "WeightFileError",
     "cache_dir", "fetch", "file_hash", "get_preset", "list_presets", "presets_of",
     "models_with_weights", "load_preset", "load_file", "preprocess_input", "preprocessing_for",
-    "decode_predictions", "imagenet_classes",
+    "decode_predictions", "imagenet_classes", "fine_tuning_model",
 ]
 
 

@@ -359,3 +359,32 @@ def decode_predictions(preds, top=5):
         best = np.argsort(-row, kind="stable")[:top]
         results.append([(classes[i][0], classes[i][1].split(",")[0], float(row[i])) for i in best])
     return results
+
+
+# ---------------------------------------------------------------------------
+# Fine-tuning: a preset's backbone under a new head
+# ---------------------------------------------------------------------------
+
+def fine_tuning_model(model: str, weights="imagenet", **builder_kwargs):
+    """``model`` for ``builder_kwargs["classes"]`` classes, its backbone from a preset.
+
+    The backbone (every layer of ``include_top=False``) comes from the preset's
+    no-top weights at the requested input size; the head (the classifier, and VGG's
+    and AlexNet's fully-connected layers) is new. Returns ``(model, builder_kwargs)``,
+    the latter with the preset's builder arguments (``downsample_on="3x3"``), so that
+    ``get_model(model, **builder_kwargs)`` rebuilds the same architecture.
+    """
+    from kerasnets.registry import get_entry
+
+    entry = get_entry(model)
+    options = {k: v for k, v in builder_kwargs.items()
+               if k not in ("classes", "input_shape", "include_top", "pooling", "classifier_activation")}
+    preset = get_preset(entry.name, weights, **options)
+    kwargs = {**builder_kwargs, **preset.builder_kwargs}
+    backbone_kwargs = {k: v for k, v in kwargs.items() if k not in ("classes", "classifier_activation", "pooling")}
+    backbone = entry.build(weights=preset.name, **{**backbone_kwargs, "include_top": False})
+    built = entry.build(weights=None, **kwargs)
+    for layer in backbone.layers:
+        if layer.weights:
+            built.get_layer(layer.name).set_weights(layer.get_weights())
+    return built, kwargs
