@@ -312,3 +312,13 @@ def test_bad_weights_values():
         kerasnets.ResNet18(weights="/nonexistent/file.weights.h5")
     with pytest.raises(ValueError, match="should be None"):
         kerasnets.ResNet18(weights=3)
+
+
+def test_kerasnets_list_weights_shows_the_presets(capsys):
+    from kerasnets.cli import main
+
+    assert main(["list", "resnet*", "--weights"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet50      torchvision_v2" in out and "80.9" in out and "downsample_on='3x3'" in out
+    assert "keras.applications resnet50 (published .h5)" in out and "mean_subtraction" in out
+    assert "No exact public ImageNet weights: resnet110, resnet20" in out
