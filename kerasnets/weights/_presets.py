@@ -86,7 +86,7 @@ _TV_V2_PREPROCESSING = dataclasses.replace(IMAGENET_MEAN_STD, crop_fraction=224 
 def _ka(model, folder, stem, top_hash, notop_hash, converter, top1, top5, *, size=224,
         preprocessing=MEAN_SUBTRACTION, fixed_size_top=False):
     return Preset(
-        "keras_applications", model, f"keras.applications {stem.split('_weights')[0]} (v1 weights)",
+        "keras_applications", model, f"keras.applications {stem.split('_weights')[0]} (published .h5)",
         file=WeightFile(f"{_KA}/{folder}/{stem}.h5", top_hash),
         notop_file=WeightFile(f"{_KA}/{folder}/{stem}_notop.h5", notop_hash),
         converter=converter, preprocessing=preprocessing, top1=top1, top5=top5, input_size=size,
