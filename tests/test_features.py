@@ -53,6 +53,15 @@ def test_a_built_model_a_subset_and_the_values():
     np.testing.assert_allclose(np.asarray(out["conv3"]), np.asarray(conv3(x)), rtol=1e-5, atol=1e-6)
 
 
+def test_the_registry_holds_the_stages_and_presets():
+    from kerasnets.registry import get_entry
+
+    entry = get_entry("resnet50")
+    assert entry.feature_stages == kerasnets.models.feature_stages("resnet50")
+    assert [p.name for p in entry.presets] == ["keras_applications", "torchvision_v1", "torchvision_v2"]
+    assert get_entry("googlenet").presets == ()
+
+
 def test_errors():
     with pytest.raises(ValueError, match="its stages are conv2, conv3, conv4, conv5"):
         kerasnets.feature_extractor("resnet18", stages=["conv6"], input_shape=(64, 64, 3))

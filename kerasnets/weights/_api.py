@@ -114,7 +114,8 @@ def resolve(model_name, registry_name, family, passed, arguments, parameters):
         if not os.path.isfile(path):
             raise ValueError(
                 f"The weights file does not exist: {path}. Pass None (random initialisation), "
-                f"'imagenet', a preset name or the path of a weights file. Received: weights={weights!r}"
+                f"'imagenet', a preset name or the path of an existing weights file. "
+                f"Received: weights={weights!r}"
             )
         if not path.endswith((".h5", ".hdf5") + _TORCH_SUFFIXES):
             raise ValueError(
