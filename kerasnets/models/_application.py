@@ -32,6 +32,8 @@ __all__ = [
     "trace_sizes",
     "min_input_size",
     "CONTRACT_ARGS_DOC",
+    "FamilySpace",
+    "module_groups",
 ]
 
 CONTRACT_ARGS_DOC = """
@@ -78,6 +80,38 @@ class ModelInfo:
     preprocessing: Preprocessing
     default_classes: int = 1000
     min_size: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilySpace:
+    """How a model's widths (and depth) are searched: part of its spec (``builder.tuning``).
+
+    Attributes:
+        kind: ``"stage"``, ``"module"`` or ``"global"`` (only ``width_multiplier``).
+        argument: the builder argument that receives the searched widths.
+        groups: ``groups(model_name)`` returns, for ``"stage"``, ``{hp name: base
+            width}`` in the builder's order; for ``"module"``, ``{hp name: (module
+            key, record of branch widths)}``.
+        depth_groups: registered names that differ only in depth and share the
+            width groups (``("resnet18", "resnet34")``); the ``depth`` hyperparameter
+            moves within a model's group.
+        module_layer: ``"module"`` kind: the name of a module's output layer.
+        monotonic: the stage widths must not decrease (the CIFAR ResNets'
+            zero-padding shortcuts only add channels): each stage's range starts
+            at the previous stage's base width, and overrides are checked.
+    """
+
+    kind: str
+    argument: str | None = None
+    groups: Callable[[str], dict] | None = None
+    depth_groups: tuple = ()
+    module_layer: Callable[[str], str] | None = None
+    monotonic: bool = False
+
+
+def module_groups(table, prefix):
+    """``{"<prefix><module>_scale": (module, row)}`` of an Inception width table (not the stem or aux)."""
+    return {f"{prefix}{key}_scale": (key, row) for key, row in table.items() if key not in ("stem", "aux")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -365,6 +399,7 @@ def make_variant(
     registry_name: str | None = None,
     example: str | None = None,
     feature_stages: dict | None = None,
+    tuning: FamilySpace | None = None,
     **fixed,
 ):
     """Makes and registers the public builder ``builder_name`` of a family.
@@ -376,7 +411,8 @@ def make_variant(
     attribute are set so that ``help(kerasnets.ResNet50)`` reads like
     keras.applications. ``feature_stages`` names the layers whose outputs
     `kerasnets.feature_extractor` returns: ``{"conv2": "conv2_block3_out", ...}``,
-    coarser stages last.
+    coarser stages last. ``tuning`` declares the searchable width groups
+    (`kerasnets.tuning.search_space` reads it).
     """
     import inspect
 
@@ -427,5 +463,6 @@ def make_variant(
     )
     builder.info = info
     builder.feature_stages = dict(feature_stages or {})
+    builder.tuning = tuning
     register_model(registered, builder)
     return builder
