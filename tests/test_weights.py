@@ -129,6 +129,10 @@ def test_keras_applications_preset_matches_source(
             weights="imagenet", input_shape=(size, size, 3), classifier_activation=None
         )
         assert _rel_err(_run(model, x), _run(ka, ka_x)) <= REL_TOL
+        # The export signature normalises as the preset's weights expect.
+        from kerasnets.export._spec import resolve_spec
+
+        assert resolve_spec(model).preprocessing.name == kerasnets.weights.preprocessing_for(name, "imagenet").name
 
     def write_notop(path):
         write_legacy_h5(ka, path)

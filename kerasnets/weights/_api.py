@@ -94,6 +94,8 @@ class WeightsRequest:
     def load(self, model, *, include_top=True):
         if self.preset is not None:
             load_preset(model, self.preset, include_top=include_top)
+            # What the export signature applies (kerasnets.export reads it; not saved in .keras files).
+            model.kerasnets_preprocessing = self.preset.preprocessing
         else:
             load_file(model, self.path, family=self.family)
 
@@ -388,4 +390,5 @@ def fine_tuning_model(model: str, weights="imagenet", **builder_kwargs):
     for layer in backbone.layers:
         if layer.weights:
             built.get_layer(layer.name).set_weights(layer.get_weights())
+    built.kerasnets_preprocessing = preset.preprocessing
     return built, kwargs
