@@ -207,3 +207,17 @@ def test_fine_tuning_from_a_preset_keeps_the_backbone_and_builds_a_new_head(monk
     )
     assert run.train.preprocessing.name == "imagenet_mean_std"
     assert run.request["weights"] == "imagenet"
+
+
+def test_a_wrong_or_truncated_state_dict_is_one_clear_error(tmp_path):
+    state = _state("resnet18")
+    del state["layer4.1.bn2.running_var"]
+    path = str(tmp_path / "partial.safetensors")
+    _save_safetensors(state, path)
+    with pytest.raises(ValueError, match="lacks 'layer4.1.bn2.running_var'"):
+        kerasnets.ResNet18(weights=path, input_shape=(32, 32, 3))
+    truncated = str(tmp_path / "truncated.safetensors")
+    with open(path, "rb") as f, open(truncated, "wb") as g:
+        g.write(f.read()[:1000])
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        kerasnets.ResNet18(weights=truncated, input_shape=(32, 32, 3))
