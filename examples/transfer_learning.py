@@ -12,10 +12,9 @@
 # `kerasnets.data.load(folder, "train")` holds out a stable 20% of each class as the
 # `"validation"` split and applies the backbone's own preprocessing.
 #
-# **Pretrained weights.** kerasnets' InceptionV3 is layer for layer the network of
-# `keras.applications.InceptionV3` (same shapes, same order, same preprocessing), so the
-# ImageNet weights published for keras.applications load into it with `set_weights`; the
-# example checks that both give the same features.
+# **Pretrained weights.** `weights="imagenet"` loads the model's ImageNet preset (for
+# InceptionV3, keras.applications' published file, converted exactly); the data is then
+# normalised as those weights expect: `kerasnets.weights.preprocessing_for(model, weights)`.
 #
 # * `python examples/transfer_learning.py --data PATH`: your folder (default: the
 #   TensorFlow flower photos, 3,670 images in 5 classes, downloaded), InceptionV3 with the
@@ -36,8 +35,8 @@ parser.add_argument("--data", default=None,
                     help="a folder root/<class>/<image> (default: the TensorFlow flower photos, downloaded)")
 parser.add_argument("--backbone", default=None, help="a registered model (default inception_v3, or resnet18 with --quick)")
 parser.add_argument("--weights", default="auto",
-                    help="'keras.applications' (ImageNet weights, inception_v3 only), a .weights.h5 file of the "
-                         "backbone, or 'none'; 'auto': keras.applications for inception_v3, none otherwise")
+                    help="'imagenet' (the backbone's ImageNet preset), another preset name, a .weights.h5 file "
+                         "of the backbone, or 'none'; 'auto': imagenet, none with --quick")
 parser.add_argument("--image-size", type=int, default=None, help="default: the backbone's (299), or 64 with --quick")
 parser.add_argument("--epochs", type=int, nargs=2, default=None, metavar=("HEAD", "FINE_TUNE"),
                     help="epochs of each phase (default 5 5, or 1 1 with --quick)")
@@ -51,7 +50,8 @@ QUICK = args.quick
 BACKBONE = args.backbone or ("resnet18" if QUICK else "inception_v3")
 WEIGHTS = args.weights
 if WEIGHTS == "auto":
-    WEIGHTS = "keras.applications" if BACKBONE == "inception_v3" and not QUICK else "none"
+    WEIGHTS = "none" if QUICK else "imagenet"
+WEIGHTS = None if WEIGHTS == "none" else WEIGHTS
 HEAD_EPOCHS, FINE_TUNE_EPOCHS = args.epochs or ((1, 1) if QUICK else (5, 5))
 os.makedirs(args.output, exist_ok=True)
 
@@ -110,7 +110,9 @@ hardware = training.setup_hardware()
 print(hardware.describe())
 info = kerasnets.get_model_info(BACKBONE)
 IMAGE_SIZE = args.image_size or (64 if QUICK else info.default_size)
-load = dict(image_size=IMAGE_SIZE, batch_size=args.batch_size, model=BACKBONE, validation_fraction=0.2)
+# The preprocessing the weights were trained with (the backbone's own without weights).
+load = dict(image_size=IMAGE_SIZE, batch_size=args.batch_size, model=BACKBONE, validation_fraction=0.2,
+            preprocessing=kerasnets.weights.preprocessing_for(BACKBONE, WEIGHTS))
 train = kerasnets.data.load(folder, "train", seed=0, **load)
 val = kerasnets.data.load(folder, "validation", **load)
 print(f"{train.num_examples} training / {val.num_examples} validation images, classes {train.class_names}, "
@@ -123,21 +125,8 @@ print(f"{train.num_examples} training / {val.num_examples} validation images, cl
 input_shape = (IMAGE_SIZE, IMAGE_SIZE, 3)
 with hardware.strategy.scope():
     backbone = kerasnets.get_model(BACKBONE, include_top=False, pooling="avg", input_shape=input_shape,
-                                   width_multiplier=0.25 if QUICK else 1.0)
-    if WEIGHTS == "keras.applications":
-        if BACKBONE != "inception_v3":
-            raise ValueError(f"ImageNet weights from keras.applications load into inception_v3 only. Received: backbone={BACKBONE!r}")
-        reference = keras.applications.InceptionV3(include_top=False, pooling="avg", input_shape=input_shape,
-                                                   weights="imagenet")
-        backbone.set_weights(reference.get_weights())
-    elif WEIGHTS != "none":
-        backbone.load_weights(WEIGHTS)
+                                   weights=WEIGHTS, **({"width_multiplier": 0.25} if QUICK else {}))
 
-if WEIGHTS == "keras.applications":  # the same network: the same features
-    batch = next(iter(val.dataset))[0][:4]
-    difference = np.abs(backbone.predict(batch, verbose=0) - reference.predict(batch, verbose=0)).max()
-    print(f"largest difference between kerasnets' and keras.applications' features: {difference:.2e}")
-    del reference
 print(f"{BACKBONE}: {backbone.count_params():,} parameters, features of size {backbone.output_shape[-1]}, weights {WEIGHTS}")
 
 # %% [markdown]

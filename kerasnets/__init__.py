@@ -19,6 +19,8 @@ from kerasnets.models import ModelInfo  # noqa: E402
 from kerasnets.layers import LocalResponseNormalization  # noqa: E402
 from kerasnets.profiling import profile  # noqa: E402
 from kerasnets.models._multi_output import inference_model  # noqa: E402
+from kerasnets.models._features import feature_extractor  # noqa: E402
+from kerasnets.weights import decode_predictions, preprocess_input  # noqa: E402
 
 
 def get_model_info(name: str) -> ModelInfo:

@@ -32,6 +32,18 @@ class ModelEntry:
         """The family's `kerasnets.models.ModelInfo` (input size, paper, preprocessing)."""
         return self.builder.info
 
+    @property
+    def presets(self):
+        """The model's ImageNet weight presets (`kerasnets.weights.Preset`), default first."""
+        from kerasnets.weights import presets_of
+
+        return presets_of(self.name)
+
+    @property
+    def feature_stages(self) -> dict:
+        """``{stage: layer name}`` that `kerasnets.feature_extractor` returns, finest first."""
+        return dict(getattr(self.builder, "feature_stages", {}))
+
     def build(self, **kwargs):
         return self.builder(**{**self.defaults, **kwargs})
 

@@ -29,7 +29,7 @@ def test_duplicate_registration_raises():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(weights="imagenet"), r"ImageNet weights are not available yet for ResNet18.*Received: weights='imagenet'"),
+        (dict(weights="torchvision_v9"), r"resnet18 has no preset 'torchvision_v9'.*Received: weights='torchvision_v9'"),
         (dict(weights="/no/such/file.weights.h5"), r"existing weights file.*Received: weights='/no/such/file.weights.h5'"),
         (dict(pooling="mean"), r"pooling must be one of None, 'avg' or 'max'. Received: pooling='mean'"),
         (dict(classes=0), r"classes must be a positive integer. Received: classes=0"),

@@ -41,6 +41,7 @@ examples:
   kerasnets train resnet56 --epochs 30 --batch-size 256
   kerasnets train vgg11_bn --dataset cifar10 --download --image-size 32 --set weight_decay=1e-4
   kerasnets train googlenet --width-multiplier 0.5 --image-size 96 -O aux_loss_weight=0.3
+  kerasnets train resnet50 --weights imagenet --dataset ./flowers --epochs 5
 """
 
 
@@ -76,6 +77,10 @@ def register(subparsers):
                    help="the same as --input-size (default: the model's default input size)")
     p.add_argument("--dataset", default="shapes",
                    help="'shapes' (built in, default), a tensorflow-datasets name or a folder of images")
+    p.add_argument("--weights", metavar="PRESET",
+                   help="fine-tune from ImageNet weights: 'imagenet' (the model's default preset) or a "
+                        "preset name (see `kerasnets list --weights`); a new head for the dataset's classes, "
+                        "the data fed with the preset's preprocessing (default: random initialisation)")
     p.add_argument("--epochs", type=positive_int, help="default: the paper's; 10 on shapes")
     p.add_argument("--batch-size", type=positive_int,
                    help="global batch size, split between replicas (default: the recipe's; 32 on shapes)")
@@ -177,6 +182,7 @@ def run_train(args):
             test_split=args.test_split, overwrite=args.overwrite, export=args.export,
             verbose="auto" if args.verbose is None else args.verbose,
             verify=None if args.verify == "none" else args.verify,
+            weights=None if args.weights in (None, "none") else args.weights,
         )
     try:
         run.run()

@@ -214,6 +214,8 @@ def resolve_spec(
         model_name = model.name.lower()
     info = _model_info(model_name) if _registered(model_name) else None
 
+    if preprocessing is None:  # a model loaded from a weight preset carries the preset's
+        preprocessing = getattr(model, "kerasnets_preprocessing", None)
     if preprocessing is None:
         if info is None:
             raise ValueError(

@@ -29,3 +29,4 @@ from kerasnets.models.vgg import (
 from kerasnets.models._multi_output import AuxiliaryClassifierModel, inference_model
 from kerasnets.models.googlenet import GoogLeNet, GoogLeNetBN, InceptionV1
 from kerasnets.models.inception import InceptionV2, InceptionV3
+from kerasnets.models._features import feature_extractor, feature_stages

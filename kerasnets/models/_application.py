@@ -32,13 +32,19 @@ __all__ = [
     "trace_sizes",
     "min_input_size",
     "CONTRACT_ARGS_DOC",
+    "FamilySpace",
+    "module_groups",
 ]
 
 CONTRACT_ARGS_DOC = """
         include_top: whether to include the classifier on top of the network.
-        weights: ``None`` (random initialisation) or the path of a ``.weights.h5``
-            file saved from the same architecture. ``"imagenet"`` raises until
-            pretrained weights are published for the model.
+        weights: ``None`` (random initialisation), ``"imagenet"`` (the model's
+            default ImageNet preset), a preset name (``"keras_applications"``,
+            ``"torchvision_v1"``, ``"torchvision_v2"``: see
+            `kerasnets.weights.list_presets`), or the path of a weights file: a
+            ``.weights.h5`` saved from the same architecture, a keras.applications
+            legacy ``.h5``, or a torchvision state dict (``.safetensors``, ``.pth``).
+            Models without an exact public source raise for ``"imagenet"``.
         input_tensor: optional Keras tensor (the output of ``keras.Input()``) to use
             as the model's input.
         input_shape: optional shape tuple without the batch axis, in the layout of
@@ -74,6 +80,38 @@ class ModelInfo:
     preprocessing: Preprocessing
     default_classes: int = 1000
     min_size: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilySpace:
+    """How a model's widths (and depth) are searched: part of its spec (``builder.tuning``).
+
+    Attributes:
+        kind: ``"stage"``, ``"module"`` or ``"global"`` (only ``width_multiplier``).
+        argument: the builder argument that receives the searched widths.
+        groups: ``groups(model_name)`` returns, for ``"stage"``, ``{hp name: base
+            width}`` in the builder's order; for ``"module"``, ``{hp name: (module
+            key, record of branch widths)}``.
+        depth_groups: registered names that differ only in depth and share the
+            width groups (``("resnet18", "resnet34")``); the ``depth`` hyperparameter
+            moves within a model's group.
+        module_layer: ``"module"`` kind: the name of a module's output layer.
+        monotonic: the stage widths must not decrease (the CIFAR ResNets'
+            zero-padding shortcuts only add channels): each stage's range starts
+            at the previous stage's base width, and overrides are checked.
+    """
+
+    kind: str
+    argument: str | None = None
+    groups: Callable[[str], dict] | None = None
+    depth_groups: tuple = ()
+    module_layer: Callable[[str], str] | None = None
+    monotonic: bool = False
+
+
+def module_groups(table, prefix):
+    """``{"<prefix><module>_scale": (module, row)}`` of an Inception width table (not the stem or aux)."""
+    return {f"{prefix}{key}_scale": (key, row) for key, row in table.items() if key not in ("stem", "aux")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,23 +188,14 @@ def _spatial(shape):
 
 
 def _validate_weights(weights, model_name):
-    if weights is None:
+    """The family functions take ``None`` or a file path; presets are resolved by the
+    public builders (`make_variant`), which know the registered name."""
+    if weights is None or isinstance(weights, os.PathLike):
         return
-    if weights == "imagenet":
-        raise ValueError(
-            f"ImageNet weights are not available yet for {model_name}. Pass weights=None "
-            "to train from scratch, or the path of a .weights.h5 file saved from the same "
-            f"architecture. Received: weights={weights!r}"
-        )
-    if not isinstance(weights, (str, os.PathLike)) or not os.path.isfile(weights):
+    if not isinstance(weights, str) or not os.path.isfile(weights):
         raise ValueError(
             "The `weights` argument should be either None (random initialization), "
-            "'imagenet', or the path to an existing weights file (.weights.h5). "
-            f"Received: weights={weights!r}"
-        )
-    if not str(weights).endswith(".weights.h5"):
-        raise ValueError(
-            "A weights file must end in `.weights.h5` (written by model.save_weights). "
+            "'imagenet', a preset name, or the path to an existing weights file. "
             f"Received: weights={weights!r}"
         )
 
@@ -314,7 +343,9 @@ def build_application(
     model_class = model_class or keras.Model
     model = model_class(model_inputs, outputs, name=name or model_name.lower())
     if weights is not None:
-        model.load_weights(weights)
+        from kerasnets.weights import load_file
+
+        load_file(model, weights, family=info.family)
     return model
 
 
@@ -367,6 +398,8 @@ def make_variant(
     family_args_doc: str = "",
     registry_name: str | None = None,
     example: str | None = None,
+    feature_stages: dict | None = None,
+    tuning: FamilySpace | None = None,
     **fixed,
 ):
     """Makes and registers the public builder ``builder_name`` of a family.
@@ -376,7 +409,10 @@ def make_variant(
     positionally, as keras.applications does) followed by the family's keyword-only
     options that ``fixed`` does not pin. Its signature, docstring and ``info``
     attribute are set so that ``help(kerasnets.ResNet50)`` reads like
-    keras.applications.
+    keras.applications. ``feature_stages`` names the layers whose outputs
+    `kerasnets.feature_extractor` returns: ``{"conv2": "conv2_block3_out", ...}``,
+    coarser stages last. ``tuning`` declares the searchable width groups
+    (`kerasnets.tuning.search_space` reads it).
     """
     import inspect
 
@@ -397,10 +433,24 @@ def make_variant(
     ]
     signature = inspect.Signature(params + family_params)
 
+    registered = registry_name or builder_name.lower()
+    parameters = signature.parameters
+
     def builder(*args, **kwargs):
+        from kerasnets.weights._api import resolve
+
         bound = signature.bind(*args, **kwargs)
+        passed = dict(bound.arguments)
         bound.apply_defaults()
-        return family_fn(model_name=builder_name, **fixed, **bound.arguments)
+        arguments = dict(bound.arguments)
+        # Checked before a layer is built; a preset may set builder arguments.
+        request = resolve(builder_name, registered, info.family, passed, arguments, parameters)
+        if request is None:
+            return family_fn(model_name=builder_name, **fixed, **arguments)
+        arguments["weights"] = None
+        model = family_fn(model_name=builder_name, **fixed, **arguments)
+        request.load(model, include_top=arguments["include_top"])
+        return model
 
     example = example or f"model = kerasnets.{builder_name}(weights=None)"
     builder.__name__ = builder.__qualname__ = builder_name
@@ -412,5 +462,7 @@ def make_variant(
         f"    Example:\n\n    >>> import kerasnets\n    >>> {example}\n"
     )
     builder.info = info
-    register_model(registry_name or builder_name.lower(), builder)
+    builder.feature_stages = dict(feature_stages or {})
+    builder.tuning = tuning
+    register_model(registered, builder)
     return builder

@@ -40,6 +40,7 @@ import keras
 
 from kerasnets.layers import LocalResponseNormalization
 from kerasnets.models._application import (
+    FamilySpace,
     ModelInfo,
     build_application,
     make_variant,
@@ -174,6 +175,8 @@ _DOC = """
 
 AlexNet = make_variant(
     "AlexNet", alexnet, info=INFO, family_args_doc=_DOC,
+    feature_stages={"conv1": "pool1", "conv2": "pool2", "conv5": "pool5"},  # after each max-pool
+    tuning=FamilySpace("global"),  # width searches: width_multiplier only
     summary=(
         "AlexNet of Krizhevsky et al. (2012): 60,965,224 parameters with the paper's\n"
         "    two-GPU grouping (groups=2), 62,378,344 with groups=1, 61,100,840 for\n"

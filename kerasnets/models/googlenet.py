@@ -36,9 +36,11 @@ import keras
 
 from kerasnets.layers import LocalResponseNormalization, channel_axis, conv_bn_act
 from kerasnets.models._application import (
+    FamilySpace,
     ModelInfo,
     build_application,
     make_variant,
+    module_groups,
     min_input_size,
     validate_width_multiplier,
 )
@@ -233,8 +235,17 @@ _EXAMPLE = (
     "    >>> serving = kerasnets.inference_model(model)  # the main classifier only"
 )
 
+# Width searches (kerasnets.tuning): one scale per Inception module.
+TUNING = FamilySpace(
+    "module", "module_widths", lambda name: module_groups(TABLE1, "inception_"),
+    module_layer=lambda key: f"inception_{key}_output",
+)
+# The last module at each resolution: 28x28, 14x14, 7x7 at 224x224 (strides 8, 16, 32).
+FEATURE_STAGES = {f"inception_{m[-1]}": f"inception_{m[-1]}_output" for m in STAGES}
+
 GoogLeNet = make_variant(
     "GoogLeNet", googlenet, info=INFO, registry_name="googlenet", example=_EXAMPLE.format(b="GoogLeNet"),
+    feature_stages=FEATURE_STAGES, tuning=TUNING,
     summary="GoogLeNet (Inception v1) of Table 1 of Szegedy et al. (2014), with its auxiliary classifiers.",
     family_args_doc="""
         batch_norm: conv + BatchNorm + ReLU instead of conv + ReLU, and no LRN
@@ -242,6 +253,7 @@ GoogLeNet = make_variant(
 )
 GoogLeNetBN = make_variant(
     "GoogLeNetBN", googlenet, info=INFO, registry_name="googlenet_bn", batch_norm=True,
+    feature_stages=FEATURE_STAGES, tuning=TUNING,
     example=_EXAMPLE.format(b="GoogLeNetBN"),
     summary="GoogLeNet with BatchNorm after every convolution and no LRN (as most libraries train it).",
     family_args_doc=_COMMON_DOC,

@@ -41,9 +41,11 @@ import keras
 
 from kerasnets.layers import channel_axis, conv_bn_act
 from kerasnets.models._application import (
+    FamilySpace,
     ModelInfo,
     build_application,
     make_variant,
+    module_groups,
     min_input_size,
     validate_width_multiplier,
 )
@@ -396,13 +398,31 @@ _DOC = """
             record; keys are the module names, ``"stem"`` and ``"aux"``.
 """
 
+def _feature_stages(layout):
+    """The last module on each grid: 35x35, 17x17, 8x8 at 299x299."""
+    last = {}
+    for module, _ in layout:
+        last[module[:6]] = module  # mixed5*, mixed6*, mixed7*
+    return {m: m for m in last.values()}
+
+
+def _tuning(version):
+    """Width searches (kerasnets.tuning): one scale per module of the version's table."""
+    return FamilySpace(
+        "module", "module_widths", lambda name: module_groups(ARCHITECTURES[version][1], ""),
+        module_layer=lambda key: key,
+    )
+
+
 InceptionV2 = make_variant(
     "InceptionV2", inception, info=INFO["v2"], version="v2", registry_name="inception_v2",
+    feature_stages=_feature_stages(ARCHITECTURES["v2"][2]), tuning=_tuning("v2"),
     summary="Inception v2: Table 1 of Szegedy et al. (2015), Figures 5, 6 and 7 modules (299x299).",
     family_args_doc=_DOC,
 )
 InceptionV3 = make_variant(
     "InceptionV3", inception, info=INFO["v3"], version="v3", registry_name="inception_v3",
+    feature_stages=_feature_stages(ARCHITECTURES["v3"][2]), tuning=_tuning("v3"),
     example=(
         "model = kerasnets.InceptionV3(weights=None)  # keras.applications' weight layout\n"
         "    >>> trainer = kerasnets.InceptionV3(weights=None, aux_classifiers=True)  # main, aux"

@@ -19,6 +19,7 @@ import keras
 
 from kerasnets.layers import ChannelZeroPad, channel_axis, conv_bn_act
 from kerasnets.models._application import (
+    FamilySpace,
     ModelInfo,
     build_application,
     make_variant,
@@ -216,17 +217,45 @@ _CIFAR_DOC = """
         stage_widths: the filters of the three stages (default ``(16, 32, 64)``).
 """
 
+
+
+def _stages_of(blocks):
+    """Stage ``conv{s}`` ends at its last block's output (strides 4..32 on ImageNet)."""
+    return {f"conv{s}": f"conv{s}_block{n}_out" for s, n in enumerate(blocks, start=2)}
+
+
+# Width searches (kerasnets.tuning): one base width per stage; the depth moves among
+# the models of the same block type.
+_IMAGENET_TUNING = FamilySpace(
+    "stage", "stage_widths",
+    lambda name: {f"conv{s}_width": w for s, w in enumerate(IMAGENET_WIDTHS, start=2)},
+    depth_groups=tuple(
+        tuple(f"resnet{d}" for d, (b, _) in IMAGENET_DEPTHS.items() if b == block)
+        for block in ("basic", "bottleneck")
+    ),
+)
+_CIFAR_TUNING = FamilySpace(
+    "stage", "stage_widths",
+    lambda name: {f"conv{s}_width": w for s, w in enumerate(CIFAR_WIDTHS, start=2)},
+    depth_groups=(tuple(f"resnet{d}" for d in CIFAR_DEPTHS),),
+    monotonic=True,  # option A shortcuts only add channels
+)
+
 ResNet18, ResNet34, ResNet50, ResNet101, ResNet152 = (
     make_variant(
         f"ResNet{d}", resnet_imagenet, info=IMAGENET_INFO, depth=d, family_args_doc=_IMAGENET_DOC,
+        tuning=_IMAGENET_TUNING,
         summary=f"ResNet-{d} of Table 1 of He et al. (2015), ImageNet layout (224x224).",
+        feature_stages=_stages_of(IMAGENET_DEPTHS[d][1]),
     )
     for d in IMAGENET_DEPTHS
 )
 ResNet20, ResNet32, ResNet44, ResNet56, ResNet110 = (
     make_variant(
         f"ResNet{d}", resnet_cifar, info=CIFAR_INFO, depth=d, family_args_doc=_CIFAR_DOC,
+        tuning=_CIFAR_TUNING,
         summary=f"ResNet-{d} for CIFAR-10 (He et al. 2015, section 4.2): 32x32 inputs, 10 classes.",
+        feature_stages=_stages_of((CIFAR_DEPTHS[d],) * 3),
     )
     for d in CIFAR_DEPTHS
 )

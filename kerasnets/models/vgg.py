@@ -44,6 +44,7 @@ import keras
 
 from kerasnets.layers import LocalResponseNormalization, channel_axis
 from kerasnets.models._application import (
+    FamilySpace,
     ModelInfo,
     build_application,
     make_variant,
@@ -178,6 +179,16 @@ _BN_DOC = """
         batch_norm: adds BatchNormalization between every convolution and its
             ReLU (torchvision's ``vgg*_bn``; the paper has none).
 """
+# Width searches (kerasnets.tuning): one width per block; the depth moves among the
+# configurations A, B, D, E (with or without BatchNorm).
+_DEPTH_CONFIGS = ("A", "B", "D", "E")
+TUNING = FamilySpace(
+    "stage", "block_widths",
+    lambda name: {f"block{b}_width": w for b, w in enumerate(BLOCK_WIDTHS, start=1)},
+    depth_groups=(tuple(NAMES[c] for c in _DEPTH_CONFIGS), tuple(NAMES[c] + "_bn" for c in _DEPTH_CONFIGS)),
+)
+# Each block ends at its max-pool (strides 2, 4, 8, 16, 32).
+FEATURE_STAGES = {f"block{b}": f"block{b}_pool" for b in range(1, 6)}
 _INPUTS = "\n\n    Inputs: 224x224 RGB (at least 32x32) with the mean RGB value subtracted."
 
 
@@ -185,7 +196,8 @@ def _variant(builder, registered, config, summary, **fixed):
     doc = _DOC if "batch_norm" in fixed else _BN_DOC + _DOC
     return make_variant(
         builder, vgg, info=INFO, registry_name=registered, config=config,
-        summary=summary + _INPUTS, family_args_doc=doc, **fixed,
+        summary=summary + _INPUTS, family_args_doc=doc, feature_stages=FEATURE_STAGES,
+        tuning=TUNING, **fixed,
     )
 
 

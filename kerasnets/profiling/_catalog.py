@@ -28,6 +28,7 @@ class ModelSummary:
     input_size: int
     family: str
     paper: str
+    weights: str = ""  # the ImageNet presets, with their published top-1
     error: str = ""
 
     def to_dict(self):
@@ -56,6 +57,22 @@ def natural_key(name: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
+def weights_summary(name: str) -> str:
+    """``"keras.applications 74.9, torchvision V1 76.1, V2 80.9"`` (top-1 %), or ``""``."""
+    from kerasnets.weights import presets_of
+
+    parts, last_source = [], None
+    for p in presets_of(name):
+        source, _, version = p.name.partition("_")
+        label = {"keras": "keras.applications", "torchvision": "torchvision"}.get(source, p.name)
+        version = version.upper() if source == "torchvision" else ""
+        text = (f"{version} " if label == last_source else f"{label} {version} ".replace("  ", " "))
+        needs = ", ".join(f"{k}={v!r}" for k, v in p.builder_kwargs.items())
+        parts.append(f"{text.strip()} {p.top1:.1f}" + (f" ({needs})" if needs and label != last_source else ""))
+        last_source = label
+    return ", ".join(parts)
+
+
 def summarize_models(names, progress: Callable | None = None) -> list:
     """Profiles each registered model at its default size; a failure becomes the row's ``error``.
 
@@ -74,7 +91,7 @@ def summarize_models(names, progress: Callable | None = None) -> list:
         info = entry.info
         base = dict(
             name=name, builder=entry.builder.__name__, input_size=info.default_size,
-            family=info.family, paper=info.paper,
+            family=info.family, paper=info.paper, weights=weights_summary(name),
         )
         try:
             p = profile(name)
@@ -93,7 +110,7 @@ def summarize_models(names, progress: Callable | None = None) -> list:
 
 def format_models(rows, fmt: str = "text", exact: bool = False, links: bool = False) -> str:
     """The model table as aligned text or Markdown, with the counting conventions underneath."""
-    header = ["model", "builder", "params", "MACs", "depth", "input", "paper"]
+    header = ["model", "builder", "params", "MACs", "depth", "input", "ImageNet weights (top-1 %)", "paper"]
     numeric = {2, 3, 4, 5}
     body = []
     for r in rows:
@@ -102,18 +119,20 @@ def format_models(rows, fmt: str = "text", exact: bool = False, links: bool = Fa
         if links and url:
             paper = f"[{paper}]({url})"
         if r.error:
-            body.append([r.name, r.builder, "error", "", "", f"{r.input_size}", paper])
+            body.append([r.name, r.builder, "error", "", "", f"{r.input_size}", r.weights or "-", paper])
             continue
         params = human(r.params, exact)
         if r.aux_params:
             params += f" (+{human(r.aux_params, exact)} aux)"
         body.append([r.name, r.builder, params, human(r.macs, exact), str(r.depth),
-                     f"{r.input_size}×{r.input_size}", paper])
+                     f"{r.input_size}×{r.input_size}", r.weights or "-", paper])
     note = (
         "params: learnable weights of the inference path (BatchNorm moving statistics excluded; "
         "auxiliary classifiers, used in training only, in brackets). MACs: multiply-adds of "
         "convolutions and dense layers for one image at the default input size (1 MAC = 2 FLOPs). "
-        "depth: layers with weights on the longest path."
+        "depth: layers with weights on the longest path. ImageNet weights: the presets "
+        "(`weights=\"imagenet\"` is the first; `kerasnets list --weights`), with the top-1 accuracy "
+        "their source publishes."
     )
     if fmt == "markdown":
         lines = ["| " + " | ".join(header) + " |",

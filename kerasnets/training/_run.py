@@ -508,6 +508,7 @@ def _prepare(
     callbacks=(),
     verbose="auto",
     verify="full",
+    weights: str | None = None,
 ) -> TrainingRun:
     from kerasnets.registry import get_entry
 
@@ -527,6 +528,11 @@ def _prepare(
         )
     entry = get_entry(model)
     info = entry.info
+    preprocessing = None
+    if weights is not None:  # a preset: checked now; its preprocessing feeds the data
+        from kerasnets.weights import preprocessing_for
+
+        preprocessing = preprocessing_for(entry.name, weights, **model_kwargs)
     resolved, epochs, global_batch = resolve_recipe(
         entry.name, dataset, recipe=recipe, overrides=overrides, epochs=epochs,
         batch_size=batch_size, learning_rate=learning_rate,
@@ -550,6 +556,7 @@ def _prepare(
         model=entry.name, dataset=str(dataset), image_size=image_size, batch_size=global_batch,
         recipe=recipe_name, overrides=overrides, learning_rate=learning_rate,
         model_kwargs=model_kwargs, train_split=train_split, augment=augment, seed=seed,
+        **({"weights": weights} if weights is not None else {}),
     )
     request = _io.json_roundtrip(request)
     previous, complete = _check_output(output, request, overwrite, epochs)
@@ -560,7 +567,7 @@ def _prepare(
 
     # -- the data (validation of the dataset name and splits happens here) ----------
     load = dict(image_size=image_size, batch_size=global_batch, model=entry.name,
-                data_dir=data_dir, download=download, verify=verify)
+                data_dir=data_dir, download=download, verify=verify, preprocessing=preprocessing)
     train_data = _load_split(dataset, train_split, training=True, augment=augment, seed=seed, **load)
     image_size = train_data.image_size
     load["image_size"] = image_size
@@ -588,7 +595,12 @@ def _prepare(
             builder_kwargs["dropout"] = resolved.dropout
         builder_kwargs.update(classes=train_data.num_classes, input_shape=(image_size, image_size, 3))
         with hardware.strategy.scope():
-            built = entry.build(weights=None, **builder_kwargs)
+            if weights is None:
+                built = entry.build(weights=None, **builder_kwargs)
+            else:  # the preset's backbone, a new head for the dataset's classes
+                from kerasnets.weights import fine_tuning_model
+
+                built, builder_kwargs = fine_tuning_model(entry.name, weights, **builder_kwargs)
             # The recipe as applied (its plateau monitor named for the model's heads).
             resolved = compile_recipe(built, resolved, steps_per_epoch=train_data.steps_per_epoch,
                                       jit_compile=hardware.jit_compile)
@@ -647,6 +659,9 @@ def train(model: str, dataset: str = "shapes", **options) -> RunResult:
             image once before training (verified files are remembered, so a
             rerun is fast), ``"header"`` checks only the first bytes, ``None``
             nothing (see `kerasnets.data.load`).
+        weights: ``None`` (random initialisation), ``"imagenet"`` or a preset name:
+            fine-tuning, the backbone from the preset and a new head; the data
+            then gets the preset's preprocessing (`kerasnets.weights.preprocessing_for`).
 
     Returns:
         A `RunResult` (``.output``, ``.test``, ``.best``, ``.files``).

@@ -7,8 +7,8 @@ global ``width_multiplier`` and its per-stage / per-block / per-module widths
 a plot of accuracy against multiply-adds with the Pareto front marked.
 
 * `WidthHyperModel`: the keras-tuner ``HyperModel`` of any registered model; its
-  search space (`search_space`, ``hypermodel.describe()``) is a small table per
-  family (`FAMILIES`), readable and overridable. Hyperparameter names:
+  search space (`search_space`, ``hypermodel.describe()``) is declared with each
+  model (``builder.tuning``, a `FamilySpace`; `family_space`), readable and overridable. Hyperparameter names:
   ``width_multiplier``; ``conv2_width`` .. ``conv5_width`` (ResNet stages),
   ``block1_width`` .. ``block5_width`` (VGG blocks), ``inception_3a_scale`` ..
   (GoogLeNet modules), ``mixed5b_scale`` .. (Inception v2/v3 modules);
@@ -50,7 +50,6 @@ from kerasnets.tuning._report import (
     write_report,
 )
 from kerasnets.tuning._space import (
-    FAMILIES,
     FamilySpace,
     Hyperparameter,
     builder_kwargs,
@@ -76,7 +75,6 @@ __all__ = [
     "search_space",
     "Hyperparameter",
     "FamilySpace",
-    "FAMILIES",
     "builder_kwargs",
     "depth_choices",
     "effective_widths",

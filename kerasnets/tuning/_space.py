@@ -1,9 +1,10 @@
-"""The search spaces, as data: family -> hyperparameter definitions -> builder arguments.
+"""The search spaces: a model's declared width groups -> hyperparameters -> builder arguments.
 
-A family's entry in `FAMILIES` says which of its widths are searched and which
-builder argument receives them; `search_space` turns it into `Hyperparameter`
-records for one model. Adding a family is one `FamilySpace` row (and, if its
-builder lacks one, an argument that takes the searched widths).
+Each registered model declares, with its builder (``builder.tuning``, a
+`FamilySpace` given to `make_variant` in its model module), which of its widths
+are searched, which builder argument receives them and which models it shares a
+depth search with; `search_space` turns it into `Hyperparameter` records. There
+is no second table of widths or model names here.
 
 Two kinds of width groups:
 
@@ -27,12 +28,11 @@ import re
 from typing import Any, Callable, Mapping
 
 from kerasnets.layers import channel_axis
-from kerasnets.models._application import scale_width
+from kerasnets.models._application import FamilySpace, scale_width
 
 __all__ = [
     "Hyperparameter",
     "FamilySpace",
-    "FAMILIES",
     "WIDTH_MULTIPLIERS",
     "MODULE_SCALES",
     "family_space",
@@ -194,102 +194,23 @@ _CHECKS = {
 # ---------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class FamilySpace:
-    """How one family's widths (and depth) are searched.
-
-    Attributes:
-        kind: ``"stage"``, ``"module"`` or ``"global"`` (only ``width_multiplier``).
-        argument: the builder argument that receives the searched widths.
-        groups: ``groups(model_name)`` returns, for ``"stage"``, ``{hp name: base
-            width}`` in the builder's order; for ``"module"``, ``{hp name: (module
-            key, record of branch widths)}``.
-        depth_groups: registered names that differ only in depth and share the
-            width groups (``("resnet18", "resnet34")``); the ``depth`` hyperparameter
-            moves within a model's group.
-        module_layer: ``"module"`` kind: the name of a module's output layer.
-        monotonic: the stage widths must not decrease (the CIFAR ResNets'
-            zero-padding shortcuts only add channels): each stage's range starts
-            at the previous stage's base width, and overrides are checked.
-    """
-
-    kind: str
-    argument: str | None = None
-    groups: Callable[[str], dict] | None = None
-    depth_groups: tuple = ()
-    module_layer: Callable[[str], str] | None = None
-    monotonic: bool = False
-
-
-def _resnet_imagenet(name):
-    from kerasnets.models import resnet
-
-    return {f"conv{s}_width": w for s, w in enumerate(resnet.IMAGENET_WIDTHS, start=2)}
-
-
-def _resnet_cifar(name):
-    from kerasnets.models import resnet
-
-    return {f"conv{s}_width": w for s, w in enumerate(resnet.CIFAR_WIDTHS, start=2)}
-
-
-def _vgg(name):
-    from kerasnets.models import vgg
-
-    return {f"block{b}_width": w for b, w in enumerate(vgg.BLOCK_WIDTHS, start=1)}
-
-
-def _modules(table, prefix):
-    """The modules of an Inception width table (the stem and auxiliary heads are not modules)."""
-    return {f"{prefix}{key}_scale": (key, row) for key, row in table.items() if key not in ("stem", "aux")}
-
-
-def _googlenet(name):
-    from kerasnets.models import googlenet
-
-    return _modules(googlenet.TABLE1, "inception_")
-
-
-def _inception(name):
-    from kerasnets.models import inception
-
-    return _modules(inception.ARCHITECTURES[name.rsplit("_", 1)[-1]][1], "")
-
-
-FAMILIES: dict[str, FamilySpace] = {
-    "resnet": FamilySpace(
-        "stage", "stage_widths", _resnet_imagenet,
-        depth_groups=(("resnet18", "resnet34"), ("resnet50", "resnet101", "resnet152")),
-    ),
-    "resnet_cifar": FamilySpace(
-        "stage", "stage_widths", _resnet_cifar,
-        depth_groups=(("resnet20", "resnet32", "resnet44", "resnet56", "resnet110"),),
-        monotonic=True,
-    ),
-    "vgg": FamilySpace(
-        "stage", "block_widths", _vgg,
-        depth_groups=(("vgg11", "vgg13", "vgg16", "vgg19"), ("vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn")),
-    ),
-    "googlenet": FamilySpace(
-        "module", "module_widths", _googlenet, module_layer=lambda key: f"inception_{key}_output",
-    ),
-    "inception": FamilySpace("module", "module_widths", _inception, module_layer=lambda key: key),
-    "alexnet": FamilySpace("global"),
-}
+# The search space of each model is declared with the model, in its builder's spec
+# (``builder.tuning``, a `FamilySpace`, set by `make_variant`): there is no table here.
 
 
 def family_space(model_name: str) -> FamilySpace:
-    """The `FamilySpace` of a registered model; families without one raise."""
-    from kerasnets.registry import get_entry
+    """The `FamilySpace` a registered model declares (``builder.tuning``); models without one raise."""
+    from kerasnets.registry import get_entry, list_models
 
     entry = get_entry(model_name)
-    family = entry.info.family
-    if family not in FAMILIES:
+    space = getattr(entry.builder, "tuning", None)
+    if space is None:
+        searchable = [n for n in list_models() if getattr(get_entry(n).builder, "tuning", None)]
         raise ValueError(
-            f"No width search space is defined for the '{family}' family of {entry.name}; "
-            f"the families are {', '.join(sorted(FAMILIES))}. Received: model={model_name!r}"
+            f"No width search space is declared for {entry.name} (family '{entry.info.family}'); "
+            f"the models with one are {', '.join(searchable)}. Received: model={model_name!r}"
         )
-    return FAMILIES[family]
+    return space
 
 
 def _depth_of(name: str) -> int:

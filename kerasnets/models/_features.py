@@ -1,0 +1,88 @@
+"""Named feature stages: a backbone whose outputs are a dict of stage outputs.
+
+Each registered builder declares its stages (``builder.feature_stages``, e.g. ResNet
+``conv2`` .. ``conv5``, VGG ``block1`` .. ``block5``, Inception the last module on
+each grid), finest first. As keras-hub's ``pyramid_outputs``, the result is a
+model with dict outputs, for detection or segmentation heads.
+"""
+
+from __future__ import annotations
+
+import keras
+
+__all__ = ["feature_extractor", "feature_stages"]
+
+
+def feature_stages(name: str) -> dict:
+    """``{stage: layer name}`` of a registered model, finest first."""
+    from kerasnets.registry import get_entry
+
+    return dict(get_entry(name).builder.feature_stages)
+
+
+def _stages_of_model(model):
+    from kerasnets.registry import _REGISTRY, _ensure_models_imported
+
+    _ensure_models_imported()
+    names = {layer.name for layer in model.layers}
+    key = model.name.lower()
+    if key in _REGISTRY and set(_REGISTRY[key].builder.feature_stages.values()) <= names:
+        return _REGISTRY[key].builder.feature_stages
+    for entry in _REGISTRY.values():  # a model renamed: the first family whose stages it has
+        stages = entry.builder.feature_stages
+        if stages and set(stages.values()) <= names:
+            return stages
+    raise ValueError(
+        f"{model.name} has none of the declared feature stages of the registered models; pass a "
+        f"kerasnets model or a registered name. Received: model_or_name={model.name!r}"
+    )
+
+
+def feature_extractor(model_or_name, stages=None, **builder_kwargs):
+    """A model whose outputs are ``{stage name: feature map}``.
+
+    Args:
+        model_or_name: a registered name (``"resnet50"``; the model is built with
+            ``include_top=False`` unless ``builder_kwargs`` say otherwise) or a
+            built kerasnets model.
+        stages: the stage names to return (default: all the declared ones; see
+            `kerasnets.models.feature_stages`).
+        **builder_kwargs: arguments of the builder, e.g. ``weights="imagenet"``,
+            ``input_shape=(None, None, 3)``.
+
+    Returns:
+        A `keras.Model` with dict outputs (Keras orders dict outputs by name).
+
+    Example:
+
+    >>> backbone = kerasnets.feature_extractor("resnet50", input_shape=(224, 224, 3))
+    >>> features = backbone(images)  # {"conv2": (n, 56, 56, 256), ..., "conv5": (n, 7, 7, 2048)}  # doctest: +SKIP
+    """
+    if isinstance(model_or_name, str):
+        from kerasnets.registry import get_entry
+
+        entry = get_entry(model_or_name)
+        declared = entry.builder.feature_stages
+        if not declared:
+            raise ValueError(f"{entry.name} declares no feature stages. Received: {model_or_name!r}")
+        model = entry.build(**{"include_top": False, **builder_kwargs})
+    else:
+        if builder_kwargs:
+            raise ValueError(
+                "builder arguments apply to a model built from its name; this one is built. "
+                f"Received: {sorted(builder_kwargs)}"
+            )
+        model = model_or_name
+        declared = _stages_of_model(model)
+    if stages is None:
+        stages = list(declared)
+    elif isinstance(stages, str):
+        stages = [stages]
+    unknown = [s for s in stages if s not in declared]
+    if unknown or not stages:
+        raise ValueError(
+            f"Unknown feature stage(s) {unknown} of {model.name}; its stages are "
+            f"{', '.join(declared)}. Received: stages={stages!r}"
+        )
+    outputs = {s: model.get_layer(declared[s]).output for s in stages}
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")

@@ -1,0 +1,272 @@
+"""From a source's arrays to kerasnets layers, exact to float32 rounding.
+
+A converter takes the built model and the file's contents and returns
+``{layer_name: [arrays in layer.get_weights() order]}``; nothing is assigned here.
+`assign` then checks every array of every layer against the model before setting
+any, so a wrong or partial file never leaves a model half-loaded.
+
+Conventions: PyTorch convolutions are ``(out, in, kh, kw)``, Keras ``(kh, kw, in,
+out)``; PyTorch ``Linear`` is ``(out, in)``; PyTorch flattens ``(C, H, W)`` where a
+channels-last Keras ``Flatten`` flattens ``(H, W, C)``, so the first
+fully-connected layer after a flatten has its input rows permuted.
+"""
+
+from __future__ import annotations
+
+import re
+
+import keras
+import numpy as np
+
+__all__ = ["CONVERTERS", "assign", "weight_layers"]
+
+
+class ConversionError(ValueError):
+    """The file's contents do not fit the model."""
+
+
+def weight_layers(model):
+    return [layer for layer in model.layers if layer.weights]
+
+
+def _f32(a):
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
+
+
+# ---------------------------------------------------------------------------
+# keras.applications legacy files
+# ---------------------------------------------------------------------------
+
+def keras_by_name(model, layers, *, flip_first=None):
+    """Same layer names and weight order (keras.applications VGG16/VGG19).
+
+    ``flip_first``: a layer whose kernel's input channels are reversed (BGR-trained
+    weights fed RGB pixels: exact, the channel order is all that changes)."""
+    source = dict(layers)
+    out = {}
+    for layer in weight_layers(model):
+        if layer.name in source:
+            arrays = [_f32(a) for a in source[layer.name]]
+            if layer.name == flip_first:
+                arrays[0] = _f32(arrays[0][:, :, ::-1, :])
+            out[layer.name] = arrays
+    return out
+
+
+def keras_resnet(model, layers):
+    """keras.applications ResNet v1 -> kerasnets ResNet (``downsample_on="1x1"``).
+
+    Names are the same. Every keras.applications convolution has a bias before its
+    BatchNorm; kerasnets' have none, so each bias is folded into the BatchNorm's
+    moving mean (``BN(Wx + b)`` with mean ``mu`` is ``BN(Wx)`` with mean ``mu - b``).
+    keras.applications' BN epsilon is 1.001e-5, kerasnets' is the layer's epsilon
+    (1e-5): the variance takes the difference. ``conv1_conv`` is flipped from BGR to
+    RGB input channels.
+    """
+    source = dict(layers)
+    if "probs" in source and "predictions" not in source:  # keras-applications' old name
+        source["predictions"] = source.pop("probs")
+    out = {}
+    for layer in weight_layers(model):
+        name = layer.name
+        if name not in source:
+            continue
+        arrays = source[name]
+        if name.endswith("_conv"):
+            kernel = arrays[0]
+            if name == "conv1_conv":
+                kernel = kernel[:, :, ::-1, :]
+            out[name] = [_f32(kernel)]
+        elif name.endswith("_bn"):
+            gamma, beta, mean, var = (np.asarray(a, np.float64) for a in arrays)
+            conv = source.get(name[: -len("_bn")] + "_conv", [])
+            bias = np.asarray(conv[1], np.float64) if len(conv) > 1 else 0.0
+            eps_shift = 1.001e-5 - float(layer.epsilon)
+            out[name] = [_f32(gamma), _f32(beta), _f32(mean - bias), _f32(var + eps_shift)]
+        else:
+            out[name] = [_f32(a) for a in arrays]
+    return out
+
+
+def keras_by_order(model, layers):
+    """By position (keras.applications InceptionV3, whose file has automatic names).
+
+    The model's weight layers and the file's are paired in order; a model without
+    its top may take the file with it (the trailing top layers are left out)."""
+    targets = weight_layers(model)
+    if len(layers) < len(targets):
+        raise ConversionError(
+            f"The file has {len(layers)} layers with weights, {model.name} needs {len(targets)}."
+        )
+    return {t.name: [_f32(a) for a in arrays] for t, (_, arrays) in zip(targets, layers)}
+
+
+# ---------------------------------------------------------------------------
+# torchvision / timm state dicts
+# ---------------------------------------------------------------------------
+
+def _conv(state, key):
+    out = [_f32(state[f"{key}.weight"].transpose(2, 3, 1, 0))]
+    if f"{key}.bias" in state:
+        out.append(_f32(state[f"{key}.bias"]))
+    return out
+
+
+def _bn(state, key):
+    return [_f32(state[f"{key}.{p}"]) for p in ("weight", "bias", "running_mean", "running_var")]
+
+
+def _dense(state, key):
+    return [_f32(state[f"{key}.weight"].T), _f32(state[f"{key}.bias"])]
+
+
+def _flatten_dense(state, key, layer):
+    """The first fully-connected layer after a flatten: rows from (C, H, W) to (H, W, C)."""
+    w = np.asarray(state[f"{key}.weight"])
+    units = w.shape[0]
+    if w.ndim == 4:  # timm's VGG keeps fc1 as a 7x7 convolution
+        channels, h, wd = w.shape[1:]
+    else:
+        inputs = layer.kernel.shape[0]
+        channels = _flatten_channels(layer)
+        h = wd = int(round((inputs / channels) ** 0.5))
+        w = w.reshape(units, channels, h, wd)
+    if keras.config.image_data_format() == "channels_first":
+        kernel = w.reshape(units, -1).T
+    else:
+        kernel = w.transpose(2, 3, 1, 0).reshape(h * wd * channels, units)
+    return [_f32(kernel), _f32(state[f"{key}.bias"])]
+
+
+def _flatten_channels(dense_layer):
+    flatten = dense_layer._inbound_nodes[0].parent_nodes[0].operation
+    while not isinstance(flatten, keras.layers.Flatten):  # a dropout may sit in between
+        flatten = flatten._inbound_nodes[0].parent_nodes[0].operation
+    shape = flatten.input.shape
+    return shape[-1] if keras.config.image_data_format() == "channels_last" else shape[1]
+
+
+def _vector_dense(state, key):
+    w = np.asarray(state[f"{key}.weight"])
+    return [_f32(w.reshape(w.shape[0], -1).T), _f32(state[f"{key}.bias"])]
+
+
+_RESNET_NAME = re.compile(r"conv(\d)_block(\d+)_(\d)_(conv|bn)$")
+
+
+def torchvision_resnet(model, state):
+    """torchvision/timm ``resnet*`` -> kerasnets ResNet (v1.5: ``downsample_on="3x3"``)."""
+    out = {}
+    for layer in weight_layers(model):
+        name = layer.name
+        if name == "conv1_conv":
+            out[name] = _conv(state, "conv1")
+        elif name == "conv1_bn":
+            out[name] = _bn(state, "bn1")
+        elif name == "predictions":
+            out[name] = _dense(state, "fc")
+        else:
+            match = _RESNET_NAME.match(name)
+            if not match:
+                continue
+            stage, block, j, kind = match.groups()
+            prefix = f"layer{int(stage) - 1}.{int(block) - 1}"
+            key = f"{prefix}.downsample.{0 if kind == 'conv' else 1}" if j == "0" else f"{prefix}.{kind}{j}"
+            out[name] = (_conv if kind == "conv" else _bn)(state, key)
+    return out
+
+
+_VGG_CONV = re.compile(r"block(\d)_conv(\d)$")
+
+
+def torchvision_vgg(model, state):
+    """torchvision ``vgg*`` / ``vgg*_bn`` (or timm's form of them) -> kerasnets VGG."""
+    indices = sorted(
+        int(k.split(".")[1]) for k, v in state.items()
+        if k.startswith("features.") and k.endswith(".weight") and np.ndim(v) == 4
+    )
+    convs = [layer for layer in model.layers if _VGG_CONV.match(layer.name)]
+    if len(convs) != len(indices):
+        raise ConversionError(
+            f"The file has {len(indices)} convolutions, {model.name} has {len(convs)}."
+        )
+    out = {}
+    for layer, index in zip(convs, indices):
+        out[layer.name] = _conv(state, f"features.{index}")
+        if f"features.{index + 1}.running_mean" in state:
+            out[f"{layer.name}_bn"] = _bn(state, f"features.{index + 1}")
+    timm = "pre_logits.fc1.weight" in state
+    keys = {"fc1": "pre_logits.fc1" if timm else "classifier.0",
+            "fc2": "pre_logits.fc2" if timm else "classifier.3",
+            "predictions": "head.fc" if timm else "classifier.6"}
+    names = {layer.name: layer for layer in model.layers}
+    if "fc1" in names:
+        out["fc1"] = _flatten_dense(state, keys["fc1"], names["fc1"])
+        out["fc2"] = _vector_dense(state, keys["fc2"])
+    if "predictions" in names:
+        out["predictions"] = _dense(state, keys["predictions"])
+    return out
+
+
+def torchvision_alexnet(model, state):
+    """torchvision ``alexnet`` -> kerasnets ``AlexNet(variant="torchvision")``."""
+    out = {f"conv{i}": _conv(state, f"features.{k}") for i, k in enumerate((0, 3, 6, 8, 10), start=1)}
+    names = {layer.name: layer for layer in model.layers}
+    if "fc6" in names:
+        out["fc6"] = _flatten_dense(state, "classifier.1", names["fc6"])
+        out["fc7"] = _dense(state, "classifier.4")
+    if "predictions" in names:
+        out["predictions"] = _dense(state, "classifier.6")
+    return out
+
+
+CONVERTERS = {
+    "keras_resnet": keras_resnet,
+    "keras_vgg": lambda model, layers: keras_by_name(model, layers, flip_first="block1_conv1"),
+    "keras_by_order": keras_by_order,
+    "torchvision_resnet": torchvision_resnet,
+    "torchvision_vgg": torchvision_vgg,
+    "torchvision_alexnet": torchvision_alexnet,
+}
+
+
+def convert(converter, model, contents, *, source):
+    """Runs a converter; a missing key or a bad array becomes one clear error."""
+    try:
+        return CONVERTERS[converter](model, contents)
+    except KeyError as error:
+        raise ConversionError(
+            f"{source} lacks {error} that {model.name} needs: it is not a file of this model."
+        ) from None
+    except (ValueError, IndexError) as error:
+        if isinstance(error, ConversionError):
+            raise ConversionError(f"{source}: {error}") from None
+        raise ConversionError(f"{source} does not fit {model.name}: {error}") from None
+
+
+def assign(model, converted, *, source, allow_extra=()):
+    """Checks every array against the model, then sets them all (or none)."""
+    problems = []
+    plan = []
+    for layer in weight_layers(model):
+        expected = [tuple(w.shape) for w in layer.weights]
+        arrays = converted.get(layer.name)
+        if arrays is None:
+            problems.append(f"no weights for layer {layer.name!r}")
+            continue
+        got = [tuple(np.shape(a)) for a in arrays]
+        if got != expected:
+            problems.append(f"{layer.name}: the file has shapes {got}, the model {expected}")
+            continue
+        if not all(np.all(np.isfinite(a)) for a in arrays):
+            problems.append(f"{layer.name}: the file holds NaN or infinite values")
+            continue
+        plan.append((layer, arrays))
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise ConversionError(
+            f"{source} does not fit {model.name}: " + "; ".join(problems[:5]) + more
+            + ". Nothing was loaded."
+        )
+    for layer, arrays in plan:
+        layer.set_weights(arrays)
