@@ -51,7 +51,6 @@ def _needs(backend):
 def _env(backend, **extra):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **extra)
     env["PYTHONPATH"] = REPO + os.pathsep + os.path.join(REPO, "tests") + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop("XLA_FLAGS", None) if "XLA_FLAGS" not in extra else None
     return env
 
 
@@ -94,17 +93,19 @@ def test_models_contract_heads_keras_file_profile_and_data(backend, shapes_data_
         profile = kerasnets.profile(name, input_size=size, **plain)
         assert values[f"{name}:profile"] == {"params": int(profile.params), "macs": int(profile.macs)}, name
         keras.backend.clear_session()
-    assert values["googlenet:fit_all_heads"][:3] == ["aux1_loss", "aux2_loss", "loss"]
+    assert {"loss", "main_loss", "aux1_loss", "aux2_loss"} <= set(values["googlenet:fit_all_heads"])
     assert set(values["inception_v3:forward_step_keras_file"]["outputs"]) == {"aux", "main"}
 
     hardware = values["hardware"]
-    assert hardware["auto"]["backend"] == backend and hardware["auto"]["replicas"] == 1
-    if backend == "jax":
+    assert hardware["auto"]["backend"] == backend
+    if backend == "jax":  # the script split the CPU into 2 logical devices: auto uses both
+        assert hardware["auto"]["strategy"] == "data_parallel" and hardware["auto"]["replicas"] == 2
         assert values["data_to_fit"]["jit_compile"] is True  # jit by default under JAX
         assert hardware["mirrored"]["strategy"] == "data_parallel" and hardware["mirrored"]["replicas"] == 2
         dp = values["data_parallel_equals_one_device"]
         assert dp["max_diff"] < 1e-4 and dp["bn_moved"] > 1e-4
     else:
+        assert hardware["auto"]["strategy"] == "default" and hardware["auto"]["replicas"] == 1
         assert values["data_to_fit"]["jit_compile"] is False
         assert "trains on one device" in hardware["mirrored_error"]
         assert "Received: strategy='mirrored'" in hardware["mirrored_error"]
