@@ -35,9 +35,10 @@ Under the JAX and PyTorch backends (`kerasnets.training.distribution`):
 * **precision**: ``mixed_bfloat16`` on TPUs, ``mixed_float16`` on GPUs with
   tensor cores, ``float32`` elsewhere (bfloat16 on CPUs was measured under
   TensorFlow only).
-* **XLA**: JAX always jit-compiles by default (``benchmarks/backends.py``:
-  eager JAX ran ResNet-20 training steps about 2.6x slower than jit on a 2-core
-  CPU); PyTorch runs eagerly by default (``"on"`` is ``torch.compile``).
+* **XLA**: JAX always jit-compiles by default (eager JAX ran a ResNet-20
+  training step 2.6x slower than jit on a 2-core CPU, 974 against 368 ms, as
+  measured for issue 15; ``benchmarks/backends.py`` measures it side by side);
+  PyTorch runs eagerly by default (``"on"`` is ``torch.compile``, not measured).
 """
 
 from __future__ import annotations
