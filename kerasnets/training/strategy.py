@@ -37,7 +37,8 @@ Under the JAX and PyTorch backends (`kerasnets.training.distribution`):
   TensorFlow only).
 * **XLA**: JAX always jit-compiles by default (eager JAX ran a ResNet-20
   training step 2.6x slower than jit on a 2-core CPU, 974 against 368 ms, as
-  measured for issue 15; ``benchmarks/backends.py`` measures it side by side);
+  measured for issue 15; ``benchmarks/backends.py`` on a loaded 2-core machine:
+  1.64x the CPU time per training step, 2.3x per inference step);
   PyTorch runs eagerly by default (``"on"`` is ``torch.compile``, not measured).
 """
 
