@@ -97,6 +97,9 @@ def register(subparsers):
     p.add_argument("--xla", choices=XLA_CHOICES, default="auto")
     p.add_argument("--cpu-devices", type=positive_int, metavar="N",
                    help="split the CPU into N logical devices (try --strategy mirrored without GPUs)")
+    from kerasnets.cli import _processes
+
+    _processes.add_arguments(p)  # --num-processes, --process-id, --coordinator
     p.add_argument("--data-dir", help="tensorflow-datasets data folder")
     p.add_argument("--download", action="store_true", help="let tensorflow-datasets download the dataset")
     p.add_argument("--augment", default="auto",
@@ -157,7 +160,10 @@ def run_train(args):
         check_overrides(overrides)
         builder_kwargs = model_kwargs(args)  # validates MODEL and the builder options
         builder_kwargs.pop("input_shape", None)  # --input-size is the image size
-        if args.cpu_devices is not None:
+        from kerasnets.cli import _processes
+
+        # several JAX processes: joined before any JAX work (this splits the CPU too)
+        if not _processes.initialize(args) and args.cpu_devices is not None:
             from kerasnets.training.strategy import split_cpu
 
             split_cpu(args.cpu_devices)

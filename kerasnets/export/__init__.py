@@ -126,6 +126,14 @@ def saved_model(
         ValueError: for bad arguments, or if ``path`` exists and not ``overwrite``,
             before anything is written.
     """
+    from kerasnets.export._backend import export_in_tensorflow, needs_tensorflow
+
+    if needs_tensorflow():  # a TensorFlow graph: converted in a TensorFlow-backend process
+        return export_in_tensorflow("saved_model", model, path, dict(
+            model_name=model_name, image_size=image_size, preprocessing=preprocessing,
+            class_names=class_names, top_k=top_k, output=output, builder_kwargs=builder_kwargs,
+            fold_batch_norm=fold_batch_norm, compute_dtype=compute_dtype, overwrite=overwrite,
+            source=source))
     import keras
 
     from kerasnets.export._serving import serving_functions, signature_doc

@@ -111,6 +111,12 @@ def tflite(
         raise ValueError(f"A TFLite file must end in `.tflite`. Received: path={path!r}")
     if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not atol >= 0:
         raise ValueError(f"atol must be a non-negative number. Received: atol={atol!r}")
+    from kerasnets.export._backend import export_in_tensorflow, needs_tensorflow
+
+    if needs_tensorflow():  # the converter takes TensorFlow graphs: a TensorFlow-backend process
+        return export_in_tensorflow("tflite", model, path, dict(
+            model_name=model_name, image_size=image_size, preprocessing=preprocessing, output=output,
+            overwrite=overwrite, check=check, atol=atol, check_images=check_images))
     path = check_destination(path, overwrite=overwrite, kind="file")
     model = inference_model(model)
     spec = resolve_spec(

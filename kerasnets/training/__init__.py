@@ -22,6 +22,7 @@ Example, your own loop:
 """
 
 from kerasnets.training._compile import SparseCrossentropy, WeightDecay, apply_weight_decay, compile
+from kerasnets.training.distribution import initialize_processes
 from kerasnets.training._run import LAYOUT, RunResult, TrainingRun, evaluate_model, prepare, train
 from kerasnets.training.recipes import (
     RECIPES,
@@ -61,4 +62,5 @@ __all__ = [
     "choose_strategy",
     "choose_precision",
     "choose_jit_compile",
+    "initialize_processes",
 ]

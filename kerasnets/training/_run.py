@@ -68,6 +68,7 @@ import keras
 
 from kerasnets.files import LOCK_FILE, RunLock, check_writable
 from kerasnets.training import _io
+from kerasnets.training import distribution as _distribution
 from kerasnets.training._compile import compile as compile_recipe
 from kerasnets.training._compile import SparseCrossentropy, output_names
 from kerasnets.training.callbacks import (
@@ -154,6 +155,7 @@ def _versions():
         "kerasnets": kerasnets.__version__,
         "keras": keras.__version__,
         "tensorflow": tf.__version__,
+        **_distribution.backend_versions(),
         "python": platform.python_version(),
     }
 
@@ -346,6 +348,7 @@ class TrainingRun:
             callbacks=self.callbacks(),
             verbose=self.verbose,
             shuffle=False,  # kerasnets.data shuffles; Keras cannot shuffle a tf.data dataset
+            **self.fit_options,  # several processes: steps_per_epoch of a repeated input
         )
 
         _io.save_model(self.model, self.path("model"))
@@ -356,7 +359,7 @@ class TrainingRun:
 
         plot_history(self.path("log"), self.path("curves"),
                      title=f"{self.entry.name} on {self.dataset}")
-        exported = self._export() if self.export else None
+        exported = _distribution.safe_export(self._export, self.path("model")) if self.export else None
         best = None
         if self.best_checkpoint.best is not None:
             best = {"monitor": self.best_checkpoint.monitor, "value": self.best_checkpoint.best,
@@ -456,6 +459,10 @@ def prepare(model: str, dataset: str = "shapes", *, output: str | None = None, *
     from kerasnets.registry import get_entry
 
     output = os.path.abspath(output or os.path.join("runs", f"{get_entry(model).name}-{_slug(dataset)}"))
+    # Several processes: only process 0 writes (and locks) the run folder; the others
+    # work in a private scratch copy of it (`distribution.process_folder`).
+    output, options["overwrite"], options["export"] = _distribution.process_folder(
+        output, options.get("overwrite", False), options.get("export", True))
     check_writable(output, received=f"output={output!r}")
     if os.path.exists(output) and not os.path.isdir(output):
         raise ValueError(f"The output path exists and is not a folder. Received: output={output!r}")
@@ -559,6 +566,7 @@ def _prepare(
         **({"weights": weights} if weights is not None else {}),
     )
     request = _io.json_roundtrip(request)
+    seed = _distribution.shared_seed(seed)  # several processes: one seed everywhere
     previous, complete = _check_output(output, request, overwrite, epochs)
     created = previous.get("created") or _now()
     if complete:  # nothing to train: skip the data and the model
@@ -567,7 +575,8 @@ def _prepare(
 
     # -- the data (validation of the dataset name and splits happens here) ----------
     load = dict(image_size=image_size, batch_size=global_batch, model=entry.name,
-                data_dir=data_dir, download=download, verify=verify, preprocessing=preprocessing)
+                data_dir=data_dir, download=download, verify=verify, preprocessing=preprocessing,
+                **_distribution.load_options())
     train_data = _load_split(dataset, train_split, training=True, augment=augment, seed=seed, **load)
     image_size = train_data.image_size
     load["image_size"] = image_size
@@ -614,9 +623,11 @@ def _prepare(
     state_path = os.path.join(output, LAYOUT["backup"], "state.json")
     if previous and os.path.exists(state_path):
         resume_epoch = int(_io.read_json(state_path).get("epoch", 0))
+    _distribution.check_resume_epoch(resume_epoch)
+    train_input, fit_options = _distribution.fit_input(train_data)
     return TrainingRun(
         entry=entry, model=built, dataset=str(dataset), train=train_data, val=val, test=test,
-        train_data=train_data.dataset, splits={"train": train_split, "validation": val_name, "test": test_name},
+        train_data=train_input, fit_options=fit_options, splits={"train": train_split, "validation": val_name, "test": test_name},
         image_size=image_size, epochs=epochs, global_batch_size=global_batch, recipe=resolved,
         hardware=hardware, request=request, output=output, previous=previous, complete=complete,
         resume_epoch=min(resume_epoch, epochs), builder_kwargs=_io.json_roundtrip(builder_kwargs),
@@ -706,7 +717,7 @@ def evaluate_model(model, split, *, strategy=None, verbose="auto") -> dict:
     result = {"loss": float(values["crossentropy"]), "accuracy": float(values["accuracy"])}
     if "top5_accuracy" in values:
         result["top5_accuracy"] = float(values["top5_accuracy"])
-    result["examples"] = split.num_examples
+    result["examples"] = split.steps_per_epoch * split.batch_size if split.drop_remainder else split.num_examples
     return result
 
 

@@ -316,6 +316,8 @@ class SyncReplicaStatistics(keras.callbacks.Callback):
     """
 
     def _sync(self):
+        if keras.backend.backend() != "tensorflow":
+            return  # JAX's DataParallel keeps one copy; torch trains on one device
         import tensorflow as tf
 
         for variable in self.model.non_trainable_variables:

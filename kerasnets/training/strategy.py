@@ -25,6 +25,21 @@ What ``"auto"`` chooses:
   (Keras disables it there: keras-team/keras#19005); Keras's own ``"auto"``
   (on where the model supports it) with the default strategy on a GPU. A TPU
   always compiles with XLA.
+
+Under the JAX and PyTorch backends (`kerasnets.training.distribution`):
+
+* **strategy**: JAX: `keras.distribution.DataParallel` over every device
+  (``"auto"`` when there are several or the run spans processes,
+  ``"mirrored"`` always, ``"tpu"`` on TPUs), one device for ``"default"``.
+  PyTorch: one device; ``"mirrored"`` and ``"tpu"`` are errors.
+* **precision**: ``mixed_bfloat16`` on TPUs, ``mixed_float16`` on GPUs with
+  tensor cores, ``float32`` elsewhere (bfloat16 on CPUs was measured under
+  TensorFlow only).
+* **XLA**: JAX always jit-compiles by default (eager JAX ran a ResNet-20
+  training step 2.6x slower than jit on a 2-core CPU, 974 against 368 ms, as
+  measured for issue 15; ``benchmarks/backends.py`` on a loaded 2-core machine:
+  1.64x the CPU time per training step, 2.3x per inference step);
+  PyTorch runs eagerly by default (``"on"`` is ``torch.compile``, not measured).
 """
 
 from __future__ import annotations
@@ -50,6 +65,16 @@ __all__ = [
 ]
 
 STRATEGIES = ("auto", "tpu", "mirrored", "default")
+
+
+def _backend():
+    return keras.backend.backend()
+
+
+def _is_tf_strategy(strategy):
+    from kerasnets.training.distribution import BackendStrategy
+
+    return not isinstance(strategy, BackendStrategy)
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 XLA_CHOICES = ("auto", "on", "off")
 
@@ -89,6 +114,15 @@ def split_cpu(devices: int):
     """
     if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
         raise ValueError(f"devices must be a positive integer. Received: devices={devices!r}")
+    if _backend() == "jax":
+        from kerasnets.training.distribution import split_jax_cpu
+
+        return split_jax_cpu(devices)
+    if _backend() != "tensorflow":
+        raise ValueError(
+            f"Logical CPU devices are for the TensorFlow and JAX backends; the {_backend()} backend "
+            f"trains on one device. Received: devices={devices}"
+        )
     tf = _tf()
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
@@ -102,6 +136,14 @@ def split_cpu(devices: int):
                 f"TensorFlow has already initialised {current} CPU device(s); split the CPU "
                 f"at the start of the process. Received: devices={devices}"
             ) from None
+
+
+def _default_strategy():
+    if _backend() == "tensorflow":
+        return _tf().distribute.get_strategy()
+    from kerasnets.training.distribution import default_backend_strategy
+
+    return default_backend_strategy()
 
 
 def _gpus():
@@ -119,6 +161,10 @@ def choose_strategy(name: str = "auto"):
     """
     if name not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}. Received: strategy={name!r}")
+    if _backend() != "tensorflow":
+        from kerasnets.training.distribution import choose_backend_strategy
+
+        return choose_backend_strategy(name)
     tf = _tf()
     if name in ("auto", "tpu"):
         resolver = _tpu_resolver()
@@ -133,7 +179,9 @@ def choose_strategy(name: str = "auto"):
 
 
 def strategy_kind(strategy) -> str:
-    """``"tpu"``, ``"mirrored"`` or ``"default"``."""
+    """``"tpu"``, ``"mirrored"`` or ``"default"`` (``"data_parallel"`` under JAX)."""
+    if not _is_tf_strategy(strategy):
+        return strategy.kind
     tf = _tf()
     if isinstance(strategy, tf.distribute.TPUStrategy):
         return "tpu"
@@ -154,6 +202,8 @@ def _strategy_devices(strategy):
 
 
 def _device_type(strategy) -> str:
+    if not _is_tf_strategy(strategy):
+        return strategy.device_type
     kind = strategy_kind(strategy)
     if kind == "tpu":
         return "TPU"
@@ -178,6 +228,10 @@ def cpu_supports_bfloat16() -> bool:
 
 
 def _gpus_support_float16() -> bool:
+    if _backend() != "tensorflow":
+        from kerasnets.training.distribution import backend_float16_ok
+
+        return backend_float16_ok()
     tf = _tf()
     physical = tf.config.list_physical_devices("GPU")
     if not physical:
@@ -201,11 +255,13 @@ def choose_precision(precision: str = "auto", strategy=None) -> str:
         )
     if precision != "auto":
         return precision
-    device = _device_type(strategy or _tf().distribute.get_strategy())
+    device = _device_type(strategy or _default_strategy())
     if device == "TPU":
         return "mixed_bfloat16"
     if device == "GPU":
         return "mixed_float16" if _gpus_support_float16() else "float32"
+    if _backend() != "tensorflow":
+        return "float32"
     return "mixed_bfloat16" if cpu_supports_bfloat16() else "float32"
 
 
@@ -219,13 +275,15 @@ def explain_precision(precision: str = "auto", strategy=None) -> str:
         choose_precision(precision)  # raises the standard error
     if precision != "auto":
         return "asked for"
-    device = _device_type(strategy or _tf().distribute.get_strategy())
+    device = _device_type(strategy or _default_strategy())
     if device == "TPU":
         return "auto: TPUs compute in bfloat16"
     if device == "GPU":
         if _gpus_support_float16():
             return "auto: GPUs of compute capability 7.0 or more have tensor cores"
         return "auto: GPUs below compute capability 7.0 have no fast float16"
+    if _backend() != "tensorflow":
+        return f"auto: bfloat16 on CPUs is measured under TensorFlow only, not {_backend()}"
     if cpu_supports_bfloat16():
         return "auto: this CPU computes bfloat16 natively, with AVX-512 BF16 or AMX"
     return "auto: this CPU has neither AVX-512 BF16 nor AMX, so bfloat16 would be emulated and slower"
@@ -239,7 +297,11 @@ def choose_jit_compile(xla: str | bool = "auto", strategy=None):
         raise ValueError(f"xla must be one of {', '.join(XLA_CHOICES)}. Received: xla={xla!r}")
     if xla != "auto":
         return xla == "on"
-    strategy = strategy or _tf().distribute.get_strategy()
+    if _backend() == "jax":
+        return True  # eager JAX is several times slower (see the module docstring)
+    if _backend() == "torch":
+        return False  # torch.compile compiles for minutes and was not measured faster here
+    strategy = strategy or _default_strategy()
     kind = strategy_kind(strategy)
     if kind == "tpu":
         return True
@@ -275,7 +337,12 @@ class Hardware:
         )
 
     def to_dict(self) -> dict:
+        from kerasnets.training.distribution import backend_versions, process_count
+
         return {
+            "backend": keras.backend.backend(),
+            "backend_version": next(iter(backend_versions().values()), None),
+            "processes": process_count(),
             "strategy": self.strategy_name,
             "replicas": self.replicas,
             "device_type": self.device_type,
@@ -309,6 +376,10 @@ def setup_hardware(strategy="auto", precision="auto", xla="auto", *, set_policy=
         raise ValueError(f"xla must be one of {', '.join(XLA_CHOICES)}. Received: xla={xla!r}")
     if isinstance(strategy, str):
         strategy = choose_strategy(strategy)
+    if _backend() != "tensorflow":
+        from kerasnets.training.distribution import hide_gpus_from_tensorflow
+
+        hide_gpus_from_tensorflow()  # tf.data only: the GPUs are the backend's
     policy = choose_precision(precision, strategy)
     if set_policy:
         keras.mixed_precision.set_global_policy(policy)

@@ -1,0 +1,35 @@
+"""``--num-processes N --process-id I --coordinator HOST:PORT``: one run over several processes (JAX)."""
+
+from __future__ import annotations
+
+from kerasnets.cli import UsageError, positive_int
+
+
+def add_arguments(parser):
+    group = parser.add_argument_group(
+        "several processes (JAX backend; see docs/distributed.md)",
+        "Run the same command in every process, changing only --process-id; process 0 writes the "
+        "run folder. Use the same --seed everywhere (without one, process 0's is shared).")
+    group.add_argument("--num-processes", type=positive_int, metavar="N",
+                       help="how many processes train together (one per host, or one per GPU)")
+    group.add_argument("--process-id", type=int, metavar="I", help="this process's index, 0 to N-1")
+    group.add_argument("--coordinator", metavar="HOST:PORT",
+                       help="process 0's address, reachable from every process; process 0 listens on "
+                            "JAX_COORDINATOR_BIND_ADDRESS if set (127.0.0.1 for one machine)")
+
+
+def initialize(args):
+    """Joins the processes (before any JAX work); True when it did."""
+    given = [args.num_processes is not None, args.process_id is not None, args.coordinator is not None]
+    if not any(given):
+        return False
+    if not all(given):
+        raise UsageError("--num-processes, --process-id and --coordinator go together: give all three")
+    from kerasnets.training.distribution import initialize_processes
+
+    try:
+        initialize_processes(args.num_processes, args.process_id, args.coordinator,
+                             cpu_devices=args.cpu_devices)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return True

@@ -1,0 +1,199 @@
+"""kerasnets under the JAX and PyTorch backends, each in its own process.
+
+Keras chooses its backend once per process (``KERAS_BACKEND`` before the first
+import), and this suite runs under TensorFlow, so each backend gets a few child
+processes that do many checks each (starting TensorFlow, JAX or torch costs
+seconds):
+
+* `tests/_backend_checks.py`: a representative subset of the registry built,
+  run, stepped, saved and reloaded as ``.keras``, with the contract's options,
+  GoogLeNet's and InceptionV3's auxiliary heads, the profiler, channels_first,
+  the tf.data pipeline feeding ``fit``, the hardware choices, and (JAX)
+  DataParallel over two logical CPU devices against one device;
+* ``kerasnets train`` end to end, the SavedModel export included (converted in a
+  TensorFlow-backend child);
+* (JAX) two processes on loopback against one process at the same global batch.
+
+Skipped when the backend's package is not installed (`.ci/run` installs both).
+"""
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from _data_fixtures import shapes_data_dir  # noqa: F401  (fixture)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BACKENDS = ["jax", "torch"]
+TINY = ["--width-multiplier", "0.25", "--image-size", "16", "--epochs", "2", "--batch-size", "32",
+        "--train-split", "train[:128]", "--val-split", "validation[:64]", "--test-split", "test[:64]",
+        "--seed", "3", "--verbose", "2"]
+
+# What each backend's matrix checks, by name (a missing check is a failure too).
+MODEL_NAMES = ["resnet20", "resnet50", "vgg11_bn", "alexnet", "googlenet", "inception_v2", "inception_v3"]
+EXPECTED_CHECKS = [f"{m}:{c}" for m in MODEL_NAMES for c in ("forward_step_keras_file", "contract", "profile")] + [
+    "googlenet:fit_all_heads", "channels_first", "data_to_fit", "hardware",
+]
+
+
+def _needs(backend):
+    module = {"jax": "jax", "torch": "torch"}[backend]
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed (.ci/run installs it)")
+
+
+def _env(backend, **extra):
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **extra)
+    env["PYTHONPATH"] = REPO + os.pathsep + os.path.join(REPO, "tests") + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _python(backend, args, cwd=None, timeout=900, **extra):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd,
+                          env=_env(backend, **extra), timeout=timeout)
+
+
+def _last_json(stdout):
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_models_contract_heads_keras_file_profile_and_data(backend, shapes_data_dir, tmp_path):  # noqa: F811
+    _needs(backend)
+    done = _python(backend, [os.path.join(REPO, "tests", "_backend_checks.py"), shapes_data_dir, str(tmp_path)])
+    assert done.returncode == 0, done.stderr[-4000:]
+    report = _last_json(done.stdout)
+    assert report["backend"] == backend
+    failed = {name: text for name, text in report["checks"].items() if text != "ok"}
+    assert not failed, "\n\n".join(f"{name}:\n{text}" for name, text in failed.items())
+    expected = EXPECTED_CHECKS + (["data_parallel_equals_one_device"] if backend == "jax" else [])
+    assert sorted(report["checks"]) == sorted(expected)
+    values = report["values"]
+
+    # The same builds under TensorFlow (this process): the same counts and outputs.
+    import keras
+
+    import kerasnets
+    from _backend_checks import MODELS
+
+    for name, (size, kwargs) in MODELS.items():
+        model = kerasnets.get_model(name, input_shape=(size, size, 3), classes=4, **kwargs)
+        got = values[f"{name}:forward_step_keras_file"]
+        assert got["params"] == model.count_params(), name
+        outputs = sorted(model.output) if isinstance(model.output, dict) else ["main"]
+        assert got["outputs"] == outputs, name
+        plain = {k: v for k, v in kwargs.items() if k != "aux_classifiers"}
+        profile = kerasnets.profile(name, input_size=size, **plain)
+        assert values[f"{name}:profile"] == {"params": int(profile.params), "macs": int(profile.macs)}, name
+        keras.backend.clear_session()
+    assert {"loss", "main_loss", "aux1_loss", "aux2_loss"} <= set(values["googlenet:fit_all_heads"])
+    assert set(values["inception_v3:forward_step_keras_file"]["outputs"]) == {"aux", "main"}
+
+    hardware = values["hardware"]
+    assert hardware["auto"]["backend"] == backend
+    if backend == "jax":  # the script split the CPU into 2 logical devices: auto uses both
+        assert hardware["auto"]["strategy"] == "data_parallel" and hardware["auto"]["replicas"] == 2
+        assert values["data_to_fit"]["jit_compile"] is True  # jit by default under JAX
+        assert hardware["mirrored"]["strategy"] == "data_parallel" and hardware["mirrored"]["replicas"] == 2
+        dp = values["data_parallel_equals_one_device"]
+        assert dp["max_diff"] < 1e-4 and dp["bn_moved"] > 1e-4
+    else:
+        assert hardware["auto"]["strategy"] == "default" and hardware["auto"]["replicas"] == 1
+        assert values["data_to_fit"]["jit_compile"] is False
+        assert "trains on one device" in hardware["mirrored_error"]
+        assert "Received: strategy='mirrored'" in hardware["mirrored_error"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kerasnets_train_then_export(backend, shapes_data_dir, tmp_path):  # noqa: F811
+    _needs(backend)
+    out = str(tmp_path / "run")
+    strategy = ["--strategy", "mirrored", "--cpu-devices", "2"] if backend == "jax" else []
+    done = _python(backend, ["-m", "kerasnets", "train", "resnet20", "--dataset", "shapes",
+                             "--data-dir", shapes_data_dir, "--output", out, *TINY, *strategy])
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    with open(os.path.join(out, "run.json")) as f:
+        run = json.load(f)
+    assert run["status"] == "complete" and run["exported"] == "saved_model"
+    assert run["hardware"]["backend"] == backend and backend in run["versions"]
+    if backend == "jax":
+        assert run["hardware"]["strategy"] == "data_parallel" and run["hardware"]["replicas"] == 2
+        assert run["hardware"]["jit_compile"] is True
+        assert "data_parallel strategy, 2 replica(s) on CPU" in done.stdout
+    else:
+        assert run["hardware"]["strategy"] == "default" and run["hardware"]["replicas"] == 1
+    for name in ("model.keras", "checkpoints/best.keras", "log.csv", "curves.png", "evaluation.json",
+                 "saved_model/saved_model.pb", "saved_model/kerasnets_export.json", "backup/state.json"):
+        assert os.path.exists(os.path.join(out, name)), name
+
+    # The SavedModel, converted under TensorFlow from the backend's model, serves here.
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(os.path.join(out, "saved_model")).signatures["serving_default"]
+    result = serve(images=tf.zeros([2, 20, 24, 3], tf.uint8))
+    probabilities = result["probabilities"].numpy()
+    assert probabilities.shape == (2, 10)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+    assert result["top_k_class_names"].shape == (2, 5)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_jax_processes_on_loopback_equal_one_process(shapes_data_dir, tmp_path):  # noqa: F811
+    _needs("jax")
+    script = os.path.join(REPO, "tests", "_two_process.py")
+    port = str(_free_port())
+    shared = str(tmp_path / "run")  # the same --output for both processes: only process 0 writes it
+    env = _env("jax", JAX_COORDINATOR_BIND_ADDRESS="127.0.0.1")
+    procs = [
+        subprocess.Popen([sys.executable, script, role, port, shapes_data_dir, output, str(tmp_path / f"{role}.npz")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for role, output in (("0", shared), ("1", shared), ("reference", str(tmp_path / "reference")))
+    ]
+    outputs = []
+    try:
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=900)
+            outputs.append((proc.returncode, stdout, stderr))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    for returncode, stdout, stderr in outputs:
+        assert returncode == 0, stdout[-2000:] + stderr[-4000:]
+    reports = [_last_json(stdout) for _, stdout, _ in outputs]
+    assert [(r["process_index"], r["process_count"]) for r in reports] == [(0, 2), (1, 2), (0, 1)]
+    assert [r["first_replicas"] for r in reports] == [2, 2, 1]
+    # Process 1 wrote nothing in the run folder: it worked in a scratch folder.
+    assert reports[0]["first_output"] == shared and reports[1]["first_output"] != shared
+    assert not os.path.exists(reports[1]["first_output"])  # removed at exit
+    # The second phase resumed from the first epoch's backup, in every process.
+    assert [r["resumed_resume_epoch"] for r in reports] == [1, 1, 1]
+    with open(os.path.join(shared, "run.json")) as f:
+        run = json.load(f)
+    assert run["status"] == "complete" and run["completed_epochs"] == 2
+    assert run["hardware"]["processes"] == 2 and run["hardware"]["replicas"] == 2
+
+    zero, one, reference = (np.load(tmp_path / f"{role}.npz") for role in ("0", "1", "reference"))
+    assert sorted(zero.files) == sorted(one.files) == sorted(reference.files)
+    assert any("moving_mean" in k for k in zero.files)
+    moved = 0.0
+    for key in zero.files:
+        np.testing.assert_array_equal(zero[key], one[key], err_msg=key)  # one replicated model
+        np.testing.assert_allclose(zero[key], reference[key], rtol=1e-4, atol=1e-5, err_msg=key)
+        if key.startswith("resumed/"):
+            moved = max(moved, float(np.max(np.abs(zero[key] - zero[key.replace("resumed/", "first/")]))))
+    assert moved > 1e-4  # the resumed epoch trained
