@@ -101,14 +101,14 @@ def test_recipe_field_validation_and_callbacks():
     assert training.get_recipe("resnet_cifar").warmup_until_accuracy is None, "the paper's recipe"
 
 
-def test_the_demo_run_on_shapes_warms_resnet20_up_as_the_paper_does():
-    recipe, epochs, batch = _run.resolve_recipe("resnet20", "shapes")
+def test_the_papers_warmup_on_the_demo_run_by_overrides():
+    # The setting measured on the main job (benchmarks/README.md): overrides are at the
+    # recipe's own epochs (182) and batch (128), so 91 epochs and 0.01 become 5 and 0.0025.
+    overrides = dict(warmup_epochs=91, warmup_learning_rate=0.01, warmup_until_accuracy=0.2)
+    recipe, epochs, batch = _run.resolve_recipe("resnet20", "shapes", overrides=overrides)
     assert (epochs, batch, recipe.learning_rate) == (10, 32, pytest.approx(0.025))
-    assert recipe.warmup_learning_rate == pytest.approx(0.0025), "a tenth of the rate"
-    assert recipe.warmup_until_accuracy == 0.2, "until the training error is below 80%"
-    assert recipe.warmup_epochs == recipe.decay_epochs[0] == 5
-    # Only the demo run: the paper's recipe elsewhere, other recipes as they are, and off on request.
-    assert _run.resolve_recipe("resnet20", "cifar10")[0].warmup_epochs == 0
-    assert _run.resolve_recipe("resnet20", "shapes", overrides={"warmup_epochs": 0})[0].warmup_epochs == 0
-    assert _run.resolve_recipe("resnet18", "shapes")[0].warmup_until_accuracy is None
-    assert _run.resolve_recipe("resnet110", "shapes")[0].warmup_until_accuracy is None, "its own warm-up"
+    assert recipe.warmup_epochs == pytest.approx(5) and recipe.warmup_learning_rate == pytest.approx(0.0025)
+    assert recipe.warmup_until_accuracy == 0.2
+    assert [type(c).__name__ for c in recipe.callbacks()] == ["WarmupUntilAccuracy"]
+    # The default run is the paper's recipe: no warm-up.
+    assert _run.resolve_recipe("resnet20", "shapes")[0].warmup_epochs == 0

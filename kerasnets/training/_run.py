@@ -90,14 +90,6 @@ RUN_FORMAT = 1
 # though some still waited for the first rate drop (README, the two commands).
 SHAPES_EPOCHS = 10
 SHAPES_BATCH_SIZE = 32
-# Even at batch 32, ResNet-20 at the CIFAR rate (0.025) sat at chance until the
-# first rate drop in some seeds, and left it within about 2 epochs at a tenth of
-# it (benchmarks/README.md, the main job). So the demo run of a recipe without a
-# warm-up of its own takes the ResNet paper's (section 4.2, ResNet-110): a tenth
-# of the rate until the training error is below 80%, at most until the first
-# decay. Measured for ResNet-20 only, so only its recipe gets it; `--set
-# warmup_epochs=0` turns it off.
-SHAPES_WARMUP = dict(recipes=("resnet_cifar",), factor=0.1, until_accuracy=0.2)
 
 
 def resolve_recipe(model, dataset, *, recipe=None, overrides=None, epochs=None, batch_size=None,
@@ -117,20 +109,7 @@ def resolve_recipe(model, dataset, *, recipe=None, overrides=None, epochs=None, 
     resolved = base.with_epochs(epochs).with_batch_size(batch_size)
     if learning_rate is not None:
         resolved = resolved.replace(learning_rate=float(learning_rate))
-    if (shapes and resolved.name in SHAPES_WARMUP["recipes"] and not resolved.warmup_epochs
-            and "warmup_epochs" not in (overrides or {})):
-        resolved = _shapes_warmup(resolved)
     return resolved, epochs, batch_size
-
-
-def _shapes_warmup(recipe):
-    """The recipe with the demo run's adaptive warm-up (`SHAPES_WARMUP`)."""
-    longest = recipe.decay_epochs[0] if recipe.decay_epochs else recipe.epochs / 2
-    return recipe.replace(
-        warmup_epochs=float(longest),
-        warmup_learning_rate=recipe.learning_rate * SHAPES_WARMUP["factor"],
-        warmup_until_accuracy=SHAPES_WARMUP["until_accuracy"],
-    )
 
 
 LAYOUT = {
