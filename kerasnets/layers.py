@@ -51,6 +51,7 @@ def conv_bn_act(
     bn_epsilon=1e-5,
     bn_momentum=0.9,
     bn_scale=True,
+    bn_gamma_initializer="ones",
     kernel_initializer=None,
 ):
     """Convolution, optional BatchNormalization, optional activation.
@@ -67,6 +68,8 @@ def conv_bn_act(
         use_bias: default: no bias when BatchNormalization follows.
         kernel_initializer: default `he_normal` (the untruncated Gaussian of the
             ResNet paper's initialisation).
+        bn_gamma_initializer: the BatchNormalization scale's initializer (``"zeros"``
+            for a zero-initialised residual branch).
         Family-wide settings (BatchNorm epsilon and momentum, initializer) are fixed
         with `functools.partial` in each model file.
     """
@@ -95,6 +98,7 @@ def conv_bn_act(
             epsilon=bn_epsilon,
             momentum=bn_momentum,
             scale=bn_scale,
+            gamma_initializer=bn_gamma_initializer,
             name=f"{name}_bn",
         )(x)
     if activation:

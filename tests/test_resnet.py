@@ -94,3 +94,29 @@ def test_cifar_zero_padding_shortcuts_refuse_decreasing_widths():
         kerasnets.ResNet20(stage_widths=(32, 16, 64))
     # The plain network has no shortcuts, so any widths build.
     kerasnets.ResNet20(stage_widths=(32, 16, 64), residual=False, include_top=False)
+
+
+@pytest.mark.parametrize("builder, last", [(kerasnets.ResNet20, "_2_bn"), (kerasnets.ResNet50, "_3_bn")])
+def test_zero_init_residual_zeroes_each_blocks_last_gamma_and_defaults_to_the_paper(builder, last):
+    size = (32, 32, 3) if builder is kerasnets.ResNet20 else (64, 64, 3)
+
+    def gammas(model):
+        return {l.name: keras.ops.convert_to_numpy(l.gamma) for l in model.layers
+                if isinstance(l, keras.layers.BatchNormalization)}
+
+    paper = gammas(builder(weights=None, input_shape=size))
+    zeroed = gammas(builder(weights=None, input_shape=size, zero_init_residual=True))
+    assert paper.keys() == zeroed.keys()
+    blocks = [name for name in zeroed if "_block" in name and name.endswith(last)]
+    assert len(blocks) == (9 if builder is kerasnets.ResNet20 else 16)
+    for name, gamma in zeroed.items():
+        expected = 0.0 if name in blocks else 1.0
+        assert np.all(gamma == expected), name
+    assert all(np.all(gamma == 1.0) for gamma in paper.values()), "the paper initialises gamma to 1"
+
+
+def test_zero_init_residual_is_validated():
+    with pytest.raises(ValueError, match="needs the shortcuts"):
+        kerasnets.ResNet20(weights=None, residual=False, zero_init_residual=True)
+    with pytest.raises(ValueError, match="Received: zero_init_residual='yes'"):
+        kerasnets.ResNet20(weights=None, zero_init_residual="yes")

@@ -208,16 +208,20 @@ def test_shapes_defaults_short_run_small_batch(capsys):
 
 
 # What `kerasnets train resnet20` (its default run on shapes) reaches, as the README
-# promises. Measured default runs ended at 95.3%, 93.3%, 24.8% and 97.0% (seeds 11 to 14;
-# seed 11 is the one run here, chosen before any was measured); seeded runs repeat exactly
-# on one machine, so the check is not a coin toss.
+# states: the level every measured default run reached, less a margin. Measured default
+# runs ended at 95.3%, 93.3%, 24.8% and 97.0% (seeds 11 to 14, bfloat16; seed 11 is the one
+# run here, chosen before any was measured); seeded runs repeat exactly on one machine, so
+# the check is not a coin toss. It stays at 20% while a weak seed can sit at chance until the
+# first rate drop (issue 17 is open: the paper's warm-up did not cure it, benchmarks/README.md).
 PROMISED_TEST_ACCURACY = 0.2
 
 
-@pytest.mark.slow  # the whole default run: about 5 CPU minutes
+# The whole default run: about 5 minutes with bfloat16, about 24 CPU-minutes in float32 on a
+# 2-core AMD EPYC (more wall time when the cores are shared), hence the hour's timeout.
+@pytest.mark.slow
 def test_default_run_learns_shapes(shapes_data_dir, tmp_path):  # noqa: F811
     result = kerasnets_cli("train", "resnet20", "--data-dir", shapes_data_dir, "--no-export",
-                           "--seed", "11", cwd=str(tmp_path), timeout=1800)
+                           "--seed", "11", cwd=str(tmp_path), timeout=3600)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(os.path.join(str(tmp_path), "runs", "resnet20-shapes", "run.json")) as f:
         run = json.load(f)

@@ -54,14 +54,14 @@ def _strided_3x3(stride):
     return dict(strides=stride, padding=1 if stride > 1 else "same")
 
 
-def basic_block(x, filters, stride, *, shortcut, name, downsample_on="1x1"):
+def basic_block(x, filters, stride, *, shortcut, name, downsample_on="1x1", zero_init=False):
     """Two 3x3 convolutions (Figure 5, left)."""
     y = _conv(x, filters, 3, name=f"{name}_1", **_strided_3x3(stride))
-    y = _conv(y, filters, 3, name=f"{name}_2", activation=None)
+    y = _conv(y, filters, 3, name=f"{name}_2", activation=None, **_last_bn(zero_init))
     return _merge(x, y, shortcut, filters, stride, name)
 
 
-def bottleneck_block(x, filters, stride, *, shortcut, name, downsample_on="1x1"):
+def bottleneck_block(x, filters, stride, *, shortcut, name, downsample_on="1x1", zero_init=False):
     """1x1 reduce, 3x3, 1x1 expand x4 (Figure 5, right).
 
     The paper strides the first 1x1 convolution; ``downsample_on="3x3"`` strides
@@ -71,8 +71,17 @@ def bottleneck_block(x, filters, stride, *, shortcut, name, downsample_on="1x1")
     s1, s3 = (stride, 1) if downsample_on == "1x1" else (1, stride)
     y = _conv(x, filters, 1, strides=s1, padding="valid", name=f"{name}_1")
     y = _conv(y, filters, 3, name=f"{name}_2", **_strided_3x3(s3))
-    y = _conv(y, filters * 4, 1, name=f"{name}_3", activation=None)
+    y = _conv(y, filters * 4, 1, name=f"{name}_3", activation=None, **_last_bn(zero_init))
     return _merge(x, y, shortcut, filters * 4, stride, name)
+
+
+def _last_bn(zero_init):
+    """The last BatchNorm of a residual branch: gamma 0 with ``zero_init_residual``.
+
+    Goyal et al. (2017, section 5.1) start each residual block as the identity,
+    so the network begins as a shallow one and its initial logits stay small.
+    """
+    return {"bn_gamma_initializer": "zeros"} if zero_init else {}
 
 
 BLOCKS = {"basic": basic_block, "bottleneck": bottleneck_block}
@@ -105,7 +114,7 @@ def _zero_pad_shortcut(x, channels, stride, name):
 SHORTCUTS = {"projection": _projection_shortcut, "zero_pad": _zero_pad_shortcut}
 
 
-def _stages(x, block, blocks, widths, *, shortcut, downsample_on):
+def _stages(x, block, blocks, widths, *, shortcut, downsample_on, zero_init=False):
     """Stages conv2_x, conv3_x, ...; the first block of each stage after the first halves the map."""
     for stage, (n, filters) in enumerate(zip(blocks, widths), start=2):
         for i in range(n):
@@ -113,8 +122,22 @@ def _stages(x, block, blocks, widths, *, shortcut, downsample_on):
             x = BLOCKS[block](
                 x, filters, stride, shortcut=shortcut,
                 name=f"conv{stage}_block{i + 1}", downsample_on=downsample_on,
+                zero_init=zero_init,
             )
     return x
+
+
+def _check_zero_init(zero_init_residual, residual, model_name):
+    if not isinstance(zero_init_residual, bool):
+        raise ValueError(
+            f"zero_init_residual must be True or False for {model_name}. "
+            f"Received: zero_init_residual={zero_init_residual!r}"
+        )
+    if zero_init_residual and not residual:
+        raise ValueError(
+            f"zero_init_residual needs the shortcuts: without them a zero gamma blocks the "
+            f"signal of the plain {model_name}. Received: residual=False, zero_init_residual=True"
+        )
 
 
 def _check_widths(stage_widths, default, model_name):
@@ -138,10 +161,11 @@ def _imagenet_geometry(blocks, block, downsample_on):
 
 def resnet_imagenet(
     *, model_name, depth, residual=True, width_multiplier=1.0, stage_widths=None,
-    downsample_on="1x1", **contract,
+    downsample_on="1x1", zero_init_residual=False, **contract,
 ):
     block, blocks = IMAGENET_DEPTHS[depth]
     validate_width_multiplier(width_multiplier, model_name)
+    _check_zero_init(zero_init_residual, residual, model_name)
     if downsample_on not in ("1x1", "3x3"):
         raise ValueError(f"downsample_on must be '1x1' or '3x3'. Received: downsample_on={downsample_on!r}")
     widths = [scale_width(w, width_multiplier) for w in _check_widths(stage_widths, IMAGENET_WIDTHS, model_name)]
@@ -152,7 +176,7 @@ def resnet_imagenet(
         x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
         return _stages(
             x, block, blocks, widths, shortcut="projection" if residual else None,
-            downsample_on=downsample_on,
+            downsample_on=downsample_on, zero_init=zero_init_residual,
         )
 
     return build_application(
@@ -164,10 +188,12 @@ def resnet_imagenet(
 
 
 def resnet_cifar(
-    *, model_name, depth, residual=True, width_multiplier=1.0, stage_widths=None, **contract,
+    *, model_name, depth, residual=True, width_multiplier=1.0, stage_widths=None,
+    zero_init_residual=False, **contract,
 ):
     n = CIFAR_DEPTHS[depth]
     validate_width_multiplier(width_multiplier, model_name)
+    _check_zero_init(zero_init_residual, residual, model_name)
     widths = [scale_width(w, width_multiplier) for w in _check_widths(stage_widths, CIFAR_WIDTHS, model_name)]
     if residual and any(b < a for a, b in zip(widths, widths[1:])):
         raise ValueError(
@@ -179,7 +205,7 @@ def resnet_cifar(
         x = _conv(inputs, widths[0], 3, name="conv1")
         return _stages(
             x, "basic", (n, n, n), widths, shortcut="zero_pad" if residual else None,
-            downsample_on="1x1",
+            downsample_on="1x1", zero_init=zero_init_residual,
         )
 
     return build_application(
@@ -201,6 +227,11 @@ CIFAR_INFO = ModelInfo(
     min_size=min_input_size(_CIFAR_GEOMETRY),
 )
 
+_ZERO_INIT_DOC = """        zero_init_residual: start the last BatchNorm gamma of every residual
+            block at 0 instead of 1 (Goyal et al., 2017), so that each block
+            begins as the identity (most modern recipes do). Not in the paper:
+            default ``False``.
+"""
 _IMAGENET_DOC = """
         residual: ``False`` builds the plain network of the same depth (Figure 3,
             middle; the baselines of Figure 4): the same layers, no shortcuts.
@@ -210,12 +241,12 @@ _IMAGENET_DOC = """
             ``(64, 128, 256, 512)``), before ``width_multiplier``.
         downsample_on: ``"1x1"`` (the paper: the first 1x1 convolution of a
             bottleneck has stride 2) or ``"3x3"`` ("v1.5", as torchvision).
-"""
+""" + _ZERO_INIT_DOC
 _CIFAR_DOC = """
         residual: ``False`` builds the plain network (the baselines of Figure 6).
         width_multiplier: scales every convolution's filter count.
         stage_widths: the filters of the three stages (default ``(16, 32, 64)``).
-"""
+""" + _ZERO_INIT_DOC
 
 
 

@@ -7,6 +7,8 @@
   rows and never duplicates the row of an epoch that is run again.
 * `BestCheckpoint`: the best model so far as a ``.keras`` file, and its score.
 * `LearningRateLogger`: adds ``learning_rate`` to the epoch logs.
+* `WarmupUntilAccuracy`: ends a recipe's warm-up once the training accuracy
+  is reached (``Recipe.warmup_until_accuracy``).
 * `SyncReplicaStatistics`: under `tf.distribute.MirroredStrategy`, averages the
   replicas' BatchNorm moving statistics, which Keras lets drift apart.
 * `TensorBoard`: Keras's, except that a resumed run drops the events of the
@@ -47,6 +49,7 @@ __all__ = [
     "LearningRateLogger",
     "SyncReplicaStatistics",
     "TensorBoard",
+    "WarmupUntilAccuracy",
     "STATE_FILE",
 ]
 
@@ -58,6 +61,80 @@ _TRACKED_ATTRIBUTES = {
     keras.callbacks.ReduceLROnPlateau: ("best", "wait", "cooldown_counter"),
     keras.callbacks.EarlyStopping: ("best", "wait", "best_epoch"),
 }
+
+
+class WarmupUntilAccuracy(keras.callbacks.Callback):
+    """Ends the warm-up of an adaptive `EpochSchedule` when the training accuracy is reached.
+
+    He et al. (2016, section 4.2) train ResNet-110 at 0.01 "until the training
+    error is below 80%", then at 0.1. This callback watches the training
+    accuracy of the last ``window`` steps (Keras logs the epoch's running mean;
+    the per-step values are recovered from it) and, once it reaches
+    ``threshold``, sets the schedule's ``warmup_end_step`` to the next step. The
+    schedule is the optimizer's (``Recipe.warmup_until_accuracy`` builds it).
+    `BackupAndRestore` saves and restores ``ended_at_step``.
+
+    Args:
+        threshold: the training accuracy that ends the warm-up (0.2: error 80%).
+        monitor: the logged metric (``"main_accuracy"`` with auxiliary heads).
+        window: the number of steps averaged.
+    """
+
+    def __init__(self, threshold, monitor="accuracy", window=50):
+        super().__init__()
+        self.threshold = float(threshold)
+        self.monitor = monitor
+        self.window = int(window)
+        self._schedule = None
+        self._ended_at = None
+        self._recent = []
+        self._previous = 0.0
+        self._seen = 0
+
+    @property
+    def ended_at_step(self):
+        """The step at which the warm-up ended, or ``None`` while it lasts."""
+        return self._ended_at
+
+    @ended_at_step.setter
+    def ended_at_step(self, step):  # BackupAndRestore restores it
+        self._ended_at = None if step is None else int(step)
+        if self._ended_at is not None and self._schedule is not None:
+            self._schedule.end_warmup(self._ended_at)
+
+    def on_train_begin(self, logs=None):
+        # Keras 3 keeps the schedule object as the optimizer's _learning_rate.
+        schedule = getattr(self.model.optimizer, "_learning_rate", None)
+        if getattr(schedule, "warmup_end_step", None) is None:
+            raise ValueError(
+                "WarmupUntilAccuracy needs an optimizer whose learning rate is an "
+                "EpochSchedule with adaptive_warmup=True (Recipe.warmup_until_accuracy). "
+                f"Received: learning_rate={schedule!r}"
+            )
+        self._schedule = schedule
+        self._ended_at = schedule.warmup_ended_at
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._previous, self._seen = 0.0, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._ended_at is not None or not logs or self.monitor not in logs:
+            return
+        mean = float(logs[self.monitor])
+        self._seen += 1
+        # The epoch's running mean after k equal batches: this batch's value.
+        self._recent.append(self._seen * mean - (self._seen - 1) * self._previous)
+        self._previous = mean
+        del self._recent[:-self.window]
+        if len(self._recent) == self.window and sum(self._recent) / self.window >= self.threshold:
+            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            self.ended_at_step = step
+            print(f"\nWarm-up ended at step {step}: training accuracy "
+                  f"{sum(self._recent) / self.window:.3f} over the last {self.window} steps "
+                  f"(>= {self.threshold:g}).", flush=True)
+
+
+_TRACKED_ATTRIBUTES[WarmupUntilAccuracy] = ("ended_at_step",)
 
 
 def _number(value):
@@ -90,7 +167,7 @@ class BackupAndRestore(keras.callbacks.Callback):
     Args:
         backup_dir: a folder of its own.
         tracked: callbacks whose state to save too (`ReduceLROnPlateau`,
-            `EarlyStopping`): put this callback after them.
+            `EarlyStopping`, `WarmupUntilAccuracy`): put this callback after them.
     """
 
     def __init__(self, backup_dir, tracked=()):
@@ -102,7 +179,8 @@ class BackupAndRestore(keras.callbacks.Callback):
         for callback in self.tracked:
             if not isinstance(callback, tuple(_TRACKED_ATTRIBUTES)):
                 raise ValueError(
-                    "tracked callbacks must be ReduceLROnPlateau or EarlyStopping. "
+                    "tracked callbacks must be ReduceLROnPlateau, EarlyStopping or "
+                    "WarmupUntilAccuracy. "
                     f"Received: {callback!r}"
                 )
         self.restored_epoch = 0

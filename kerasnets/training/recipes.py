@@ -94,6 +94,13 @@ class Recipe:
         warmup_epochs: epochs at ``warmup_learning_rate`` before the schedule
             starts (ResNet-110 on CIFAR).
         warmup_learning_rate: the warm-up rate, at ``batch_size``.
+        warmup_until_accuracy: end the warm-up early, as soon as the training
+            accuracy (over the last 50 steps) reaches this value; ``warmup_epochs``
+            is then the longest it may last. He et al. (section 4.2) warm
+            ResNet-110 up "until the training error is below 80%": 0.2. ``None``
+            (the default): the warm-up lasts ``warmup_epochs``. `callbacks`
+            returns the `kerasnets.training.callbacks.WarmupUntilAccuracy` that
+            watches it.
         lr_scaling: ``"linear"`` (the rule above) or ``"none"``.
         rescale_schedule: rescale the schedule's epochs with `with_epochs`.
         notes: where the recipe departs from, or completes, the paper.
@@ -123,6 +130,7 @@ class Recipe:
     min_learning_rate: float = 0.0
     warmup_epochs: float = 0.0
     warmup_learning_rate: float | None = None
+    warmup_until_accuracy: float | None = None
     lr_scaling: str = "linear"
     rescale_schedule: bool = True
     notes: str = ""
@@ -188,6 +196,12 @@ class Recipe:
             fail("decay_every", "set for schedule='exponential'")
         if self.warmup_epochs > 0 and self.warmup_learning_rate is None:
             fail("warmup_learning_rate", "set when warmup_epochs > 0")
+        if self.warmup_until_accuracy is not None:
+            value = self.warmup_until_accuracy
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+                fail("warmup_until_accuracy", "a number between 0 and 1 (exclusive) or None")
+            if self.warmup_epochs <= 0:
+                fail("warmup_until_accuracy", "None unless warmup_epochs > 0 (its longest warm-up)")
 
     # -- overriding -------------------------------------------------------------
 
@@ -285,6 +299,7 @@ class Recipe:
             warmup_epochs=self.warmup_epochs,
             warmup_learning_rate=self.warmup_learning_rate or 0.0,
             min_learning_rate=self.min_learning_rate,
+            adaptive_warmup=self.warmup_until_accuracy is not None,
         )
 
     def make_optimizer(self, *, steps_per_epoch=None):
@@ -300,15 +315,25 @@ class Recipe:
         )
 
     def callbacks(self):
-        """The callbacks the schedule needs in ``fit``: `ReduceLROnPlateau` for ``"plateau"``.
+        """The callbacks the schedule needs in ``fit``.
 
-        `kerasnets.training.compile` returns the recipe with ``plateau_monitor``
-        named for the model (``"val_main_accuracy"`` with auxiliary heads).
+        `ReduceLROnPlateau` for ``"plateau"``; `WarmupUntilAccuracy` when
+        ``warmup_until_accuracy`` is set. `kerasnets.training.compile` returns
+        the recipe with ``plateau_monitor`` named for the model
+        (``"val_main_accuracy"`` with auxiliary heads).
         """
+        result = []
+        if self.warmup_until_accuracy is not None and self.warmup_epochs > 0:
+            from kerasnets.training.callbacks import WarmupUntilAccuracy
+
+            monitor = "accuracy"
+            if self.plateau_monitor.endswith("_accuracy") and self.plateau_monitor.startswith("val_"):
+                monitor = self.plateau_monitor[len("val_"):]  # "main_accuracy" with heads
+            result.append(WarmupUntilAccuracy(self.warmup_until_accuracy, monitor=monitor))
         if self.schedule != "plateau":
-            return []
+            return result
         monitor = self.plateau_monitor
-        return [
+        return result + [
             keras.callbacks.ReduceLROnPlateau(
                 monitor=monitor,
                 mode="min" if monitor.endswith("loss") else "max",
@@ -343,7 +368,10 @@ class Recipe:
         elif self.schedule == "plateau":
             text += (f", x{self.decay_factor:g} when {self.plateau_monitor} stalls for "
                      f"{self.plateau_patience} epochs")
-        if self.warmup_epochs:
+        if self.warmup_epochs and self.warmup_until_accuracy is not None:
+            text += (f" (warm-up at {self.warmup_learning_rate:.4g} until the training accuracy "
+                     f"reaches {self.warmup_until_accuracy:g}, at most {self.warmup_epochs:g} epochs)")
+        elif self.warmup_epochs:
             text += f" (warm-up at {self.warmup_learning_rate:.4g} for {self.warmup_epochs:g} epochs)"
         return text
 
@@ -384,6 +412,11 @@ class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
     first ``warmup_epochs`` use ``warmup_learning_rate``; never below
     ``min_learning_rate``. Fractional epochs are allowed.
 
+    With ``adaptive_warmup``, the warm-up also ends at ``warmup_end_step``, a
+    variable that `kerasnets.training.callbacks.WarmupUntilAccuracy` sets when
+    the training accuracy is reached (He et al.'s ResNet-110 warm-up); until
+    then it lasts ``warmup_epochs`` at most.
+
     Example:
 
     >>> schedule = EpochSchedule(0.1, steps_per_epoch=390, decay_epochs=(91, 136))
@@ -394,6 +427,7 @@ class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
     def __init__(
         self, initial_learning_rate, steps_per_epoch, decay_epochs=(), decay_every=None,
         decay_factor=0.1, warmup_epochs=0.0, warmup_learning_rate=0.0, min_learning_rate=0.0,
+        adaptive_warmup=False, warmup_end_step=None,
     ):
         self.initial_learning_rate = float(initial_learning_rate)
         self.steps_per_epoch = int(steps_per_epoch)
@@ -403,6 +437,28 @@ class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.warmup_epochs = float(warmup_epochs)
         self.warmup_learning_rate = float(warmup_learning_rate)
         self.min_learning_rate = float(min_learning_rate)
+        self.adaptive_warmup = bool(adaptive_warmup)
+        self.warmup_end_step = None
+        if self.adaptive_warmup:
+            # float32 holds every step count below 2**24 exactly.
+            end = float("inf") if warmup_end_step is None else float(warmup_end_step)
+            self.warmup_end_step = keras.Variable(end, dtype="float32", trainable=False,
+                                                  name="warmup_end_step")
+
+    @property
+    def warmup_ended_at(self):
+        """The step at which an adaptive warm-up ended, or ``None``."""
+        if self.warmup_end_step is None:
+            return None
+        value = float(keras.ops.convert_to_numpy(self.warmup_end_step))
+        return None if math.isinf(value) else int(value)
+
+    def end_warmup(self, step):
+        """Ends an adaptive warm-up at ``step`` (the rate of steps >= ``step`` is the schedule's)."""
+        if self.warmup_end_step is None:
+            raise ValueError("end_warmup needs an EpochSchedule built with adaptive_warmup=True. "
+                             f"Received: adaptive_warmup={self.adaptive_warmup}")
+        self.warmup_end_step.assign(float(step))
 
     def __call__(self, step):
         ops = keras.ops
@@ -415,7 +471,10 @@ class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
                 n = n + ops.cast(ops.greater_equal(epoch, boundary), "float32")
         lr = self.initial_learning_rate * ops.power(self.decay_factor, n)
         if self.warmup_epochs > 0:
-            lr = ops.where(ops.less(epoch, self.warmup_epochs), self.warmup_learning_rate, lr)
+            warm = ops.less(epoch, self.warmup_epochs)
+            if self.warmup_end_step is not None:
+                warm = ops.logical_and(warm, ops.less(ops.cast(step, "float32"), self.warmup_end_step))
+            lr = ops.where(warm, self.warmup_learning_rate, lr)
         return ops.maximum(lr, self.min_learning_rate)
 
     def get_config(self):
@@ -428,6 +487,8 @@ class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
             "warmup_epochs": self.warmup_epochs,
             "warmup_learning_rate": self.warmup_learning_rate,
             "min_learning_rate": self.min_learning_rate,
+            "adaptive_warmup": self.adaptive_warmup,
+            "warmup_end_step": self.warmup_ended_at,
         }
 
 
