@@ -1,6 +1,6 @@
 """Layers and small block helpers shared by the model families.
 
-Backend-agnostic: `keras.layers` and `keras.ops` only (DESIGN principle 12).
+Backend-agnostic: `keras.layers` and `keras.ops` only (docs/architecture.md, Layers).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def conv_bn_act(
             odd kernels), ``"valid"``, or an int: explicit symmetric zero padding
             (``ZeroPadding2D``) before a ``"valid"`` convolution. TensorFlow's
             ``"same"`` pads a stride-2 layer asymmetrically; PyTorch and Caffe pad
-            symmetrically (DESIGN principle 8).
+            symmetrically (docs/architecture.md, Padding).
         use_bias: default: no bias when BatchNormalization follows.
         kernel_initializer: default `he_normal` (the untruncated Gaussian of the
             ResNet paper's initialisation).

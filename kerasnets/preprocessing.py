@@ -2,7 +2,7 @@
 
 Plain data, no TensorFlow: the data pipeline (`kerasnets.data`) and the export
 signature (`kerasnets.export`) apply it; a model never bakes it in silently
-(DESIGN principle 11). Pixel values enter as float in ``[0, 255]``, RGB order;
+(docs/architecture.md, Preprocessing). Pixel values enter as float in ``[0, 255]``, RGB order;
 the model sees ``(pixels - mean) / std`` per channel.
 """
 

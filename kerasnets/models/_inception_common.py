@@ -1,7 +1,7 @@
 """What the Inception families share: width tables with overrides, and their heads.
 
 A network's widths are records (NamedTuples with the paper's column names) in a
-table keyed by module name (DESIGN principles 1 and 2). `resolve_widths` applies
+table keyed by module name (docs/architecture.md, Tables). `resolve_widths` applies
 a user's ``module_widths`` overrides and the ``width_multiplier`` to such a table,
 validating everything before a layer is built.
 """

@@ -5,8 +5,8 @@ main one, "their loss ... added to the total loss of the network with a discount
 weight (the losses of the auxiliary classifiers were weighted by 0.3)"; Inception
 v3 trains one (weighted 0.4 in the released training script). Such a model is an
 `AuxiliaryClassifierModel`: a functional `keras.Model` whose outputs are a dict
-``{"main": ..., "aux1": ..., "aux2": ...}`` (never a positional tuple, DESIGN
-principle 9) and which does the label plumbing itself:
+``{"main": ..., "aux1": ..., "aux2": ...}`` (never a positional tuple: see
+docs/architecture.md) and which does the label plumbing itself:
 
 * ``compile(loss=...)`` with **one** loss applies it to every head and defaults
   ``loss_weights`` to ``{"main": 1.0, <each aux head>: model.aux_loss_weight}``.

@@ -122,7 +122,7 @@ def alexnet(*, model_name, variant="paper", groups=None, width_multiplier=1.0, d
         x = inputs
         for i, (layer, conv) in enumerate(LAYERS[variant].items(), start=1):
             padding = "same"
-            if conv.stride > 1:  # explicit symmetric padding (DESIGN principle 8)
+            if conv.stride > 1:  # explicit symmetric padding (docs/architecture.md, Padding)
                 padding = "valid"
                 if conv.padding:
                     x = keras.layers.ZeroPadding2D(conv.padding, name=f"{layer}_pad")(x)

@@ -16,7 +16,7 @@ label per image, the auxiliary losses weighted 0.3 (see
 single-output model. ``batch_norm=True`` builds the variant most libraries train
 today: conv + BatchNorm + ReLU everywhere (the auxiliary 1x1 conv included), no LRN.
 
-Max pools of stride 2 pad one pixel on each side (DESIGN principle 8), which
+Max pools of stride 2 pad one pixel on each side (docs/architecture.md, Padding), which
 gives Caffe's ceil-mode sizes (112, 56, 28, 14, 7 at 224x224); the inputs of
 every pool are ReLU outputs, so zero padding equals -inf padding. LRN is the
 reference Caffe model's (n=5, alpha=1e-4 averaged over n, beta=0.75, k=1).

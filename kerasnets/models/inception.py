@@ -270,7 +270,7 @@ def reduction(x, w: ReductionWidths, *, name, middle):
 
 _V2_ORDER = ((1, 7), (7, 1), (1, 7), (7, 1))  # Figure 6, bottom to top
 _V3_ORDER = ((7, 1), (1, 7), (7, 1), (1, 7))  # as released
-# Module kinds, by dictionary lookup (DESIGN principle 6).
+# Module kinds, by dictionary lookup (docs/architecture.md, Blocks).
 BLOCKS = {
     "module_35": module_35,
     "module_17_v2": functools.partial(module_17, dbl_kernels=_V2_ORDER),

@@ -50,7 +50,7 @@ _conv = functools.partial(conv_bn_act, bn_epsilon=1e-5, bn_momentum=0.9)
 
 
 def _strided_3x3(stride):
-    """Explicit symmetric padding for a strided 3x3 (DESIGN principle 8)."""
+    """Explicit symmetric padding for a strided 3x3 (docs/architecture.md, Padding)."""
     return dict(strides=stride, padding=1 if stride > 1 else "same")
 
 

@@ -1,6 +1,6 @@
 """Groups a graph's layer calls into the papers' blocks and describes each block.
 
-Grouping reads the deterministic hierarchical layer names (DESIGN principle 5):
+Grouping reads the deterministic hierarchical layer names (docs/architecture.md, Names):
 the *unit* of a layer is its name up to the first ``_``-separated token that
 holds a digit (``conv1_conv`` -> ``conv1``, ``inception_3a_b1_conv`` ->
 ``inception_3a``, ``block2_conv1`` -> ``block2``, ``aux1_fc`` -> ``aux1``); a
