@@ -36,6 +36,16 @@ MODELS = {
     "inception_v3": (299, {"width_multiplier": 0.0625, "aux_classifiers": True}),  # aux needs 299
 }
 
+# Under JAX, whose eager mode compiles each new operation once (InceptionV3 at 299x299 alone
+# took minutes of CPU), a subset for CI's time: residual blocks and GoogLeNet's two auxiliary
+# heads; PyTorch runs every model above, InceptionV3's auxiliary head included.
+JAX_MODELS = ("resnet20", "googlenet")
+
+
+def models_for(backend):
+    return {name: spec for name, spec in MODELS.items() if backend != "jax" or name in JAX_MODELS}
+
+
 CHECKS, VALUES = {}, {}
 
 
@@ -116,7 +126,7 @@ def model_checks(name, size, kwargs, out_dir):
 
 def main(data_dir, out_dir):
     backend = keras.backend.backend()
-    for name, (size, kwargs) in MODELS.items():
+    for name, (size, kwargs) in models_for(backend).items():
         model_checks(name, size, kwargs, out_dir)
 
     @check("googlenet:fit_all_heads")
@@ -201,7 +211,7 @@ def main(data_dir, out_dir):
             sharding = dp[2][bn[0]].value.sharding
             assert len(sharding.device_set) == 2 and sharding.is_fully_replicated, sharding
             diff = max(float(np.max(np.abs(dp[0][k] - one[0][k]))) for k in one[0])
-            moved = max(float(np.max(np.abs(one[0][k] - v))) for k, v in one[0].items() if "moving_mean" in k)
+            moved = max(float(np.max(np.abs(v))) for k, v in one[0].items() if "moving_mean" in k)  # from 0
             assert diff < 1e-4 and moved > 1e-4, (diff, moved)
             return {"max_diff": diff, "bn_moved": moved, "bn_variables": len(bn)}
 

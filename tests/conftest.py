@@ -38,12 +38,32 @@ def no_random_init(monkeypatch):
     )
 
 
-def pytest_collection_modifyitems(config, items):
-    """The long tests (marked ``slow``) start first.
+def _minutes(item):
+    marker = item.get_closest_marker("slow")
+    return marker.kwargs.get("minutes", 1) if marker else 0
 
-    With ``pytest -n 2`` the workers take tests in collection order; a
+
+def pytest_collection_modifyitems(config, items):
+    """The long tests (marked ``slow``, longest first) start first, each beside short ones.
+
+    With ``pytest -n 2`` the workers take tests in collection order, so a
     several-minute test collected near the end would run alone after every other
-    test is done and lengthen the run by its whole duration. The sort is stable,
-    so every worker still sees the same order.
+    test and lengthen the run by its whole duration. The longest goes first with a
+    short one after it, so that the next slow tests go to the other worker rather
+    than wait behind it (see `pytest_configure`). The order is deterministic, so
+    every worker collects the same list.
     """
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    slow = sorted((i for i in items if _minutes(i)), key=_minutes, reverse=True)
+    rest = [i for i in items if not _minutes(i)]
+    items[:] = slow[:1] + rest[:1] + slow[1:] + rest[1:]
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, hand tests to the workers one at a time.
+
+    xdist's ``load`` scheduler otherwise gives each worker a first chunk of a
+    quarter of its share (about 80 tests here): every slow test collected first
+    would land on one worker and run one after the other.
+    """
+    if getattr(config.option, "maxschedchunk", "absent") is None:
+        config.option.maxschedchunk = 1

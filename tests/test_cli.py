@@ -55,9 +55,11 @@ def test_list_with_a_pattern(runs):
     run = runs["list"]
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
-    assert lines[0].split() == ["model", "builder", "params", "MACs", "depth", "input", "paper"]
+    assert lines[0].split() == ["model", "builder", "params", "MACs", "depth", "input", "ImageNet", "weights",
+                                "(top-1", "%)", "paper"]
     rows = [line.split() for line in lines if line.startswith("resnet")]
-    assert rows == [["resnet20", "ResNet20", "269.7K", "40.6M", "20", "32×32", "He", "et", "al.,", "CVPR", "2016"]]
+    # ResNet-20 has no published ImageNet weights: "-" in that column.
+    assert rows == [["resnet20", "ResNet20", "269.7K", "40.6M", "20", "32×32", "-", "He", "et", "al.,", "CVPR", "2016"]]
     assert "multiply-adds" in run.stdout  # the conventions are stated
 
 

@@ -219,7 +219,7 @@ PROMISED_TEST_ACCURACY = 0.2
 
 # The whole default run: about 5 minutes with bfloat16, about 24 CPU-minutes in float32 on a
 # 2-core AMD EPYC (more wall time when the cores are shared), hence the hour's timeout.
-@pytest.mark.slow
+@pytest.mark.slow(minutes=24)
 def test_default_run_learns_shapes(shapes_data_dir, tmp_path):  # noqa: F811
     result = kerasnets_cli("train", "resnet20", "--data-dir", shapes_data_dir, "--no-export",
                            "--seed", "11", cwd=str(tmp_path), timeout=3600)
