@@ -143,7 +143,7 @@ def run(args):
                 "--compute-dtype applies to --format saved_model (.keras keeps the model's policy, "
                 f"TFLite computes in float32). Received: --format={args.format}"
             )
-        from kerasnets.export._atomic import check_destination
+        from kerasnets.export import check_destination
 
         check_destination(args.output, overwrite=args.overwrite, source=checkpoint,
                           kind="dir" if args.format == "saved_model" else "file")

@@ -694,7 +694,7 @@ def evaluate_model(model, split, *, strategy=None, verbose="auto") -> dict:
     Returns:
         ``{"loss", "accuracy", "top5_accuracy" (more than 5 classes), "examples"}``.
     """
-    from kerasnets.models._multi_output import inference_model
+    from kerasnets.models import inference_model
 
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 0

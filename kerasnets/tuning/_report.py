@@ -235,7 +235,7 @@ def _best_model(tuner):
 
 
 def _atomic_write(path, write):
-    from kerasnets.export._atomic import atomic_destination
+    from kerasnets.export import atomic_destination
 
     with atomic_destination(path, overwrite=True) as staging:
         write(staging)
