@@ -112,3 +112,33 @@ def test_the_papers_warmup_on_the_demo_run_by_overrides():
     assert [type(c).__name__ for c in recipe.callbacks()] == ["WarmupUntilAccuracy"]
     # The default run is the paper's recipe: no warm-up.
     assert _run.resolve_recipe("resnet20", "shapes")[0].warmup_epochs == 0
+
+
+def test_linear_warmup_rises_step_by_step_to_the_schedules_rate():
+    # Goyal et al.'s gradual warm-up: from 0.01 to 0.1 over 4 epochs of 100 steps, then the
+    # step schedule (x0.1 at epoch 6). Hand-computed: 0.01 + 0.09 * step / 400.
+    schedule = EpochSchedule(0.1, steps_per_epoch=100, decay_epochs=(6,), warmup_epochs=4,
+                             warmup_learning_rate=0.01, linear_warmup=True)
+    expected = {0: 0.01, 100: 0.0325, 200: 0.055, 399: 0.099775, 400: 0.1, 599: 0.1, 600: 0.01}
+    assert {s: _rate(schedule, s) for s in expected} == pytest.approx(expected)
+    restored = EpochSchedule.from_config(json.loads(json.dumps(schedule.get_config())))
+    assert _rate(restored, 200) == pytest.approx(0.055)
+    with pytest.raises(ValueError, match="linear_warmup=True, adaptive_warmup=True"):
+        EpochSchedule(0.1, steps_per_epoch=10, warmup_epochs=1, warmup_learning_rate=0.01,
+                      linear_warmup=True, adaptive_warmup=True)
+
+
+def test_linear_warmup_recipe_field():
+    recipe = training.get_recipe("resnet_cifar", warmup="linear", warmup_epochs=91.0,
+                                 warmup_learning_rate=0.01)
+    schedule = recipe.learning_rate_schedule(steps_per_epoch=10)
+    assert schedule.linear_warmup and not schedule.adaptive_warmup
+    assert "linear warm-up from 0.01 over the first 91 epochs" in recipe.describe_schedule()
+    assert training.Recipe.from_dict(recipe.to_dict()) == recipe
+    assert recipe.callbacks() == [] or all(
+        not isinstance(c, kn_callbacks.WarmupUntilAccuracy) for c in recipe.callbacks())
+    with pytest.raises(ValueError, match="Received: warmup='cosine'"):
+        recipe.replace(warmup="cosine")
+    with pytest.raises(ValueError, match="with warmup='linear'"):
+        recipe.replace(warmup_until_accuracy=0.2)
+    assert training.get_recipe("resnet_cifar").warmup == "constant", "the paper's recipe"

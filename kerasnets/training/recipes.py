@@ -56,6 +56,7 @@ __all__ = [
 OPTIMIZERS = ("sgd", "rmsprop")
 SCHEDULES = ("constant", "step", "exponential", "plateau")
 LR_SCALING = ("linear", "none")
+WARMUPS = ("constant", "linear")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +102,11 @@ class Recipe:
             (the default): the warm-up lasts ``warmup_epochs``. `callbacks`
             returns the `kerasnets.training.callbacks.WarmupUntilAccuracy` that
             watches it.
+        warmup: ``"constant"`` (the rate is ``warmup_learning_rate`` throughout
+            the warm-up, He et al.) or ``"linear"`` (it rises step by step from
+            ``warmup_learning_rate`` to the schedule's rate at the end of the
+            warm-up: Goyal et al.'s gradual warm-up, which avoids the jump from
+            the warm-up rate to the full rate).
         lr_scaling: ``"linear"`` (the rule above) or ``"none"``.
         rescale_schedule: rescale the schedule's epochs with `with_epochs`.
         notes: where the recipe departs from, or completes, the paper.
@@ -131,6 +137,7 @@ class Recipe:
     warmup_epochs: float = 0.0
     warmup_learning_rate: float | None = None
     warmup_until_accuracy: float | None = None
+    warmup: str = "constant"
     lr_scaling: str = "linear"
     rescale_schedule: bool = True
     notes: str = ""
@@ -164,6 +171,8 @@ class Recipe:
             fail("optimizer", f"one of {OPTIMIZERS}")
         if self.schedule not in SCHEDULES:
             fail("schedule", f"one of {SCHEDULES}")
+        if self.warmup not in WARMUPS:
+            fail("warmup", f"one of {WARMUPS}")
         if self.lr_scaling not in LR_SCALING:
             fail("lr_scaling", f"one of {LR_SCALING}")
         number("learning_rate", positive=True)
@@ -202,6 +211,8 @@ class Recipe:
                 fail("warmup_until_accuracy", "a number between 0 and 1 (exclusive) or None")
             if self.warmup_epochs <= 0:
                 fail("warmup_until_accuracy", "None unless warmup_epochs > 0 (its longest warm-up)")
+            if self.warmup == "linear":
+                fail("warmup_until_accuracy", "None with warmup='linear' (a rising rate has no early end)")
 
     # -- overriding -------------------------------------------------------------
 
@@ -298,6 +309,7 @@ class Recipe:
             decay_factor=self.decay_factor,
             warmup_epochs=self.warmup_epochs,
             warmup_learning_rate=self.warmup_learning_rate or 0.0,
+            linear_warmup=self.warmup == "linear",
             min_learning_rate=self.min_learning_rate,
             adaptive_warmup=self.warmup_until_accuracy is not None,
         )
@@ -371,6 +383,9 @@ class Recipe:
         if self.warmup_epochs and self.warmup_until_accuracy is not None:
             text += (f" (warm-up at {self.warmup_learning_rate:.4g} until the training accuracy "
                      f"reaches {self.warmup_until_accuracy:g}, at most {self.warmup_epochs:g} epochs)")
+        elif self.warmup_epochs and self.warmup == "linear":
+            text += (f" (linear warm-up from {self.warmup_learning_rate:.4g} over the first "
+                     f"{self.warmup_epochs:g} epochs)")
         elif self.warmup_epochs:
             text += f" (warm-up at {self.warmup_learning_rate:.4g} for {self.warmup_epochs:g} epochs)"
         return text
@@ -409,7 +424,10 @@ class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     ``lr = initial_learning_rate * decay_factor ** n`` where ``n`` counts the
     ``decay_epochs`` already reached, or ``floor(epoch / decay_every)``; the
-    first ``warmup_epochs`` use ``warmup_learning_rate``; never below
+    first ``warmup_epochs`` use ``warmup_learning_rate`` or, with
+    ``linear_warmup``, a rate rising linearly (step by step) from
+    ``warmup_learning_rate`` towards the schedule's rate, reached at
+    ``warmup_epochs``; never below
     ``min_learning_rate``. Fractional epochs are allowed.
 
     With ``adaptive_warmup``, the warm-up also ends at ``warmup_end_step``, a
@@ -427,7 +445,7 @@ class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
     def __init__(
         self, initial_learning_rate, steps_per_epoch, decay_epochs=(), decay_every=None,
         decay_factor=0.1, warmup_epochs=0.0, warmup_learning_rate=0.0, min_learning_rate=0.0,
-        adaptive_warmup=False, warmup_end_step=None,
+        adaptive_warmup=False, warmup_end_step=None, linear_warmup=False,
     ):
         self.initial_learning_rate = float(initial_learning_rate)
         self.steps_per_epoch = int(steps_per_epoch)
@@ -438,6 +456,10 @@ class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.warmup_learning_rate = float(warmup_learning_rate)
         self.min_learning_rate = float(min_learning_rate)
         self.adaptive_warmup = bool(adaptive_warmup)
+        self.linear_warmup = bool(linear_warmup)
+        if self.linear_warmup and self.adaptive_warmup:
+            raise ValueError("A linear warm-up cannot also be adaptive. "
+                             "Received: linear_warmup=True, adaptive_warmup=True")
         self.warmup_end_step = None
         if self.adaptive_warmup:
             # float32 holds every step count below 2**24 exactly.
@@ -460,21 +482,28 @@ class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
                              f"Received: adaptive_warmup={self.adaptive_warmup}")
         self.warmup_end_step.assign(float(step))
 
-    def __call__(self, step):
+    def _decayed(self, epoch):
         ops = keras.ops
-        epoch = ops.divide(ops.cast(step, "float32"), float(self.steps_per_epoch))
         if self.decay_every is not None:
             n = ops.floor(ops.divide(epoch, self.decay_every))
         else:
             n = ops.zeros((), "float32")
             for boundary in self.decay_epochs:
                 n = n + ops.cast(ops.greater_equal(epoch, boundary), "float32")
-        lr = self.initial_learning_rate * ops.power(self.decay_factor, n)
+        return self.initial_learning_rate * ops.power(self.decay_factor, n)
+
+    def __call__(self, step):
+        ops = keras.ops
+        epoch = ops.divide(ops.cast(step, "float32"), float(self.steps_per_epoch))
+        lr = self._decayed(epoch)
         if self.warmup_epochs > 0:
             warm = ops.less(epoch, self.warmup_epochs)
             if self.warmup_end_step is not None:
                 warm = ops.logical_and(warm, ops.less(ops.cast(step, "float32"), self.warmup_end_step))
-            lr = ops.where(warm, self.warmup_learning_rate, lr)
+            start = self.warmup_learning_rate
+            if self.linear_warmup:
+                start = start + (lr - start) * ops.divide(epoch, self.warmup_epochs)
+            lr = ops.where(warm, start, lr)
         return ops.maximum(lr, self.min_learning_rate)
 
     def get_config(self):
@@ -489,6 +518,7 @@ class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
             "min_learning_rate": self.min_learning_rate,
             "adaptive_warmup": self.adaptive_warmup,
             "warmup_end_step": self.warmup_ended_at,
+            "linear_warmup": self.linear_warmup,
         }
 
 
