@@ -1,6 +1,6 @@
-"""The model families. Importing this package registers every builder."""
+"""The model families. Importing this package registers every model's `ModelSpec`."""
 
-from kerasnets.models._application import ModelInfo
+from kerasnets.models._application import ModelInfo, scale_width
 from kerasnets.models.resnet import (
     ResNet18,
     ResNet20,
