@@ -31,7 +31,7 @@ from kerasnets.layers import channel_axis
 from kerasnets.models import scale_width
 from kerasnets.registry import WidthSpace, entries, get_entry
 
-FamilySpace = WidthSpace  # the former name
+FamilySpace = WidthSpace  # the name earlier releases exported
 
 __all__ = [
     "Hyperparameter",
