@@ -1,12 +1,25 @@
-"""The model registry: one registered builder per variant, its name typed once.
+"""The model registry: one declarative `ModelSpec` per registered variant, its name typed once.
 
-Like torchvision's ``_api.register_model`` and timm's ``@register_model``: a builder
-is registered under a lowercase name, ``get_model(name, **kwargs)`` builds it and
+Like torchvision's ``_api.register_model`` and timm's ``@register_model``: a variant is
+registered under a lowercase name, ``get_model(name, **kwargs)`` builds it and
 ``list_models()`` lists the names. Registering a name twice raises.
 
-Variants that are a builder plus fixed arguments (``vgg16_bn`` is ``VGG16`` with
-``batch_norm=True``) are registered with ``defaults``; the caller's keyword
-arguments override them.
+Every model of kerasnets is declared once, as data: a `ModelSpec` holds its family
+builder and that builder's fixed arguments (``depth=50``, ``config="D"``), its
+`kerasnets.models.ModelInfo`, the names of its weight presets (the files are
+`kerasnets.weights`' business), its searchable width groups (`WidthSpace`) and its
+named feature stages. The model modules declare the specs and make the public
+builders from them (`kerasnets.models._application.make_builder`); the profiler, the
+tuning search spaces, the CLI, export metadata and training read them here, through
+`get_entry(name).spec`.
+
+The registry imports nothing of kerasnets: the model modules import it, one way.
+It is filled when ``kerasnets.models`` is imported, which ``import kerasnets`` (and
+so any ``import kerasnets.registry``) does first.
+
+A builder without a spec (a user's own model) can still be registered with
+`register_model`; ``defaults`` are fixed arguments the caller's keyword arguments
+override.
 """
 
 from __future__ import annotations
@@ -14,35 +27,144 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
-from typing import Any, Callable
+import types
+from typing import Any, Callable, Mapping
 
-__all__ = ["ModelEntry", "register_model", "get_model", "get_entry", "list_models"]
+__all__ = [
+    "ModelSpec",
+    "WidthSpace",
+    "ModelEntry",
+    "register_spec",
+    "register_model",
+    "get_model",
+    "get_entry",
+    "list_models",
+    "entries",
+    "WIDTH_ARGUMENT",
+]
+
+# The builder argument that takes a model's per-stage widths, in every family.
+WIDTH_ARGUMENT = "stage_widths"
+
+
+def _frozen_mapping(value) -> Mapping:
+    return types.MappingProxyType(dict(value or {}))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class WidthSpace:
+    """Which of a model's widths a width search varies (`kerasnets.tuning.search_space`).
+
+    Attributes:
+        kind: ``"stage"`` (one base width per stage, searched as an integer),
+            ``"module"`` (one scale per Inception module) or ``"global"`` (only
+            ``width_multiplier``).
+        groups: ``"stage"``: ``{hp name: base width}`` in the order of the builder's
+            ``stage_widths``; ``"module"``: ``{hp name: (module key, record of branch
+            widths)}``.
+        depth_group: models whose specs carry the same label differ only in depth
+            and share the width groups (``"resnet_basic"``); the ``depth``
+            hyperparameter moves among them (by `ModelSpec.depth`).
+        module_layer: ``"module"`` kind: the name of a module's output layer, a
+            ``str.format`` template of the module key (``"inception_{}_output"``).
+        monotonic: the stage widths must not decrease (the CIFAR ResNets'
+            zero-padding shortcuts only add channels).
+    """
+
+    kind: str = "global"
+    groups: Mapping = dataclasses.field(default_factory=dict)
+    depth_group: str | None = None
+    module_layer: str = "{}"
+    monotonic: bool = False
+
+    def __post_init__(self):
+        if self.kind not in ("stage", "module", "global"):
+            raise ValueError(f"kind must be 'stage', 'module' or 'global'. Received: kind={self.kind!r}")
+        object.__setattr__(self, "groups", _frozen_mapping(self.groups))
+
+    @property
+    def argument(self) -> str | None:
+        """The builder argument that receives the searched widths (``None``: only the multiplier)."""
+        return None if self.kind == "global" else WIDTH_ARGUMENT
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ModelSpec:
+    """One registered variant, declared once.
+
+    Attributes:
+        name: the registered name (``"resnet50"``), lowercase.
+        builder_name: the public builder (``"ResNet50"``, ``kerasnets.ResNet50``).
+        family: the family function ``family(*, model_name, <fixed arguments>,
+            <contract arguments>, <family options>)`` that builds the model.
+        arguments: the family function's fixed arguments for this variant
+            (``{"depth": 50}``, ``{"config": "D", "batch_norm": True}``).
+        info: the `kerasnets.models.ModelInfo` (family, paper, input size,
+            preprocessing, minimum size).
+        summary: the first paragraph of the builder's docstring.
+        options_doc: the docstring text of the family options.
+        example: the docstring's example line (default: ``model = kerasnets.X(weights=None)``).
+        depth: the depth in the model's name (ResNet-50: 50, VGG-16: 16), ``None``
+            for models without one; the depth search moves along it.
+        presets: the names of its ImageNet weight presets, default first
+            (`kerasnets.weights.presets_of` returns the presets' files and facts).
+        widths: its searchable width groups (`WidthSpace`).
+        feature_stages: ``{stage: layer name}`` that `kerasnets.feature_extractor`
+            returns, finest first.
+        aliases: other accepted names of builder arguments, ``{alias: argument}``
+            (``{"block_widths": "stage_widths"}``).
+    """
+
+    name: str
+    builder_name: str
+    family: Callable[..., Any]
+    info: Any
+    summary: str
+    arguments: Mapping = dataclasses.field(default_factory=dict)
+    options_doc: str = ""
+    example: str | None = None
+    depth: int | None = None
+    presets: tuple = ()
+    widths: WidthSpace = WidthSpace()
+    feature_stages: Mapping = dataclasses.field(default_factory=dict)
+    aliases: Mapping = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.name != self.name.lower():
+            raise ValueError(f"A registered name is lowercase. Received: name={self.name!r}")
+        for field in ("arguments", "feature_stages", "aliases"):
+            object.__setattr__(self, field, _frozen_mapping(getattr(self, field)))
+        object.__setattr__(self, "presets", tuple(self.presets))
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelEntry:
-    """What the registry knows of a model: its builder and the fixed arguments."""
+    """What the registry holds for a name: the public builder, and its spec when declared."""
 
     name: str
     builder: Callable[..., Any]
     defaults: dict = dataclasses.field(default_factory=dict)
+    spec: ModelSpec | None = None
 
     @property
     def info(self):
-        """The family's `kerasnets.models.ModelInfo` (input size, paper, preprocessing)."""
-        return self.builder.info
+        """The `kerasnets.models.ModelInfo` (input size, paper, preprocessing)."""
+        return self.spec.info if self.spec is not None else self.builder.info
 
     @property
-    def presets(self):
-        """The model's ImageNet weight presets (`kerasnets.weights.Preset`), default first."""
-        from kerasnets.weights import presets_of
-
-        return presets_of(self.name)
+    def presets(self) -> tuple:
+        """The names of the model's ImageNet weight presets, default first (``()``: none)."""
+        return self.spec.presets if self.spec is not None else ()
 
     @property
     def feature_stages(self) -> dict:
         """``{stage: layer name}`` that `kerasnets.feature_extractor` returns, finest first."""
-        return dict(getattr(self.builder, "feature_stages", {}))
+        return dict(self.spec.feature_stages) if self.spec is not None else {}
+
+    @property
+    def widths(self) -> WidthSpace | None:
+        """The searchable width groups (`WidthSpace`); ``None`` for a builder without a spec."""
+        return self.spec.widths if self.spec is not None else None
 
     def build(self, **kwargs):
         return self.builder(**{**self.defaults, **kwargs})
@@ -51,26 +173,40 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str | None = None, builder: Callable | None = None, **defaults):
-    """Registers a builder under ``name`` (default: the builder's name, lowercased).
+def _add(entry: ModelEntry):
+    if entry.name in _REGISTRY:
+        held = _REGISTRY[entry.name].builder
+        raise ValueError(
+            f"A model named '{entry.name}' is already registered "
+            f"(by {held.__module__}.{held.__name__}). Received: name={entry.name!r}"
+        )
+    _REGISTRY[entry.name] = entry
 
-    Used as a decorator, ``@register_model()`` or ``@register_model("vgg11_lrn")``;
+
+def register_spec(spec: ModelSpec, builder: Callable) -> Callable:
+    """Registers the public ``builder`` made from ``spec`` under ``spec.name``.
+
+    Raises:
+        ValueError: if the name is already registered.
+    """
+    _add(ModelEntry(spec.name, builder, spec=spec))
+    return builder
+
+
+def register_model(name: str | None = None, builder: Callable | None = None, **defaults):
+    """Registers a builder without a spec under ``name`` (default: the builder's name, lowercased).
+
+    Used as a decorator, ``@register_model()`` or ``@register_model("my_net")``;
     or as a call that registers a variant of an existing builder:
-    ``register_model("vgg16_bn", VGG16, batch_norm=True)``.
+    ``register_model("my_vgg16_bn", kerasnets.VGG16, batch_norm=True)``.
+    kerasnets' own models are declared as `ModelSpec` (`register_spec`).
 
     Raises:
         ValueError: if the name is already registered.
     """
 
     def _register(fn):
-        key = (name or fn.__name__).lower()
-        if key in _REGISTRY:
-            raise ValueError(
-                f"A model named '{key}' is already registered "
-                f"(by {_REGISTRY[key].builder.__module__}.{_REGISTRY[key].builder.__name__}). "
-                f"Received: name={key!r}"
-            )
-        _REGISTRY[key] = ModelEntry(key, fn, dict(defaults))
+        _add(ModelEntry((name or fn.__name__).lower(), fn, dict(defaults)))
         return fn
 
     if builder is not None:
@@ -78,14 +214,8 @@ def register_model(name: str | None = None, builder: Callable | None = None, **d
     return _register
 
 
-def _ensure_models_imported():
-    # Model modules register themselves on import; importing the package does it.
-    import kerasnets.models  # noqa: F401
-
-
 def get_entry(name: str) -> ModelEntry:
     """Returns the `ModelEntry` of ``name``; unknown names raise with suggestions."""
-    _ensure_models_imported()
     if not isinstance(name, str):
         raise ValueError(f"A model name must be a string. Received: name={name!r}")
     key = name.lower()
@@ -116,8 +246,12 @@ def get_model(name: str, /, **kwargs):
 
 def list_models(pattern: str | None = None) -> list[str]:
     """The registered names, sorted; ``pattern`` is a shell-style filter (``"resnet*"``)."""
-    _ensure_models_imported()
     names = sorted(_REGISTRY)
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern.lower())]
     return names
+
+
+def entries(pattern: str | None = None) -> list[ModelEntry]:
+    """The `ModelEntry` of every registered name (of those matching ``pattern``), sorted by name."""
+    return [_REGISTRY[n] for n in list_models(pattern)]

@@ -27,7 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def generate_table(progress=True) -> str:
     """The Markdown table of every registered model, with the counting conventions."""
-    from kerasnets.profiling._catalog import format_models, summarize_models
+    from kerasnets.profiling import format_models, summarize_models
     from kerasnets.registry import list_models
 
     def report(i, n, name):

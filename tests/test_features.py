@@ -58,8 +58,10 @@ def test_the_registry_holds_the_stages_and_presets():
 
     entry = get_entry("resnet50")
     assert entry.feature_stages == kerasnets.models.feature_stages("resnet50")
-    assert [p.name for p in entry.presets] == ["keras_applications", "torchvision_v1", "torchvision_v2"]
-    assert get_entry("googlenet").presets == ()
+    # The spec names the presets; kerasnets.weights holds their files, in the spec's order.
+    assert entry.presets == ("keras_applications", "torchvision_v1", "torchvision_v2")
+    assert [p.name for p in kerasnets.weights.presets_of("resnet50")] == list(entry.presets)
+    assert get_entry("googlenet").presets == () and kerasnets.weights.presets_of("googlenet") == ()
 
 
 def test_errors():

@@ -214,7 +214,7 @@ def test_builder_arguments_from_values():
     assert name == "resnet34"
     assert kwargs == {"width_multiplier": 0.5, "stage_widths": [32, 64, 128, 256]}
     name, kwargs = kt.builder_kwargs("googlenet", {"width_multiplier": 1.0, "inception_4a_scale": 0.5})
-    assert kwargs["module_widths"] == {"4a": {"b1": 96, "b3_reduce": 48, "b3": 104, "b5_reduce": 8, "b5": 24, "pool_proj": 32}}
+    assert kwargs["stage_widths"] == {"4a": {"b1": 96, "b3_reduce": 48, "b3": 104, "b5_reduce": 8, "b5": 24, "pool_proj": 32}}
 
 
 def test_vgg_and_googlenet_build_the_searched_widths(no_random_init):
@@ -223,7 +223,7 @@ def test_vgg_and_googlenet_build_the_searched_widths(no_random_init):
     values = {"width_multiplier": 0.25, "depth": 13, "block1_width": 16, "block2_width": 64,
               "block3_width": 64, "block4_width": 128, "block5_width": 256}
     args = vgg.builder_args(values)
-    assert args["name"] == "vgg13_bn" and args["block_widths"] == [16, 64, 64, 128, 256]
+    assert args["name"] == "vgg13_bn" and args["stage_widths"] == [16, 64, 64, 128, 256]
     model = kt.build_from_args(args)
     assert [model.get_layer(f"block{b}_conv2").filters for b in range(1, 6)] == [4, 16, 16, 32, 64]
     assert kt.effective_widths("vgg11_bn", values) == [4, 16, 16, 32, 64]

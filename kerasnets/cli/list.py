@@ -1,5 +1,6 @@
 """``kerasnets list [PATTERN]``: every registered model with parameters, MACs, input size,
-ImageNet weights and paper; ``--weights``: the weight presets.
+ImageNet weights and paper, then each model's weight presets (name, source, top-1 as
+published, input size, preprocessing); ``--weights``: the presets only.
 
 Examples::
 
@@ -25,7 +26,9 @@ def register(subparsers):
         description=(
             "List every registered model (or those matching PATTERN) with its learnable "
             "parameters, multiply-adds at the default input size, depth, default input size "
-            "and paper. Each model is built (without initialising weights) to count them."
+            "and paper, then its ImageNet weight presets (name, source, top-1 as published, "
+            "input size, preprocessing). Each model is built (without initialising weights) "
+            "to count them."
         ),
     )
     parser.add_argument("pattern", nargs="?", metavar="PATTERN",
@@ -49,7 +52,7 @@ def _progress(i, n, name):
 
 
 def run(args):
-    from kerasnets.profiling._catalog import format_models, summarize_models
+    from kerasnets.profiling import format_models, format_presets, preset_rows, summarize_models
     from kerasnets.registry import list_models
 
     names = list_models(args.pattern)
@@ -61,44 +64,22 @@ def run(args):
     if args.names:
         emit("\n".join(names) + "\n")
         return 0
+    fmt = "markdown" if args.markdown else "text"
+    presets = preset_rows(names)
+    without = [n for n in names if not any(p["model"] == n for p in presets)]
     if args.weights:
-        return _list_presets(names, args)
+        emit(json.dumps(presets, indent=2) + "\n" if args.json else format_presets(presets, fmt, without))
+        return 0
     rows = summarize_models(names, progress=_progress)
     if sys.stderr.isatty():
         sys.stderr.write("\r\033[K")
     if args.json:
         emit(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
     else:
-        emit(format_models(rows, "markdown" if args.markdown else "text", exact=args.exact))
+        heading = "\nImageNet weight presets (weights=\"imagenet\" is each model's first):\n\n"
+        emit(format_models(rows, fmt, exact=args.exact)
+             + (heading if presets else "\n") + format_presets(presets, fmt, without))
     failed = [r for r in rows if r.error]
     for r in failed:
         print(f"kerasnets list: {r.name} failed to build: {r.error}", file=sys.stderr)
     return 1 if failed else 0
-
-
-def _list_presets(names, args):
-    from kerasnets.weights import presets_of
-
-    presets = [p for name in names for p in presets_of(name)]
-    rows = [dict(
-        model=p.model, preset=p.name, source=p.source, top1=p.top1, top5=p.top5, input_size=p.input_size,
-        preprocessing=p.preprocessing.name, crop_fraction=round(p.preprocessing.crop_fraction, 4),
-        builder_kwargs=p.builder_kwargs, url=p.file.url, file_hash=p.file.file_hash, license=p.license,
-    ) for p in presets]
-    if args.json:
-        emit(json.dumps(rows, indent=2) + "\n")
-        return 0
-    header = ["model", "preset", "source", "top-1", "input", "preprocessing", "needs"]
-    body = [[r["model"], r["preset"], r["source"], f"{r['top1']:.1f}", f"{r['input_size']}",
-             r["preprocessing"] + (f" (crop {r['crop_fraction']:.3f})" if r["crop_fraction"] != 0.875 else ""),
-             ", ".join(f"{k}={v!r}" for k, v in r["builder_kwargs"].items()) or "-"] for r in rows]
-    if args.markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    else:
-        widths = [max([len(header[i])] + [len(c[i]) for c in body]) for i in range(len(header))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in [header] + body]
-    without = [n for n in names if not presets_of(n)]
-    note = f"\nNo exact public ImageNet weights: {', '.join(without)}.\n" if without else ""
-    emit("\n".join(lines) + "\n" + note)
-    return 0

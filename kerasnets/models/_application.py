@@ -16,13 +16,16 @@ and validates all of them before a single layer is built.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import os
+import types
 from typing import Callable, Sequence
 
 import keras
 
 from kerasnets.preprocessing import Preprocessing
+from kerasnets.registry import ModelSpec, register_spec
 
 __all__ = [
     "ModelInfo",
@@ -32,8 +35,9 @@ __all__ = [
     "trace_sizes",
     "min_input_size",
     "CONTRACT_ARGS_DOC",
-    "FamilySpace",
     "module_groups",
+    "make_builder",
+    "CONTRACT_DEFAULTS",
 ]
 
 CONTRACT_ARGS_DOC = """
@@ -59,6 +63,29 @@ CONTRACT_ARGS_DOC = """
 """
 
 
+# The keras.applications arguments and their defaults, written once: `build_application`
+# fills what a family function does not pass, `make_builder` puts them in every public
+# builder's signature (``classes`` defaults to the model's `ModelInfo.default_classes`).
+CONTRACT_DEFAULTS = types.MappingProxyType(dict(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+))
+
+
+def _contract(given, model_name):
+    """``given`` completed with `CONTRACT_DEFAULTS`, in their order; other names raise."""
+    unknown = sorted(set(given) - set(CONTRACT_DEFAULTS))
+    if unknown:
+        raise TypeError(f"{model_name} got unexpected keyword arguments {unknown}. Received: {unknown}")
+    return {k: given.get(k, v) for k, v in CONTRACT_DEFAULTS.items()}
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelInfo:
     """Facts about a model family that users, the data pipeline and exports need.
@@ -80,33 +107,6 @@ class ModelInfo:
     preprocessing: Preprocessing
     default_classes: int = 1000
     min_size: int = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class FamilySpace:
-    """How a model's widths (and depth) are searched: part of its spec (``builder.tuning``).
-
-    Attributes:
-        kind: ``"stage"``, ``"module"`` or ``"global"`` (only ``width_multiplier``).
-        argument: the builder argument that receives the searched widths.
-        groups: ``groups(model_name)`` returns, for ``"stage"``, ``{hp name: base
-            width}`` in the builder's order; for ``"module"``, ``{hp name: (module
-            key, record of branch widths)}``.
-        depth_groups: registered names that differ only in depth and share the
-            width groups (``("resnet18", "resnet34")``); the ``depth`` hyperparameter
-            moves within a model's group.
-        module_layer: ``"module"`` kind: the name of a module's output layer.
-        monotonic: the stage widths must not decrease (the CIFAR ResNets'
-            zero-padding shortcuts only add channels): each stage's range starts
-            at the previous stage's base width, and overrides are checked.
-    """
-
-    kind: str
-    argument: str | None = None
-    groups: Callable[[str], dict] | None = None
-    depth_groups: tuple = ()
-    module_layer: Callable[[str], str] | None = None
-    monotonic: bool = False
 
 
 def module_groups(table, prefix):
@@ -189,7 +189,7 @@ def _spatial(shape):
 
 def _validate_weights(weights, model_name):
     """The family functions take ``None`` or a file path; presets are resolved by the
-    public builders (`make_variant`), which know the registered name."""
+    public builders (`make_builder`), which know the registered name."""
     if weights is None or isinstance(weights, os.PathLike):
         return
     if not isinstance(weights, str) or not os.path.isfile(weights):
@@ -264,15 +264,8 @@ def build_application(
     min_size: int,
     top: Callable | None = None,
     fixed_size_top: bool = False,
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name=None,
     model_class=None,
+    **contract,
 ):
     """Validates the contract's arguments, then builds ``backbone`` with its head.
 
@@ -288,8 +281,11 @@ def build_application(
             default is global average pooling then the classifier.
         fixed_size_top: the top flattens a feature map and so needs a fixed size.
         model_class: the `keras.Model` subclass to build (default `keras.Model`).
-        The remaining arguments are the keras.applications contract.
+        **contract: the keras.applications arguments (`CONTRACT_DEFAULTS`); those
+            not given take their defaults.
     """
+    (include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation,
+     name) = _contract(contract, model_name).values()
     # --- validate everything before building a layer ---
     _validate_weights(weights, model_name)
     if not isinstance(include_top, bool):
@@ -374,95 +370,91 @@ def validate_width_multiplier(width_multiplier, model_name):
 
 
 # ---------------------------------------------------------------------------
-# Variants: one public builder per registered model, from one family function.
+# Public builders: one per registered `ModelSpec`, from its family function.
 # ---------------------------------------------------------------------------
 
-_CONTRACT_DEFAULTS = dict(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name=None,
-)
 
-
-def make_variant(
-    builder_name: str,
-    family_fn: Callable,
-    *,
-    info: ModelInfo,
-    summary: str,
-    family_args_doc: str = "",
-    registry_name: str | None = None,
-    example: str | None = None,
-    feature_stages: dict | None = None,
-    tuning: FamilySpace | None = None,
-    **fixed,
-):
-    """Makes and registers the public builder ``builder_name`` of a family.
-
-    ``family_fn(*, model_name, <contract args>, <fixed args>, <family options>)``
-    builds the model. The public builder takes the contract arguments (also
-    positionally, as keras.applications does) followed by the family's keyword-only
-    options that ``fixed`` does not pin. Its signature, docstring and ``info``
-    attribute are set so that ``help(kerasnets.ResNet50)`` reads like
-    keras.applications. ``feature_stages`` names the layers whose outputs
-    `kerasnets.feature_extractor` returns: ``{"conv2": "conv2_block3_out", ...}``,
-    coarser stages last. ``tuning`` declares the searchable width groups
-    (`kerasnets.tuning.search_space` reads it).
-    """
-    import inspect
-
-    from kerasnets.registry import register_model
-
-    contract_defaults = dict(_CONTRACT_DEFAULTS, classes=info.default_classes)
+def _signature(spec: ModelSpec):
+    """The contract arguments (also positional, as keras.applications), then the family's
+    keyword-only options that ``spec.arguments`` does not pin, then the aliases."""
+    contract_defaults = dict(CONTRACT_DEFAULTS, classes=spec.info.default_classes)
     params = [
         inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v)
         for k, v in contract_defaults.items()
     ]
-    family_params = [
+    params += [
         p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
-        for p in inspect.signature(family_fn).parameters.values()
+        for p in inspect.signature(spec.family).parameters.values()
         if p.kind == inspect.Parameter.KEYWORD_ONLY
         and p.name not in contract_defaults
-        and p.name not in fixed
+        and p.name not in spec.arguments
         and p.name != "model_name"
     ]
-    signature = inspect.Signature(params + family_params)
+    params += [inspect.Parameter(a, inspect.Parameter.KEYWORD_ONLY, default=None) for a in spec.aliases]
+    return inspect.Signature(params)
 
-    registered = registry_name or builder_name.lower()
+
+def _apply_aliases(spec, passed, arguments):
+    """Moves an alias's value (``block_widths=``) to its argument (``stage_widths=``)."""
+    for alias, argument in spec.aliases.items():
+        value = arguments.pop(alias)
+        if alias not in passed:
+            continue
+        if argument in passed:
+            raise ValueError(
+                f"{alias} is another name of {argument}; pass one of them. "
+                f"Received: {alias}={value!r}, {argument}={passed[argument]!r}"
+            )
+        arguments[argument] = value
+        passed[argument] = passed.pop(alias)
+
+
+def _docstring(spec):
+    example = spec.example or f"model = kerasnets.{spec.builder_name}(weights=None)"
+    aliases = "".join(
+        f"        {alias}: another name of ``{argument}`` (the same argument).\n"
+        for alias, argument in spec.aliases.items()
+    )
+    return (
+        f"{spec.summary}\n\n    Reference: {spec.info.paper}\n\n    Args:{CONTRACT_ARGS_DOC}"
+        f"{spec.options_doc}{aliases}\n    Returns:\n        A `keras.Model`.\n\n"
+        f"    Example:\n\n    >>> import kerasnets\n    >>> {example}\n"
+    )
+
+
+def make_builder(spec: ModelSpec):
+    """Makes the public builder ``spec.builder_name`` of ``spec`` and registers both.
+
+    The builder calls ``spec.family(model_name=spec.builder_name, **spec.arguments,
+    **arguments)``. Its signature and docstring are set so that
+    ``help(kerasnets.ResNet50)`` reads like keras.applications; everything else
+    the package knows of the model is read from the spec (`kerasnets.registry.get_entry`).
+    """
+    signature = _signature(spec)
     parameters = signature.parameters
 
     def builder(*args, **kwargs):
-        from kerasnets.weights._api import resolve
+        from kerasnets.weights import resolve_weights
 
         bound = signature.bind(*args, **kwargs)
         passed = dict(bound.arguments)
         bound.apply_defaults()
         arguments = dict(bound.arguments)
+        _apply_aliases(spec, passed, arguments)
         # Checked before a layer is built; a preset may set builder arguments.
-        request = resolve(builder_name, registered, info.family, passed, arguments, parameters)
+        request = resolve_weights(
+            spec.builder_name, spec.name, spec.info.family, passed, arguments, parameters
+        )
         if request is None:
-            return family_fn(model_name=builder_name, **fixed, **arguments)
+            return spec.family(model_name=spec.builder_name, **spec.arguments, **arguments)
         arguments["weights"] = None
-        model = family_fn(model_name=builder_name, **fixed, **arguments)
+        model = spec.family(model_name=spec.builder_name, **spec.arguments, **arguments)
         request.load(model, include_top=arguments["include_top"])
         return model
 
-    example = example or f"model = kerasnets.{builder_name}(weights=None)"
-    builder.__name__ = builder.__qualname__ = builder_name
-    builder.__module__ = family_fn.__module__
+    builder.__name__ = builder.__qualname__ = spec.builder_name
+    builder.__module__ = spec.family.__module__
     builder.__signature__ = signature
-    builder.__doc__ = (
-        f"{summary}\n\n    Reference: {info.paper}\n\n    Args:{CONTRACT_ARGS_DOC}"
-        f"{family_args_doc}\n    Returns:\n        A `keras.Model`.\n\n"
-        f"    Example:\n\n    >>> import kerasnets\n    >>> {example}\n"
-    )
-    builder.info = info
-    builder.feature_stages = dict(feature_stages or {})
-    builder.tuning = tuning
-    register_model(registered, builder)
-    return builder
+    builder.__doc__ = _docstring(spec)
+    builder.info = spec.info
+    return register_spec(spec, builder)

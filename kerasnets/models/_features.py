@@ -1,6 +1,6 @@
 """Named feature stages: a backbone whose outputs are a dict of stage outputs.
 
-Each registered builder declares its stages (``builder.feature_stages``, e.g. ResNet
+Each registered model declares its stages in its spec (``ModelSpec.feature_stages``, e.g. ResNet
 ``conv2`` .. ``conv5``, VGG ``block1`` .. ``block5``, Inception the last module on
 each grid), finest first. As keras-hub's ``pyramid_outputs``, the result is a
 model with dict outputs, for detection or segmentation heads.
@@ -10,26 +10,21 @@ from __future__ import annotations
 
 import keras
 
+from kerasnets.registry import entries, get_entry
+
 __all__ = ["feature_extractor", "feature_stages"]
 
 
 def feature_stages(name: str) -> dict:
     """``{stage: layer name}`` of a registered model, finest first."""
-    from kerasnets.registry import get_entry
-
-    return dict(get_entry(name).builder.feature_stages)
+    return get_entry(name).feature_stages
 
 
 def _stages_of_model(model):
-    from kerasnets.registry import _REGISTRY, _ensure_models_imported
-
-    _ensure_models_imported()
     names = {layer.name for layer in model.layers}
-    key = model.name.lower()
-    if key in _REGISTRY and set(_REGISTRY[key].builder.feature_stages.values()) <= names:
-        return _REGISTRY[key].builder.feature_stages
-    for entry in _REGISTRY.values():  # a model renamed: the first family whose stages it has
-        stages = entry.builder.feature_stages
+    by_name = [e for e in entries() if e.name == model.name.lower()]
+    for entry in by_name + entries():  # a model renamed: the first family whose stages it has
+        stages = entry.feature_stages
         if stages and set(stages.values()) <= names:
             return stages
     raise ValueError(
@@ -59,10 +54,8 @@ def feature_extractor(model_or_name, stages=None, **builder_kwargs):
     >>> features = backbone(images)  # {"conv2": (n, 56, 56, 256), ..., "conv5": (n, 7, 7, 2048)}  # doctest: +SKIP
     """
     if isinstance(model_or_name, str):
-        from kerasnets.registry import get_entry
-
         entry = get_entry(model_or_name)
-        declared = entry.builder.feature_stages
+        declared = entry.feature_stages
         if not declared:
             raise ValueError(f"{entry.name} declares no feature stages. Received: {model_or_name!r}")
         model = entry.build(**{"include_top": False, **builder_kwargs})

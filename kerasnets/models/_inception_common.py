@@ -2,7 +2,7 @@
 
 A network's widths are records (NamedTuples with the paper's column names) in a
 table keyed by module name (docs/architecture.md, Tables). `resolve_widths` applies
-a user's ``module_widths`` overrides and the ``width_multiplier`` to such a table,
+a user's ``stage_widths`` overrides and the ``width_multiplier`` to such a table,
 validating everything before a layer is built.
 """
 
@@ -27,7 +27,7 @@ def _override(row: NamedTuple, value, key, model_name):
         unknown = set(value) - set(fields)
         if unknown:
             raise ValueError(
-                f"module_widths['{key}'] of {model_name} has unknown fields {sorted(unknown)}; "
+                f"stage_widths['{key}'] of {model_name} has unknown fields {sorted(unknown)}; "
                 f"a {type(row).__name__} has {list(fields)}. Received: {dict(value)!r}"
             )
         return row._replace(**value)
@@ -38,17 +38,17 @@ def _override(row: NamedTuple, value, key, model_name):
     ):
         return type(row)(*value)
     raise ValueError(
-        f"module_widths['{key}'] of {model_name} must be a {type(row).__name__}, a dict of "
+        f"stage_widths['{key}'] of {model_name} must be a {type(row).__name__}, a dict of "
         f"some of its fields {list(fields)} or {len(fields)} integers. Received: {value!r}"
     )
 
 
-def resolve_widths(table: Mapping[str, NamedTuple], module_widths, width_multiplier, model_name):
-    """The table with ``module_widths`` overrides applied, every width times ``width_multiplier``.
+def resolve_widths(table: Mapping[str, NamedTuple], stage_widths, width_multiplier, model_name):
+    """The table with ``stage_widths`` overrides applied, every width times ``width_multiplier``.
 
     Args:
         table: ``{module name: record}``; a field may be ``None`` (no such layer).
-        module_widths: ``None`` or ``{module name: record | {field: width} | tuple}``;
+        stage_widths: ``None`` or ``{module name: record | {field: width} | tuple}``;
             a dict replaces only the fields it names.
         width_multiplier: scales every width (rounded, at least 1).
         model_name: for error messages.
@@ -56,17 +56,17 @@ def resolve_widths(table: Mapping[str, NamedTuple], module_widths, width_multipl
     Returns:
         A new ``{module name: record}``.
     """
-    overrides = {} if module_widths is None else module_widths
+    overrides = {} if stage_widths is None else stage_widths
     if not isinstance(overrides, Mapping):
         raise ValueError(
-            f"module_widths of {model_name} must be a dict keyed by module name "
-            f"({', '.join(table)}). Received: module_widths={module_widths!r}"
+            f"stage_widths of {model_name} must be a dict keyed by module name "
+            f"({', '.join(table)}). Received: stage_widths={stage_widths!r}"
         )
     unknown = set(overrides) - set(table)
     if unknown:
         raise ValueError(
-            f"module_widths of {model_name} names unknown modules {sorted(unknown)}; the "
-            f"modules are {list(table)}. Received: module_widths={module_widths!r}"
+            f"stage_widths of {model_name} names unknown modules {sorted(unknown)}; the "
+            f"modules are {list(table)}. Received: stage_widths={stage_widths!r}"
         )
     resolved = {}
     for key, row in table.items():
@@ -77,7 +77,7 @@ def resolve_widths(table: Mapping[str, NamedTuple], module_widths, width_multipl
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(
-                    f"Widths must be positive integers: module_widths['{key}'].{field} of "
+                    f"Widths must be positive integers: stage_widths['{key}'].{field} of "
                     f"{model_name}. Received: {field}={value!r}"
                 )
         resolved[key] = type(row)(

@@ -40,15 +40,15 @@ import keras
 
 from kerasnets.layers import LocalResponseNormalization
 from kerasnets.models._application import (
-    FamilySpace,
     ModelInfo,
     build_application,
-    make_variant,
+    make_builder,
     min_input_size,
     scale_width,
     validate_width_multiplier,
 )
 from kerasnets.preprocessing import IMAGENET_MEAN_STD, MEAN_SUBTRACTION
+from kerasnets.registry import ModelSpec, WidthSpace
 
 PAPER = (
     "Krizhevsky, Sutskever & Hinton, ImageNet Classification with Deep Convolutional "
@@ -173,10 +173,11 @@ _DOC = """
         dropout: the dropout rate of fc6 and fc7 (the paper's 0.5).
 """
 
-AlexNet = make_variant(
-    "AlexNet", alexnet, info=INFO, family_args_doc=_DOC,
+SPEC = ModelSpec(
+    "alexnet", "AlexNet", alexnet, INFO, options_doc=_DOC,
     feature_stages={"conv1": "pool1", "conv2": "pool2", "conv5": "pool5"},  # after each max-pool
-    tuning=FamilySpace("global"),  # width searches: width_multiplier only
+    widths=WidthSpace("global"),  # width searches: width_multiplier only
+    presets=("torchvision_v1",),  # torchvision's one-GPU network: variant="torchvision"
     summary=(
         "AlexNet of Krizhevsky et al. (2012): 60,965,224 parameters with the paper's\n"
         "    two-GPU grouping (groups=2), 62,378,344 with groups=1, 61,100,840 for\n"
@@ -188,3 +189,4 @@ AlexNet = make_variant(
     ),
     example='model = kerasnets.AlexNet(weights=None, classes=10, input_shape=(227, 227, 3))',
 )
+AlexNet = make_builder(SPEC)

@@ -36,10 +36,9 @@ import keras
 
 from kerasnets.layers import LocalResponseNormalization, channel_axis, conv_bn_act
 from kerasnets.models._application import (
-    FamilySpace,
     ModelInfo,
     build_application,
-    make_variant,
+    make_builder,
     module_groups,
     min_input_size,
     validate_width_multiplier,
@@ -51,6 +50,7 @@ from kerasnets.models._inception_common import (
     resolve_widths,
 )
 from kerasnets.preprocessing import MEAN_SUBTRACTION
+from kerasnets.registry import ModelSpec, WidthSpace
 
 PAPER = "Szegedy et al., Going Deeper with Convolutions, CVPR 2015 (arXiv:1409.4842)"
 
@@ -168,7 +168,7 @@ def _geometry(aux_classifiers):
 
 def googlenet(
     *, model_name, batch_norm=False, aux_classifiers=None, aux_loss_weight=AUX_LOSS_WEIGHT,
-    width_multiplier=1.0, module_widths=None, **contract,
+    width_multiplier=1.0, stage_widths=None, **contract,
 ):
     include_top = contract.get("include_top", True)
     if aux_classifiers is None:
@@ -177,7 +177,7 @@ def googlenet(
     validate_width_multiplier(width_multiplier, model_name)
     if batch_norm not in (True, False):
         raise ValueError(f"batch_norm must be True or False. Received: batch_norm={batch_norm!r}")
-    widths = resolve_widths(TABLE1, module_widths, width_multiplier, model_name)
+    widths = resolve_widths(TABLE1, stage_widths, width_multiplier, model_name)
     conv = _conv_fn(batch_norm)
     contract["name"] = contract.get("name") or ("googlenet_bn" if batch_norm else "googlenet")
 
@@ -223,7 +223,7 @@ _COMMON_DOC = """
             model is compiled with one loss (default 0.3, the paper's).
         width_multiplier: scales every convolution and fully-connected width
             (rounded, at least 1).
-        module_widths: overrides rows of ``TABLE1`` before ``width_multiplier``:
+        stage_widths: overrides rows of ``TABLE1`` before ``width_multiplier``:
             ``{"4a": InceptionWidths(...)}`` or ``{"4a": {"b5": 64}}``; keys are the
             module names ``"3a"`` .. ``"5b"``, ``"stem"`` and ``"aux"``.
 """
@@ -236,26 +236,26 @@ _EXAMPLE = (
 )
 
 # Width searches (kerasnets.tuning): one scale per Inception module.
-TUNING = FamilySpace(
-    "module", "module_widths", lambda name: module_groups(TABLE1, "inception_"),
-    module_layer=lambda key: f"inception_{key}_output",
-)
+WIDTHS = WidthSpace("module", module_groups(TABLE1, "inception_"), module_layer="inception_{}_output")
 # The last module at each resolution: 28x28, 14x14, 7x7 at 224x224 (strides 8, 16, 32).
 FEATURE_STAGES = {f"inception_{m[-1]}": f"inception_{m[-1]}_output" for m in STAGES}
+_FACTS = dict(widths=WIDTHS, feature_stages=FEATURE_STAGES, aliases={"module_widths": "stage_widths"})
 
-GoogLeNet = make_variant(
-    "GoogLeNet", googlenet, info=INFO, registry_name="googlenet", example=_EXAMPLE.format(b="GoogLeNet"),
-    feature_stages=FEATURE_STAGES, tuning=TUNING,
-    summary="GoogLeNet (Inception v1) of Table 1 of Szegedy et al. (2014), with its auxiliary classifiers.",
-    family_args_doc="""
+SPECS = [
+    ModelSpec(
+        "googlenet", "GoogLeNet", googlenet, INFO, example=_EXAMPLE.format(b="GoogLeNet"),
+        summary="GoogLeNet (Inception v1) of Table 1 of Szegedy et al. (2014), with its auxiliary classifiers.",
+        options_doc="""
         batch_norm: conv + BatchNorm + ReLU instead of conv + ReLU, and no LRN
             (the variant registered as ``googlenet_bn``).""" + _COMMON_DOC,
-)
-GoogLeNetBN = make_variant(
-    "GoogLeNetBN", googlenet, info=INFO, registry_name="googlenet_bn", batch_norm=True,
-    feature_stages=FEATURE_STAGES, tuning=TUNING,
-    example=_EXAMPLE.format(b="GoogLeNetBN"),
-    summary="GoogLeNet with BatchNorm after every convolution and no LRN (as most libraries train it).",
-    family_args_doc=_COMMON_DOC,
-)
+        **_FACTS,
+    ),
+    ModelSpec(
+        "googlenet_bn", "GoogLeNetBN", googlenet, INFO, arguments={"batch_norm": True},
+        example=_EXAMPLE.format(b="GoogLeNetBN"),
+        summary="GoogLeNet with BatchNorm after every convolution and no LRN (as most libraries train it).",
+        options_doc=_COMMON_DOC, **_FACTS,
+    ),
+]
+GoogLeNet, GoogLeNetBN = (make_builder(spec) for spec in SPECS)
 InceptionV1 = GoogLeNet

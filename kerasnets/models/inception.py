@@ -41,10 +41,9 @@ import keras
 
 from kerasnets.layers import channel_axis, conv_bn_act
 from kerasnets.models._application import (
-    FamilySpace,
     ModelInfo,
     build_application,
-    make_variant,
+    make_builder,
     module_groups,
     min_input_size,
     validate_width_multiplier,
@@ -56,6 +55,7 @@ from kerasnets.models._inception_common import (
     resolve_widths,
 )
 from kerasnets.preprocessing import INCEPTION
+from kerasnets.registry import ModelSpec, WidthSpace
 
 PAPER = (
     "Szegedy et al., Rethinking the Inception Architecture for Computer Vision, "
@@ -351,7 +351,7 @@ def _geometry(aux_classifiers):
 
 def inception(
     *, model_name, version, aux_classifiers=False, aux_loss_weight=0.4,
-    width_multiplier=1.0, module_widths=None, **contract,
+    width_multiplier=1.0, stage_widths=None, **contract,
 ):
     stem, table, layout, aux_after, bn_fc = ARCHITECTURES[version]
     aux_classifiers = check_aux_args(
@@ -359,7 +359,7 @@ def inception(
         aux_loss_weight, contract.get("include_top", True), model_name,
     )
     validate_width_multiplier(width_multiplier, model_name)
-    widths = resolve_widths(table, module_widths, width_multiplier, model_name)
+    widths = resolve_widths(table, stage_widths, width_multiplier, model_name)
     contract["name"] = contract.get("name") or f"inception_{version}"
 
     def backbone(inputs, head):
@@ -393,7 +393,7 @@ _DOC = """
             model is compiled with one loss (default 0.4, the released training
             script's; the paper gives none).
         width_multiplier: scales every width (rounded, at least 1).
-        module_widths: overrides rows of the width table before
+        stage_widths: overrides rows of the width table before
             ``width_multiplier``: ``{"mixed6b": {"b7_reduce": 96}}`` or a whole
             record; keys are the module names, ``"stem"`` and ``"aux"``.
 """
@@ -406,27 +406,28 @@ def _feature_stages(layout):
     return {m: m for m in last.values()}
 
 
-def _tuning(version):
-    """Width searches (kerasnets.tuning): one scale per module of the version's table."""
-    return FamilySpace(
-        "module", "module_widths", lambda name: module_groups(ARCHITECTURES[version][1], ""),
-        module_layer=lambda key: key,
+def _spec(version, builder, summary, **facts):
+    _, table, layout, _, _ = ARCHITECTURES[version]
+    return ModelSpec(
+        f"inception_{version}", builder, inception, INFO[version], summary=summary,
+        arguments={"version": version}, options_doc=_DOC,
+        # Width searches (kerasnets.tuning): one scale per module of the version's table.
+        widths=WidthSpace("module", module_groups(table, ""), module_layer="{}"),
+        feature_stages=_feature_stages(layout), aliases={"module_widths": "stage_widths"}, **facts,
     )
 
 
-InceptionV2 = make_variant(
-    "InceptionV2", inception, info=INFO["v2"], version="v2", registry_name="inception_v2",
-    feature_stages=_feature_stages(ARCHITECTURES["v2"][2]), tuning=_tuning("v2"),
-    summary="Inception v2: Table 1 of Szegedy et al. (2015), Figures 5, 6 and 7 modules (299x299).",
-    family_args_doc=_DOC,
-)
-InceptionV3 = make_variant(
-    "InceptionV3", inception, info=INFO["v3"], version="v3", registry_name="inception_v3",
-    feature_stages=_feature_stages(ARCHITECTURES["v3"][2]), tuning=_tuning("v3"),
-    example=(
-        "model = kerasnets.InceptionV3(weights=None)  # keras.applications' weight layout\n"
-        "    >>> trainer = kerasnets.InceptionV3(weights=None, aux_classifiers=True)  # main, aux"
+SPECS = [
+    _spec("v2", "InceptionV2",
+          "Inception v2: Table 1 of Szegedy et al. (2015), Figures 5, 6 and 7 modules (299x299)."),
+    _spec(
+        "v3", "InceptionV3",
+        "Inception v3 as released (Szegedy et al. 2015), weights as keras.applications.InceptionV3.",
+        presets=("keras_applications",),
+        example=(
+            "model = kerasnets.InceptionV3(weights=None)  # keras.applications' weight layout\n"
+            "    >>> trainer = kerasnets.InceptionV3(weights=None, aux_classifiers=True)  # main, aux"
+        ),
     ),
-    summary="Inception v3 as released (Szegedy et al. 2015), weights as keras.applications.InceptionV3.",
-    family_args_doc=_DOC,
-)
+]
+InceptionV2, InceptionV3 = (make_builder(spec) for spec in SPECS)

@@ -19,15 +19,15 @@ import keras
 
 from kerasnets.layers import ChannelZeroPad, channel_axis, conv_bn_act
 from kerasnets.models._application import (
-    FamilySpace,
     ModelInfo,
     build_application,
-    make_variant,
+    make_builder,
     min_input_size,
     scale_width,
     validate_width_multiplier,
 )
 from kerasnets.preprocessing import IMAGENET_MEAN_STD
+from kerasnets.registry import ModelSpec, WidthSpace
 
 PAPER = "He et al., Deep Residual Learning for Image Recognition, CVPR 2016 (arXiv:1512.03385)"
 
@@ -255,38 +255,42 @@ def _stages_of(blocks):
     return {f"conv{s}": f"conv{s}_block{n}_out" for s, n in enumerate(blocks, start=2)}
 
 
-# Width searches (kerasnets.tuning): one base width per stage; the depth moves among
-# the models of the same block type.
-_IMAGENET_TUNING = FamilySpace(
-    "stage", "stage_widths",
-    lambda name: {f"conv{s}_width": w for s, w in enumerate(IMAGENET_WIDTHS, start=2)},
-    depth_groups=tuple(
-        tuple(f"resnet{d}" for d, (b, _) in IMAGENET_DEPTHS.items() if b == block)
-        for block in ("basic", "bottleneck")
-    ),
-)
-_CIFAR_TUNING = FamilySpace(
-    "stage", "stage_widths",
-    lambda name: {f"conv{s}_width": w for s, w in enumerate(CIFAR_WIDTHS, start=2)},
-    depth_groups=(tuple(f"resnet{d}" for d in CIFAR_DEPTHS),),
-    monotonic=True,  # option A shortcuts only add channels
-)
+# Width searches (kerasnets.tuning): one base width per stage; the depth moves among the
+# models of the same block type.
+def _width_space(widths, depth_group, monotonic=False):
+    return WidthSpace(
+        "stage", {f"conv{s}_width": w for s, w in enumerate(widths, start=2)},
+        depth_group=depth_group, monotonic=monotonic,
+    )
 
-ResNet18, ResNet34, ResNet50, ResNet101, ResNet152 = (
-    make_variant(
-        f"ResNet{d}", resnet_imagenet, info=IMAGENET_INFO, depth=d, family_args_doc=_IMAGENET_DOC,
-        tuning=_IMAGENET_TUNING,
+
+# The weight presets of each model (kerasnets.weights holds their files), default first.
+PRESETS = {
+    18: ("torchvision_v1",),
+    34: ("torchvision_v1",),
+    50: ("keras_applications", "torchvision_v1", "torchvision_v2"),
+    101: ("keras_applications", "torchvision_v1", "torchvision_v2"),
+    152: ("keras_applications", "torchvision_v1", "torchvision_v2"),
+}
+
+SPECS = [
+    ModelSpec(
+        f"resnet{d}", f"ResNet{d}", resnet_imagenet, IMAGENET_INFO,
         summary=f"ResNet-{d} of Table 1 of He et al. (2015), ImageNet layout (224x224).",
-        feature_stages=_stages_of(IMAGENET_DEPTHS[d][1]),
+        arguments={"depth": d}, options_doc=_IMAGENET_DOC, depth=d, presets=PRESETS[d],
+        widths=_width_space(IMAGENET_WIDTHS, f"resnet_{block}"),
+        feature_stages=_stages_of(blocks),
     )
-    for d in IMAGENET_DEPTHS
-)
-ResNet20, ResNet32, ResNet44, ResNet56, ResNet110 = (
-    make_variant(
-        f"ResNet{d}", resnet_cifar, info=CIFAR_INFO, depth=d, family_args_doc=_CIFAR_DOC,
-        tuning=_CIFAR_TUNING,
+    for d, (block, blocks) in IMAGENET_DEPTHS.items()
+] + [
+    ModelSpec(
+        f"resnet{d}", f"ResNet{d}", resnet_cifar, CIFAR_INFO,
         summary=f"ResNet-{d} for CIFAR-10 (He et al. 2015, section 4.2): 32x32 inputs, 10 classes.",
-        feature_stages=_stages_of((CIFAR_DEPTHS[d],) * 3),
+        arguments={"depth": d}, options_doc=_CIFAR_DOC, depth=d,
+        widths=_width_space(CIFAR_WIDTHS, "resnet_cifar", monotonic=True),  # option A only adds channels
+        feature_stages=_stages_of((n, n, n)),
     )
-    for d in CIFAR_DEPTHS
-)
+    for d, n in CIFAR_DEPTHS.items()
+]
+(ResNet18, ResNet34, ResNet50, ResNet101, ResNet152,
+ ResNet20, ResNet32, ResNet44, ResNet56, ResNet110) = (make_builder(spec) for spec in SPECS)

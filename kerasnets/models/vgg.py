@@ -44,15 +44,15 @@ import keras
 
 from kerasnets.layers import LocalResponseNormalization, channel_axis
 from kerasnets.models._application import (
-    FamilySpace,
     ModelInfo,
     build_application,
-    make_variant,
+    make_builder,
     min_input_size,
     scale_width,
     validate_width_multiplier,
 )
 from kerasnets.preprocessing import MEAN_SUBTRACTION
+from kerasnets.registry import ModelSpec, WidthSpace
 
 PAPER = (
     "Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image "
@@ -73,7 +73,7 @@ CONFIGS = {
 # The model's default name for each configuration ("_bn" is appended with batch_norm).
 NAMES = {"A": "vgg11", "A-LRN": "vgg11_lrn", "B": "vgg13", "C": "vgg16_c", "D": "vgg16", "E": "vgg19"}
 FC_UNITS = 4096
-# Every convolution of a block has the block's width (Table 1); ``block_widths`` replaces them.
+# Every convolution of a block has the block's width (Table 1); ``stage_widths`` replaces them.
 BLOCK_WIDTHS = (64, 128, 256, 512, 512)
 
 # Five 2x2 stride-2 max-pools; the stride-1 "same" convolutions keep the size.
@@ -101,26 +101,26 @@ def _layer(spec):
     return (spec, 3) if isinstance(spec, int) else spec
 
 
-def _check_block_widths(block_widths, model_name):
-    if block_widths is None:
+def _check_block_widths(stage_widths, model_name):
+    if stage_widths is None:
         return BLOCK_WIDTHS
-    widths = tuple(block_widths) if isinstance(block_widths, (list, tuple)) else ()
+    widths = tuple(stage_widths) if isinstance(stage_widths, (list, tuple)) else ()
     if len(widths) != len(BLOCK_WIDTHS) or not all(
         isinstance(w, numbers.Integral) and not isinstance(w, bool) and w > 0 for w in widths
     ):
         raise ValueError(
-            f"block_widths must be {len(BLOCK_WIDTHS)} positive integers for {model_name}. "
-            f"Received: block_widths={block_widths!r}"
+            f"stage_widths must be {len(BLOCK_WIDTHS)} positive integers for {model_name}. "
+            f"Received: stage_widths={stage_widths!r}"
         )
     return widths
 
 
 def vgg(
-    *, model_name, config, batch_norm=False, width_multiplier=1.0, block_widths=None, dropout=0.5,
+    *, model_name, config, batch_norm=False, width_multiplier=1.0, stage_widths=None, dropout=0.5,
     **contract,
 ):
     validate_width_multiplier(width_multiplier, model_name)
-    widths = _check_block_widths(block_widths, model_name)
+    widths = _check_block_widths(stage_widths, model_name)
     if (
         isinstance(dropout, bool)
         or not isinstance(dropout, numbers.Real)
@@ -141,7 +141,7 @@ def vgg(
                     x = LocalResponseNormalization(size=5, k=2.0, alpha=1e-4, beta=0.75, name=f"block{b}_lrn")(x)
                     continue
                 filters, kernel_size = _layer(spec)
-                if block_widths is not None:
+                if stage_widths is not None:
                     filters = widths[b - 1]
                 convs += 1
                 x = conv_block(
@@ -171,7 +171,7 @@ INFO = ModelInfo("vgg", PAPER, 224, MEAN_SUBTRACTION, min_size=min_input_size(_G
 _DOC = """
         width_multiplier: scales the filter count of every convolution and the
             width of the two hidden fully-connected layers (rounded, at least 1).
-        block_widths: the filters of every convolution of blocks 1 to 5 (default
+        stage_widths: the filters of every convolution of blocks 1 to 5 (default
             ``(64, 128, 256, 512, 512)``), before ``width_multiplier``.
         dropout: the dropout rate after ``fc1`` and ``fc2`` (the paper's 0.5).
 """
@@ -182,40 +182,43 @@ _BN_DOC = """
 # Width searches (kerasnets.tuning): one width per block; the depth moves among the
 # configurations A, B, D, E (with or without BatchNorm).
 _DEPTH_CONFIGS = ("A", "B", "D", "E")
-TUNING = FamilySpace(
-    "stage", "block_widths",
-    lambda name: {f"block{b}_width": w for b, w in enumerate(BLOCK_WIDTHS, start=1)},
-    depth_groups=(tuple(NAMES[c] for c in _DEPTH_CONFIGS), tuple(NAMES[c] + "_bn" for c in _DEPTH_CONFIGS)),
-)
+_GROUPS = {f"block{b}_width": w for b, w in enumerate(BLOCK_WIDTHS, start=1)}
 # Each block ends at its max-pool (strides 2, 4, 8, 16, 32).
 FEATURE_STAGES = {f"block{b}": f"block{b}_pool" for b in range(1, 6)}
 _INPUTS = "\n\n    Inputs: 224x224 RGB (at least 32x32) with the mean RGB value subtracted."
+# The weight presets of each model (kerasnets.weights holds their files), default first.
+PRESETS = {
+    "vgg11": ("torchvision_v1",), "vgg11_bn": ("torchvision_v1",),
+    "vgg13": ("torchvision_v1",), "vgg13_bn": ("torchvision_v1",),
+    "vgg16": ("keras_applications", "torchvision_v1"), "vgg16_bn": ("torchvision_v1",),
+    "vgg19": ("keras_applications", "torchvision_v1"), "vgg19_bn": ("torchvision_v1",),
+}
 
 
-def _variant(builder, registered, config, summary, **fixed):
-    doc = _DOC if "batch_norm" in fixed else _BN_DOC + _DOC
-    return make_variant(
-        builder, vgg, info=INFO, registry_name=registered, config=config,
-        summary=summary + _INPUTS, family_args_doc=doc, feature_stages=FEATURE_STAGES,
-        tuning=TUNING, **fixed,
+def _spec(builder, config, depth, summary, batch_norm=False):
+    name = NAMES[config] + ("_bn" if batch_norm else "")
+    group = f"vgg{'_bn' if batch_norm else ''}" if config in _DEPTH_CONFIGS else None
+    return ModelSpec(
+        name, builder, vgg, INFO, summary=summary + _INPUTS,
+        arguments={"config": config, **({"batch_norm": True} if batch_norm else {})},
+        options_doc=_DOC if batch_norm else _BN_DOC + _DOC, depth=depth,
+        presets=PRESETS.get(name, ()), widths=WidthSpace("stage", _GROUPS, depth_group=group),
+        feature_stages=FEATURE_STAGES, aliases={"block_widths": "stage_widths"},
     )
 
 
-VGG11 = _variant("VGG11", "vgg11", "A", "VGG-11: configuration A of Table 1 (8 conv + 3 FC layers).")
-VGG11LRN = _variant(
-    "VGG11LRN", "vgg11_lrn", "A-LRN",
-    "VGG-11 with local response normalisation after the first convolution (A-LRN).",
-)
-VGG13 = _variant("VGG13", "vgg13", "B", "VGG-13: configuration B of Table 1.")
-VGG16C = _variant(
-    "VGG16C", "vgg16_c", "C",
-    "VGG-16 with 1x1 convolutions as the last layer of blocks 3 to 5 (configuration C).",
-)
-VGG16 = _variant("VGG16", "vgg16", "D", "VGG-16: configuration D of Table 1.")
-VGG19 = _variant("VGG19", "vgg19", "E", "VGG-19: configuration E of Table 1.")
-
 _BN = " with BatchNormalization after every convolution (torchvision's ``{}``)."
-VGG11BN = _variant("VGG11BN", "vgg11_bn", "A", "VGG-11" + _BN.format("vgg11_bn"), batch_norm=True)
-VGG13BN = _variant("VGG13BN", "vgg13_bn", "B", "VGG-13" + _BN.format("vgg13_bn"), batch_norm=True)
-VGG16BN = _variant("VGG16BN", "vgg16_bn", "D", "VGG-16" + _BN.format("vgg16_bn"), batch_norm=True)
-VGG19BN = _variant("VGG19BN", "vgg19_bn", "E", "VGG-19" + _BN.format("vgg19_bn"), batch_norm=True)
+SPECS = [
+    _spec("VGG11", "A", 11, "VGG-11: configuration A of Table 1 (8 conv + 3 FC layers)."),
+    _spec("VGG11LRN", "A-LRN", 11,
+          "VGG-11 with local response normalisation after the first convolution (A-LRN)."),
+    _spec("VGG13", "B", 13, "VGG-13: configuration B of Table 1."),
+    _spec("VGG16C", "C", 16,
+          "VGG-16 with 1x1 convolutions as the last layer of blocks 3 to 5 (configuration C)."),
+    _spec("VGG16", "D", 16, "VGG-16: configuration D of Table 1."),
+    _spec("VGG19", "E", 19, "VGG-19: configuration E of Table 1."),
+    *(_spec(f"VGG{d}BN", c, d, f"VGG-{d}" + _BN.format(f"vgg{d}_bn"), batch_norm=True)
+      for c, d in zip(_DEPTH_CONFIGS, (11, 13, 16, 19))),
+]
+(VGG11, VGG11LRN, VGG13, VGG16C, VGG16, VGG19,
+ VGG11BN, VGG13BN, VGG16BN, VGG19BN) = (make_builder(spec) for spec in SPECS)

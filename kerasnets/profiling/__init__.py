@@ -42,8 +42,18 @@ import keras
 from kerasnets.profiling._blocks import describe, inception_widths, is_quiet, kind, patch_of, split_name
 from kerasnets.profiling._graph import COUNTED, NOT_COUNTED, conv_macs, walk
 from kerasnets.profiling._render import render
+from kerasnets.profiling._catalog import (
+    ModelSummary,
+    format_models,
+    format_presets,
+    preset_rows,
+    summarize_models,
+)
 
-__all__ = ["profile", "Profile", "Row", "LayerRow", "conv_macs", "inception_module_arithmetic"]
+__all__ = [
+    "profile", "Profile", "Row", "LayerRow", "conv_macs", "inception_module_arithmetic",
+    "ModelSummary", "summarize_models", "format_models", "preset_rows", "format_presets",
+]
 
 
 @dataclasses.dataclass

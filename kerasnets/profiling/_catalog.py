@@ -1,6 +1,8 @@
-"""The table of every registered model: parameters, MACs, input size, paper.
+"""The table of every registered model: parameters, MACs, input size, paper, and its presets.
 
-Used by ``kerasnets list`` and by ``scripts/model_table.py`` (the README's table).
+Used by ``kerasnets list`` and by ``scripts/model_table.py`` (the README's table). What
+a model is comes from its spec (`kerasnets.registry.get_entry`), its presets' facts from
+`kerasnets.weights.presets_of`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from typing import Callable
 
 from kerasnets.profiling._render import human
 
-__all__ = ["ModelSummary", "summarize_models", "format_models", "short_paper"]
+__all__ = [
+    "ModelSummary", "summarize_models", "format_models", "short_paper", "preset_rows", "format_presets",
+]
 
 
 @dataclasses.dataclass
@@ -29,6 +33,7 @@ class ModelSummary:
     family: str
     paper: str
     weights: str = ""  # the ImageNet presets, with their published top-1
+    presets: list = dataclasses.field(default_factory=list)  # `preset_rows` of the model
     error: str = ""
 
     def to_dict(self):
@@ -92,6 +97,7 @@ def summarize_models(names, progress: Callable | None = None) -> list:
         base = dict(
             name=name, builder=entry.builder.__name__, input_size=info.default_size,
             family=info.family, paper=info.paper, weights=weights_summary(name),
+            presets=preset_rows([name]),
         )
         try:
             p = profile(name)
@@ -148,3 +154,34 @@ def format_models(rows, fmt: str = "text", exact: bool = False, links: bool = Fa
 
     out = [line(header), "-" * len(line(["-" * w for w in widths]))] + [line(c) for c in body]
     return "\n".join(out + [""] + textwrap.wrap(note, 100)) + "\n"
+
+
+def preset_rows(names) -> list[dict]:
+    """One dict per preset of the models ``names``, in their specs' order: the preset's name,
+    source, top-1/top-5 as published, input size, preprocessing, the builder arguments it
+    needs, its file and license."""
+    from kerasnets.weights import presets_of
+
+    return [dict(
+        model=p.model, preset=p.name, source=p.source, top1=p.top1, top5=p.top5, input_size=p.input_size,
+        preprocessing=p.preprocessing.name, crop_fraction=round(p.preprocessing.crop_fraction, 4),
+        builder_kwargs=dict(p.builder_kwargs), url=p.file.url, file_hash=p.file.file_hash, license=p.license,
+    ) for name in names for p in presets_of(name)]
+
+
+def format_presets(rows, fmt: str = "text", without=()) -> str:
+    """The `preset_rows` as aligned text or Markdown; ``without`` names the models with none."""
+    header = ["model", "preset", "source", "top-1", "input", "preprocessing", "needs"]
+    body = [[r["model"], r["preset"], r["source"], f"{r['top1']:.1f}", f"{r['input_size']}",
+             r["preprocessing"] + (f" (crop {r['crop_fraction']:.3f})" if r["crop_fraction"] != 0.875 else ""),
+             ", ".join(f"{k}={v!r}" for k, v in r["builder_kwargs"].items()) or "-"] for r in rows]
+    if not body:
+        lines = []
+    elif fmt == "markdown":
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    else:
+        widths = [max([len(header[i])] + [len(c[i]) for c in body]) for i in range(len(header))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in [header] + body]
+    note = f"No exact public ImageNet weights: {', '.join(without)}.\n" if without else ""
+    return "\n".join(lines) + ("\n" if lines else "") + ("\n" if lines and note else "") + note

@@ -7,8 +7,9 @@ global ``width_multiplier`` and its per-stage / per-block / per-module widths
 a plot of accuracy against multiply-adds with the Pareto front marked.
 
 * `WidthHyperModel`: the keras-tuner ``HyperModel`` of any registered model; its
-  search space (`search_space`, ``hypermodel.describe()``) is declared with each
-  model (``builder.tuning``, a `FamilySpace`; `family_space`), readable and overridable. Hyperparameter names:
+  search space (`search_space`, ``hypermodel.describe()``) is declared in each
+  model's spec (``ModelSpec.widths``, a `WidthSpace`; `family_space`), readable and
+  overridable. Hyperparameter names:
   ``width_multiplier``; ``conv2_width`` .. ``conv5_width`` (ResNet stages),
   ``block1_width`` .. ``block5_width`` (VGG blocks), ``inception_3a_scale`` ..
   (GoogLeNet modules), ``mixed5b_scale`` .. (Inception v2/v3 modules);
@@ -51,6 +52,7 @@ from kerasnets.tuning._report import (
 )
 from kerasnets.tuning._space import (
     FamilySpace,
+    WidthSpace,
     Hyperparameter,
     builder_kwargs,
     depth_choices,
@@ -74,6 +76,7 @@ __all__ = [
     "build_from_args",
     "search_space",
     "Hyperparameter",
+    "WidthSpace",
     "FamilySpace",
     "builder_kwargs",
     "depth_choices",

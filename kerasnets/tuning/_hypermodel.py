@@ -49,7 +49,7 @@ class WidthHyperModel(keras_tuner.HyperModel):
     ``learning_rate``       with ``learning_rate=True``: recipe's rate /30 .. x3 (log)
     ======================  ==========================================================
 
-    A stage width is the base of the builder's ``stage_widths`` / ``block_widths``;
+    A stage width is the base of the builder's ``stage_widths``;
     ``width_multiplier`` scales it again (a layer has
     ``round(conv3_width * width_multiplier)`` filters). AlexNet searches only
     ``width_multiplier``.
@@ -127,7 +127,8 @@ class WidthHyperModel(keras_tuner.HyperModel):
         model_kwargs = dict(model_kwargs or {})
         reserved = {"input_shape", "classes", "width_multiplier", "name"}
         space = _space.family_space(entry.name)
-        reserved |= {space.argument} if space.argument else set()
+        if space.argument:  # the searched widths, under any of their names
+            reserved |= {space.argument} | {a for a, arg in entry.spec.aliases.items() if arg == space.argument}
         clash = sorted(reserved & set(model_kwargs))
         if clash:
             raise ValueError(

@@ -1,22 +1,23 @@
 """The search spaces: a model's declared width groups -> hyperparameters -> builder arguments.
 
-Each registered model declares, with its builder (``builder.tuning``, a
-`FamilySpace` given to `make_variant` in its model module), which of its widths
-are searched, which builder argument receives them and which models it shares a
-depth search with; `search_space` turns it into `Hyperparameter` records. There
-is no second table of widths or model names here.
+Each registered model declares in its spec (`kerasnets.registry.ModelSpec.widths`, a
+`WidthSpace`) which of its widths are searched, and its depth
+(`ModelSpec.depth`) and depth group (the models it shares a depth search with);
+`search_space` turns them into `Hyperparameter` records. There is no table of widths or
+model names here: a new spec has a search space as soon as it is registered.
 
 Two kinds of width groups:
 
 * ``"stage"``: one base width per group, searched as an integer
   (``conv3_width``: ResNet stages, ``block4_width``: VGG blocks); the builder
-  receives the list of them (``stage_widths=[...]``, ``block_widths=[...]``).
+  receives the list of them (``stage_widths=[...]``).
 * ``"module"``: one scale per Inception module, searched from a choice
   (``inception_4a_scale``, ``mixed6b_scale``); every branch width of the module
   is multiplied by it, and the builder receives the scaled rows
-  (``module_widths={"4a": {"b1": 96, ...}}``).
+  (``stage_widths={"4a": {"b1": 96, ...}}``).
 
-In both cases the global ``width_multiplier`` applies on top, inside the builder.
+A spec of the ``"global"`` kind searches only ``width_multiplier``, which applies on
+top of the groups in every case, inside the builder.
 """
 
 from __future__ import annotations
@@ -24,14 +25,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-import re
 from typing import Any, Callable, Mapping
 
 from kerasnets.layers import channel_axis
-from kerasnets.models._application import FamilySpace, scale_width
+from kerasnets.models import scale_width
+from kerasnets.registry import WidthSpace, entries, get_entry
+
+FamilySpace = WidthSpace  # the name earlier releases exported
 
 __all__ = [
     "Hyperparameter",
+    "WidthSpace",
     "FamilySpace",
     "WIDTH_MULTIPLIERS",
     "MODULE_SCALES",
@@ -189,41 +193,32 @@ _CHECKS = {
 }
 
 
-# ---------------------------------------------------------------------------
-# The table of families.
-# ---------------------------------------------------------------------------
-
-
-# The search space of each model is declared with the model, in its builder's spec
-# (``builder.tuning``, a `FamilySpace`, set by `make_variant`): there is no table here.
-
-
-def family_space(model_name: str) -> FamilySpace:
-    """The `FamilySpace` a registered model declares (``builder.tuning``); models without one raise."""
-    from kerasnets.registry import get_entry, list_models
-
+def family_space(model_name: str) -> WidthSpace:
+    """The `WidthSpace` a registered model's spec declares; a builder without a spec raises."""
     entry = get_entry(model_name)
-    space = getattr(entry.builder, "tuning", None)
-    if space is None:
-        searchable = [n for n in list_models() if getattr(get_entry(n).builder, "tuning", None)]
+    if entry.widths is None:
+        searchable = [e.name for e in entries() if e.widths is not None]
         raise ValueError(
-            f"No width search space is declared for {entry.name} (family '{entry.info.family}'); "
-            f"the models with one are {', '.join(searchable)}. Received: model={model_name!r}"
+            f"No width search space is declared for {entry.name} (it was registered without a "
+            f"ModelSpec); the models with one are {', '.join(searchable)}. Received: model={model_name!r}"
         )
-    return space
+    return entry.widths
 
 
-def _depth_of(name: str) -> int:
-    return int(re.search(r"\d+", name).group())
+def _depth_of(model_name: str) -> int | None:
+    return get_entry(model_name).spec.depth
 
 
 def depth_choices(model_name: str) -> dict[int, str]:
-    """``{depth: registered name}`` of the models the depth search may pick (``{}``: none)."""
-    key = model_name.lower()
-    for group in family_space(key).depth_groups:
-        if key in group:
-            return {_depth_of(n): n for n in group}
-    return {}
+    """``{depth: registered name}`` of the models the depth search may pick (``{}``: none):
+    the specs of the same depth group, by their depth."""
+    group = family_space(model_name).depth_group
+    if group is None:
+        return {}
+    return dict(sorted(
+        (e.spec.depth, e.name) for e in entries()
+        if e.widths is not None and e.widths.depth_group == group and e.spec.depth is not None
+    ))
 
 
 def _learning_rate_hp(default):
@@ -276,14 +271,14 @@ def search_space(
             )
         hps.append(
             Hyperparameter(
-                "depth", "depth", values=tuple(choices), default=_depth_of(model_name.lower()),
+                "depth", "depth", values=tuple(choices), default=_depth_of(model_name),
                 doc=f"the depth: one of the registered {', '.join(choices.values())}",
                 allowed=tuple(choices),
             )
         )
     if per_block and space.kind == "stage":
         previous = 0
-        for name, base in space.groups(model_name.lower()).items():
+        for name, base in space.groups.items():
             step = max(1, base // _STAGE_STEPS)
             low = max(step, previous) if space.monotonic else step
             previous = base
@@ -294,7 +289,7 @@ def search_space(
                 )
             )
     elif per_block and space.kind == "module":
-        for name, (key, row) in space.groups(model_name.lower()).items():
+        for name, (key, row) in space.groups.items():
             fields = "/".join(str(v) for v in row if v is not None)
             hps.append(
                 Hyperparameter(
@@ -348,22 +343,21 @@ def builder_kwargs(model_name: str, values: Mapping) -> tuple[str, dict]:
     if "depth" in values:
         name = depth_choices(model_name)[values["depth"]]
     kwargs = {"width_multiplier": values["width_multiplier"]}
+    groups = family_space(name).groups
     if space.kind == "stage":
-        groups = space.groups(name)
         if all(k in values for k in groups):
             kwargs[space.argument] = [int(values[k]) for k in groups]
     elif space.kind == "module":
-        groups = space.groups(name)
-        module_widths = {}
+        stage_widths = {}
         for hp_name, (key, row) in groups.items():
             scale = values.get(hp_name, 1.0)
             if scale != 1.0:
-                module_widths[key] = {
+                stage_widths[key] = {
                     field: scale_width(width, scale)
                     for field, width in row._asdict().items() if width is not None
                 }
-        if module_widths:
-            kwargs[space.argument] = module_widths
+        if stage_widths:
+            kwargs[space.argument] = stage_widths
     return name, kwargs
 
 
@@ -374,17 +368,17 @@ def effective_widths(model_name: str, values: Mapping, model=None) -> list[int]:
     families, each module's output channels, read from the built ``model``
     (``None`` without one). AlexNet has no groups: ``[]``.
     """
-    space = family_space(model_name)
     name, kwargs = builder_kwargs(model_name, values)
+    space = family_space(name)
     multiplier = kwargs["width_multiplier"]
     if space.kind == "stage":
-        bases = kwargs.get(space.argument) or list(space.groups(name).values())
+        bases = kwargs.get(space.argument) or list(space.groups.values())
         return [scale_width(w, multiplier) for w in bases]
     if space.kind == "module":
         if model is None:
             return None
         return [
-            int(model.get_layer(space.module_layer(key)).output.shape[channel_axis()])
-            for key, _ in space.groups(name).values()
+            int(model.get_layer(space.module_layer.format(key)).output.shape[channel_axis()])
+            for key, _ in space.groups.values()
         ]
     return []

@@ -21,6 +21,7 @@ from kerasnets.weights._api import (
     preprocess_input,
     preprocessing_for,
     presets_of,
+    resolve as resolve_weights,
 )
 from kerasnets.weights._convert import ConversionError
 from kerasnets.weights._files import WeightFile, cache_dir, fetch, file_hash
@@ -31,12 +32,12 @@ __all__ = [
     "Preset", "PRESETS", "WeightFile", "WeightsRequest", "ConversionError", "WeightFileError",
     "cache_dir", "fetch", "file_hash", "get_preset", "list_presets", "presets_of",
     "models_with_weights", "load_preset", "load_file", "preprocess_input", "preprocessing_for",
-    "decode_predictions", "imagenet_classes", "fine_tuning_model",
+    "decode_predictions", "imagenet_classes", "fine_tuning_model", "resolve_weights",
 ]
 
 
 def list_presets(model: str | None = None) -> list[Preset]:
-    """Every preset (of ``model`` when given), in the registry's order."""
+    """Every preset (of ``model`` when given), in the order the models' specs name them."""
     if model is not None:
         return list(presets_of(model))
-    return [p for name in sorted(PRESETS) for p in PRESETS[name]]
+    return [p for name in models_with_weights() for p in presets_of(name)]

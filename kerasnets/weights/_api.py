@@ -19,12 +19,28 @@ _TORCH_CONVERTERS = {"resnet": "torchvision_resnet", "vgg": "torchvision_vgg", "
 
 
 def presets_of(model: str) -> tuple[Preset, ...]:
-    """The presets of a registered model (``()`` when none)."""
-    return PRESETS.get(model.lower(), ())
+    """The presets of a registered model, in the order its spec names them (``()`` when none).
+
+    The model's `kerasnets.registry.ModelSpec` names its presets; `PRESETS` holds
+    each one's file, hash, preprocessing and published accuracy."""
+    from kerasnets.registry import get_entry
+
+    entry = get_entry(model)
+    held = {p.name: p for p in PRESETS.get(entry.name, ())}
+    missing = [n for n in entry.presets if n not in held]
+    if missing:
+        raise LookupError(
+            f"The spec of {entry.name} names presets that kerasnets.weights does not hold: "
+            f"{missing}. Received: model={model!r}"
+        )
+    return tuple(held[n] for n in entry.presets)
 
 
 def models_with_weights() -> list[str]:
-    return sorted(PRESETS)
+    """The registered models whose spec names at least one preset."""
+    from kerasnets.registry import entries
+
+    return [e.name for e in entries() if e.presets]
 
 
 def _with_weights_text():
