@@ -104,14 +104,14 @@ def test_recipe_field_validation_and_callbacks():
 def test_the_papers_warmup_on_the_demo_run_by_overrides():
     # The setting measured on the main job (benchmarks/README.md): overrides are at the
     # recipe's own epochs (182) and batch (128), so 91 epochs and 0.01 become 5 and 0.0025.
-    overrides = dict(warmup_epochs=91, warmup_learning_rate=0.01, warmup_until_accuracy=0.2)
+    overrides = dict(warmup="constant", warmup_epochs=91, warmup_learning_rate=0.01,
+                     warmup_until_accuracy=0.2)
     recipe, epochs, batch = _run.resolve_recipe("resnet20", "shapes", overrides=overrides)
     assert (epochs, batch, recipe.learning_rate) == (10, 32, pytest.approx(0.025))
     assert recipe.warmup_epochs == pytest.approx(5) and recipe.warmup_learning_rate == pytest.approx(0.0025)
     assert recipe.warmup_until_accuracy == 0.2
     assert [type(c).__name__ for c in recipe.callbacks()] == ["WarmupUntilAccuracy"]
-    # The default run is the paper's recipe: no warm-up.
-    assert _run.resolve_recipe("resnet20", "shapes")[0].warmup_epochs == 0
+    assert recipe.warmup == "constant"
 
 
 def test_linear_warmup_rises_step_by_step_to_the_schedules_rate():
@@ -142,3 +142,20 @@ def test_linear_warmup_recipe_field():
     with pytest.raises(ValueError, match="with warmup='linear'"):
         recipe.replace(warmup_until_accuracy=0.2)
     assert training.get_recipe("resnet_cifar").warmup == "constant", "the paper's recipe"
+
+
+def test_the_demo_run_warms_up_linearly_over_its_first_half_and_the_paper_is_one_override_away():
+    recipe, epochs, batch = _run.resolve_recipe("resnet20", "shapes")
+    assert (epochs, batch) == (10, 32)
+    assert recipe.warmup == "linear" and recipe.warmup_epochs == pytest.approx(5)
+    assert recipe.warmup_learning_rate == pytest.approx(0.0025) and recipe.learning_rate == pytest.approx(0.025)
+    assert recipe.decay_epochs == pytest.approx((5, 7.4725)), "the warm-up ends at the first drop"
+    schedule = recipe.learning_rate_schedule(steps_per_epoch=313)
+    # Hand-computed: 0.0025 + 0.0225 * step / 1565, then x0.1 at step 1565 (epoch 5).
+    for step, rate in {0: 0.0025, 313: 0.0070, 1252: 0.0205, 1565: 0.0025, 2400: 0.00025}.items():
+        assert _rate(schedule, step) == pytest.approx(rate, rel=1e-4), step
+    # Only the demo dataset: CIFAR-10 and folders get the paper's recipe.
+    assert _run.resolve_recipe("resnet20", "cifar10")[0].warmup_epochs == 0
+    # The caller's overrides win: the paper's recipe on shapes.
+    paper = _run.resolve_recipe("resnet20", "shapes", overrides={"warmup_epochs": 0})[0]
+    assert paper.warmup_epochs == 0 and paper.describe_schedule() == "lr 0.025, x0.1 at epochs 5, 7.47"
