@@ -208,13 +208,12 @@ def test_shapes_defaults_short_run_small_batch(capsys):
 
 
 # What `kerasnets train resnet20` (its default run on shapes) reaches, as the README
-# states: the level every measured default run reached, less a margin. Measured default
-# runs ended at 95.3%, 93.3%, 24.8% and 97.0% (seeds 11 to 14, bfloat16; seed 11 is the one
-# run here, chosen before any was measured; it ended at 96.1% in float32 on a 2-core AMD
-# EPYC with the current code); seeded runs repeat exactly on one machine, so
-# the check is not a coin toss. It stays at 20% while a weak seed can sit at chance until the
-# first rate drop (issue 17 is open: the paper's warm-up did not cure it, benchmarks/README.md).
-PROMISED_TEST_ACCURACY = 0.2
+# states: the level every measured default run reached, less a margin. With the demo run's
+# linear warm-up, seeds 11 to 15 ended at 89.65% to 97.25% test top-1 (float32, 2-core AMD
+# EPYC; benchmarks/README.md). Seed 11, run here, was chosen before any was measured.
+# Seeded runs repeat on one machine; other CPUs (bfloat16) and thread counts change the
+# numbers a little, hence the margin.
+PROMISED_TEST_ACCURACY = 0.85
 
 
 # The whole default run: about 5 minutes with bfloat16, about 24 CPU-minutes in float32 on a
