@@ -151,7 +151,7 @@ def run(args):
     print(f"Loading {checkpoint} ...", file=sys.stderr)
     import keras
 
-    import kerasnets  # registers the custom layers for load_model
+    import kerasnets.models  # noqa: F401  (registers the custom layers for load_model)
     import kerasnets.export as export
 
     try:

@@ -188,9 +188,9 @@ def _progress(tuner, objective_name, max_trials, started):
             line += f" {objective_name}={trial.score:.4f}"
         try:
             widths, params, macs = hypermodel.model_stats(values)
-            from kerasnets.tuning._report import _count_text, _widths_text
+            from kerasnets.tuning import count_text, widths_text
 
-            line += f" widths={_widths_text(widths) or '-'} params={_count_text(params)} MACs={_count_text(macs)}"
+            line += f" widths={widths_text(widths) or '-'} params={count_text(params)} MACs={count_text(macs)}"
         except (KeyError, ValueError):
             pass
         best = tuner.oracle.get_best_trials(1)

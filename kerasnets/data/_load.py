@@ -245,9 +245,9 @@ def load(
                                crop_fraction, shuffle_buffer, validation_fraction, verify)
     info = None
     if model is not None:
-        import kerasnets
+        from kerasnets.registry import get_entry
 
-        info = kerasnets.get_model_info(model)
+        info = get_entry(model).info
     if preprocessing is not None:
         preprocessing = get_preprocessing(preprocessing)
     else:

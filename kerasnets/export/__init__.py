@@ -220,7 +220,7 @@ def _versions():
     import keras
     import tensorflow as tf
 
-    from kerasnets import __version__
+    from kerasnets._version import __version__
 
     return {"kerasnets": __version__, "keras": keras.__version__, "tensorflow": tf.__version__}
 

@@ -15,6 +15,7 @@ import sys
 
 import keras
 
+from kerasnets._keras_compat import nested_layers, producing_layer
 from kerasnets.preprocessing import Preprocessing
 
 __all__ = ["ExportSpec", "resolve_spec", "inference_model", "find_lambda_layers", "OUTPUT_KINDS"]
@@ -44,12 +45,12 @@ class ExportSpec:
         """The readable record of what produced an export (written as JSON)."""
         import tensorflow as tf
 
-        import kerasnets
+        from kerasnets._version import __version__
 
         family = None
         if self.model_name is not None:
             try:
-                family = kerasnets.get_model_info(self.model_name).family
+                family = _model_info(self.model_name).family
             except ValueError:
                 family = None
         record = {
@@ -74,7 +75,7 @@ class ExportSpec:
             "signatures": signatures,
             "source": self.source,
             "versions": {
-                "kerasnets": kerasnets.__version__,
+                "kerasnets": __version__,
                 "tensorflow": tf.__version__,
                 "keras": keras.__version__,
                 "python": sys.version.split()[0],
@@ -87,11 +88,11 @@ class ExportSpec:
 
 def inference_model(model):
     """`kerasnets.inference_model` (auxiliary heads stripped), checked to have one output."""
-    import kerasnets
+    from kerasnets.models import inference_model
 
     if not isinstance(model, keras.Model):
         raise ValueError(f"Expected a keras.Model. Received: model={type(model).__name__}")
-    model = kerasnets.inference_model(model)
+    model = inference_model(model)
     if len(model.outputs) != 1:
         raise ValueError(
             "Only single-output models, or models with auxiliary heads and a 'main' output, "
@@ -103,17 +104,19 @@ def inference_model(model):
 def find_lambda_layers(model) -> list:
     """Names of the `keras.layers.Lambda` layers anywhere in ``model`` (nested models too)."""
     found = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in nested_layers(model):
         if isinstance(layer, keras.layers.Lambda):
             found.append(layer.name)
     return found
 
 
 def _output_kind(model) -> str:
+    from kerasnets.models import outputs_logits
+
     tensor = model.outputs[0]
     if len(tensor.shape) != 2:
         return "features"
-    layer = tensor._keras_history[0]
+    layer = producing_layer(tensor)
     config = layer.get_config()
     activation = config.get("activation")
     if isinstance(layer, keras.layers.Softmax):
@@ -121,7 +124,7 @@ def _output_kind(model) -> str:
     if isinstance(layer, (keras.layers.Dense, keras.layers.Activation)):
         if activation in _PROBABILITY_ACTIVATIONS:
             return "probabilities"
-        if isinstance(layer, keras.layers.Dense) and activation in (None, "linear"):
+        if isinstance(layer, keras.layers.Dense) and outputs_logits(model):
             return "logits"
     if isinstance(layer, (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)):
         return "features"
@@ -168,15 +171,15 @@ def _as_size(image_size):
 
 
 def _model_info(name):
-    import kerasnets
+    from kerasnets.registry import get_entry
 
-    return kerasnets.get_model_info(name)
+    return get_entry(name).info
 
 
 def _registered(name) -> bool:
-    import kerasnets
+    from kerasnets.registry import list_models
 
-    return isinstance(name, str) and name.lower() in kerasnets.list_models()
+    return isinstance(name, str) and name.lower() in list_models()
 
 
 def resolve_spec(

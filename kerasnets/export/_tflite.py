@@ -18,7 +18,7 @@ def _normalize(images, preprocessing):
     """uint8 -> float32 ``(pixels - mean) / std``, as the evaluation preprocessing ends."""
     import tensorflow as tf
 
-    from kerasnets.data._augment import normalize  # the last step of preprocess_for_eval
+    from kerasnets.data import normalize  # the last step of preprocess_for_eval
 
     return normalize(tf.cast(images, tf.float32), preprocessing)
 

@@ -437,14 +437,14 @@ def make_variant(
     parameters = signature.parameters
 
     def builder(*args, **kwargs):
-        from kerasnets.weights._api import resolve
+        from kerasnets.weights import resolve_weights
 
         bound = signature.bind(*args, **kwargs)
         passed = dict(bound.arguments)
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         # Checked before a layer is built; a preset may set builder arguments.
-        request = resolve(builder_name, registered, info.family, passed, arguments, parameters)
+        request = resolve_weights(builder_name, registered, info.family, passed, arguments, parameters)
         if request is None:
             return family_fn(model_name=builder_name, **fixed, **arguments)
         arguments["weights"] = None

@@ -10,6 +10,8 @@ import dataclasses
 import math
 import keras
 
+from kerasnets._keras_compat import inbound_nodes, keras_history
+
 __all__ = ["NodeStats", "walk", "layer_macs", "conv_macs", "COUNTED", "NOT_COUNTED"]
 
 # What the multiply-add count covers, stated once (rendered under every table).
@@ -170,10 +172,10 @@ def _is_weighted(layer):
 
 
 def _producer(tensor):
-    history = getattr(tensor, "_keras_history", None)
+    history = keras_history(tensor)
     if history is None or history.operation is None:
         return None
-    return history.operation._inbound_nodes[history.node_index]
+    return inbound_nodes(history.operation)[history.node_index]
 
 
 def _ordered_nodes(outputs):

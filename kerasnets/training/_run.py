@@ -149,10 +149,10 @@ def _slug(text):
 def _versions():
     import tensorflow as tf
 
-    import kerasnets
+    from kerasnets._version import __version__
 
     return {
-        "kerasnets": kerasnets.__version__,
+        "kerasnets": __version__,
         "keras": keras.__version__,
         "tensorflow": tf.__version__,
         **_distribution.backend_versions(),
@@ -174,7 +174,7 @@ def _load_split(dataset, split, **kwargs):
     return data.load(dataset, split, **kwargs)
 
 
-def _first_split(dataset, names, **kwargs):
+def first_split(dataset, names, **kwargs):
     """Loads the first split of ``names`` the dataset has; ``(name, DataSplit)``."""
     from kerasnets.data import DataError
 
@@ -585,10 +585,10 @@ def _prepare(
             f"The images of {dataset} are {image_size}x{image_size}, below the minimum of "
             f"{entry.name} ({info.min_size}); pass --image-size. Received: image_size={image_size}"
         )
-    val_name, val = _first_split(
+    val_name, val = first_split(
         dataset, [validation_split] if validation_split else ["validation", "test"], training=False, **load
     )
-    test_name, test = _first_split(
+    test_name, test = first_split(
         dataset, [test_split] if test_split else ["test", "validation"], training=False, **load
     )
 
@@ -694,7 +694,7 @@ def evaluate_model(model, split, *, strategy=None, verbose="auto") -> dict:
     Returns:
         ``{"loss", "accuracy", "top5_accuracy" (more than 5 classes), "examples"}``.
     """
-    from kerasnets.models import inference_model
+    from kerasnets.models import inference_model, outputs_logits
 
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 0
@@ -703,7 +703,7 @@ def evaluate_model(model, split, *, strategy=None, verbose="auto") -> dict:
         single = inference_model(model)
         evaluator = keras.Model(single.inputs, single.outputs, name=f"{model.name}_eval")
         classes = evaluator.outputs[0].shape[-1]
-        from_logits = getattr(_last_layer(evaluator), "activation", None) is keras.activations.linear
+        from_logits = outputs_logits(evaluator)
         metrics = [
             keras.metrics.SparseCategoricalCrossentropy(name="crossentropy", from_logits=from_logits),
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
@@ -719,10 +719,3 @@ def evaluate_model(model, split, *, strategy=None, verbose="auto") -> dict:
         result["top5_accuracy"] = float(values["top5_accuracy"])
     result["examples"] = split.steps_per_epoch * split.batch_size if split.drop_remainder else split.num_examples
     return result
-
-
-def _last_layer(model):
-    layer = model.outputs[0]._keras_history[0]
-    if isinstance(layer, keras.layers.Identity):
-        layer = layer.input._keras_history[0]
-    return layer

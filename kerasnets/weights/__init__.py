@@ -21,6 +21,7 @@ from kerasnets.weights._api import (
     preprocess_input,
     preprocessing_for,
     presets_of,
+    resolve_weights,
 )
 from kerasnets.weights._convert import ConversionError
 from kerasnets.weights._files import WeightFile, cache_dir, fetch, file_hash
@@ -31,7 +32,7 @@ __all__ = [
     "Preset", "PRESETS", "WeightFile", "WeightsRequest", "ConversionError", "WeightFileError",
     "cache_dir", "fetch", "file_hash", "get_preset", "list_presets", "presets_of",
     "models_with_weights", "load_preset", "load_file", "preprocess_input", "preprocessing_for",
-    "decode_predictions", "imagenet_classes", "fine_tuning_model",
+    "decode_predictions", "imagenet_classes", "fine_tuning_model", "resolve_weights",
 ]
 
 

@@ -100,7 +100,7 @@ class WeightsRequest:
             load_file(model, self.path, family=self.family)
 
 
-def resolve(model_name, registry_name, family, passed, arguments, parameters):
+def resolve_weights(model_name, registry_name, family, passed, arguments, parameters):
     """Checks ``weights=`` before anything is built.
 
     ``passed``: the arguments the caller gave; ``arguments``: all of them with the
