@@ -5,11 +5,10 @@ Backend-agnostic: `keras.layers` and `keras.ops` only (docs/architecture.md, Lay
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import keras
 from keras import ops
+
+from kerasnets._validate import check_choice, fail, is_int, is_number
 
 __all__ = [
     "channel_axis",
@@ -156,17 +155,13 @@ class LocalResponseNormalization(keras.layers.Layer):
         self, size=5, k=2.0, alpha=1e-4, beta=0.75, alpha_is_averaged=False, data_format=None, **kwargs
     ):
         super().__init__(**kwargs)
-        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1 or size % 2 == 0:
-            raise ValueError(f"size must be a positive odd integer. Received: size={size!r}")
+        if not is_int(size) or size < 1 or size % 2 == 0:
+            fail("size", "a positive odd integer", size)
         for arg, value in (("k", k), ("alpha", alpha), ("beta", beta)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-                raise ValueError(f"{arg} must be a finite number. Received: {arg}={value!r}")
+            if not is_number(value):
+                fail(arg, "a finite number", value)
         data_format = data_format or keras.config.image_data_format()
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(
-                "data_format must be 'channels_last' or 'channels_first'. "
-                f"Received: data_format={data_format!r}"
-            )
+        check_choice("data_format", data_format, ("channels_last", "channels_first"))
         self.size = int(size)
         self.k = float(k)
         self.alpha = float(alpha)

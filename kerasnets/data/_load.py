@@ -10,6 +10,7 @@ from typing import Optional, Union
 import tensorflow as tf
 
 from kerasnets import preprocessing as _preprocessing
+from kerasnets._validate import check_choice, check_fraction, check_int, check_probability, fail, is_int
 from kerasnets.data import _augment
 from kerasnets.preprocessing import IMAGENET_MEAN_STD, Preprocessing
 
@@ -99,34 +100,22 @@ def _check_arguments(source, split, image_size, batch_size, augment, cache, seed
         raise ValueError(f"split must be a non-empty string. Received: split={split!r}")
     for name, value in (("image_size", image_size), ("batch_size", batch_size),
                         ("shuffle_buffer", shuffle_buffer)):
-        if value is None and name != "batch_size":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        check_int(name, value, allow_none=name != "batch_size")
     if augment is False or augment == "none":
         augment = None
-    if augment not in _AUGMENT_CHOICES:
-        raise ValueError(
-            f"augment must be one of {_AUGMENT_CHOICES}. Received: augment={augment!r}"
-        )
+    check_choice("augment", augment, _AUGMENT_CHOICES)
     if not (isinstance(cache, bool) or isinstance(cache, (str, os.PathLike))):
         raise ValueError(
             "cache must be True (in memory), False or a file path prefix. "
             f"Received: cache={cache!r}"
         )
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ValueError(f"seed must be an integer or None. Received: seed={seed!r}")
-    if crop_fraction is not None and not 0 < crop_fraction <= 1:
-        raise ValueError(f"crop_fraction must be in (0, 1]. Received: crop_fraction={crop_fraction!r}")
-    if not 0 <= validation_fraction < 1:
-        raise ValueError(
-            "validation_fraction must be in [0, 1). "
-            f"Received: validation_fraction={validation_fraction!r}"
-        )
-    if verify not in ("header", "full", None, False):
-        raise ValueError(
-            f"verify must be 'header', 'full' or None. Received: verify={verify!r}"
-        )
+    if seed is not None and not is_int(seed):
+        fail("seed", "an integer or None", seed)
+    if crop_fraction is not None:
+        check_fraction("crop_fraction", crop_fraction)
+    check_probability("validation_fraction", validation_fraction)
+    if verify is not False:
+        check_choice("verify", verify, ("header", "full", None))
     return augment
 
 

@@ -36,6 +36,7 @@ import json
 import os
 import zipfile
 
+from kerasnets._validate import check_bool, check_choice
 from kerasnets.export._atomic import METADATA_FILE, atomic_destination, check_destination
 from kerasnets.export._dtype import policy_names, with_dtype_policy
 from kerasnets.export._fold import fold_batch_norm
@@ -138,8 +139,7 @@ def saved_model(
 
     from kerasnets.export._serving import serving_functions, signature_doc
 
-    if not isinstance(fold_batch_norm, bool):
-        raise ValueError(f"fold_batch_norm must be True or False. Received: fold_batch_norm={fold_batch_norm!r}")
+    check_bool("fold_batch_norm", fold_batch_norm)
     path = check_destination(path, overwrite=overwrite, kind="dir", source=source)
     model, spec = _spec(model, dict(
         model_name=model_name, image_size=image_size, preprocessing=preprocessing,
@@ -247,8 +247,7 @@ def export(model, path, format="saved_model", **kwargs):
     >>> kerasnets.export.export(model, "model.tflite", format="tflite")
     """
     writers = {"saved_model": saved_model, "keras": keras_file, "tflite": tflite}
-    if format not in writers:
-        raise ValueError(f"format must be one of {FORMATS}. Received: format={format!r}")
+    check_choice("format", format, FORMATS)
     return writers[format](model, path, **kwargs)
 
 

@@ -16,6 +16,7 @@ import sys
 import keras
 
 from kerasnets._keras_compat import nested_layers, producing_layer
+from kerasnets._validate import check_choice, check_int, check_size
 from kerasnets.preprocessing import Preprocessing
 
 __all__ = ["ExportSpec", "resolve_spec", "inference_model", "find_lambda_layers", "OUTPUT_KINDS"]
@@ -155,19 +156,7 @@ def _as_preprocessing(value) -> Preprocessing:
 
 
 def _as_size(image_size):
-    if isinstance(image_size, bool):
-        raise ValueError(f"image_size must be an int or (height, width). Received: image_size={image_size!r}")
-    if isinstance(image_size, int):
-        image_size = (image_size, image_size)
-    try:
-        size = tuple(int(s) for s in image_size)
-    except (TypeError, ValueError):
-        size = ()
-    if len(size) != 2 or any(s < 1 for s in size) or list(size) != [s for s in image_size]:
-        raise ValueError(
-            f"image_size must be a positive int or (height, width). Received: image_size={image_size!r}"
-        )
-    return size
+    return check_size("image_size", image_size)
 
 
 def _model_info(name):
@@ -201,10 +190,8 @@ def resolve_spec(
         raise ValueError(
             f"Only single-input image models can be exported. Received: {len(model.inputs)} inputs"
         )
-    if output not in OUTPUT_KINDS:
-        raise ValueError(f"output must be one of {OUTPUT_KINDS}. Received: output={output!r}")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"top_k must be a positive integer. Received: top_k={top_k!r}")
+    check_choice("output", output, OUTPUT_KINDS)
+    check_int("top_k", top_k)
     if builder_kwargs is not None and not isinstance(builder_kwargs, dict):
         raise ValueError(f"builder_kwargs must be a dict. Received: builder_kwargs={builder_kwargs!r}")
 

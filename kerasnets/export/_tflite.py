@@ -7,6 +7,7 @@ import tempfile
 
 import numpy as np
 
+from kerasnets._validate import check_number
 from kerasnets.export._atomic import atomic_destination, check_destination
 from kerasnets.export._dtype import with_dtype_policy
 from kerasnets.export._spec import inference_model, resolve_spec
@@ -109,8 +110,7 @@ def tflite(
 
     if not str(os.fspath(path) if isinstance(path, os.PathLike) else path).endswith(".tflite"):
         raise ValueError(f"A TFLite file must end in `.tflite`. Received: path={path!r}")
-    if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not atol >= 0:
-        raise ValueError(f"atol must be a non-negative number. Received: atol={atol!r}")
+    check_number("atol", atol, allow_zero=True)
     from kerasnets.export._backend import export_in_tensorflow, needs_tensorflow
 
     if needs_tensorflow():  # the converter takes TensorFlow graphs: a TensorFlow-backend process

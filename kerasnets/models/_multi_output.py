@@ -47,6 +47,7 @@ from __future__ import annotations
 import keras
 
 from kerasnets._keras_compat import classifier_layer, producing_layer
+from kerasnets._validate import check_number
 
 __all__ = ["AuxiliaryClassifierModel", "inference_model", "outputs_logits", "MAIN_OUTPUT"]
 
@@ -73,16 +74,7 @@ class AuxiliaryClassifierModel(keras.Model):
 
     def __init__(self, *args, aux_loss_weight=0.3, **kwargs):
         super().__init__(*args, **kwargs)
-        if (
-            isinstance(aux_loss_weight, bool)
-            or not isinstance(aux_loss_weight, (int, float))
-            or aux_loss_weight < 0
-        ):
-            raise ValueError(
-                "aux_loss_weight must be a non-negative number. "
-                f"Received: aux_loss_weight={aux_loss_weight!r}"
-            )
-        self.aux_loss_weight = float(aux_loss_weight)
+        self.aux_loss_weight = check_number("aux_loss_weight", aux_loss_weight, allow_zero=True)
 
     # -- the heads ---------------------------------------------------------
 

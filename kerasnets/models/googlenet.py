@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 import keras
 
+from kerasnets._validate import check_bool
 from kerasnets.layers import LocalResponseNormalization, channel_axis, conv_bn_act
 from kerasnets.models._application import (
     FamilySpace,
@@ -175,8 +176,7 @@ def googlenet(
         aux_classifiers = include_top is True
     aux_classifiers = check_aux_args(aux_classifiers, aux_loss_weight, include_top, model_name)
     validate_width_multiplier(width_multiplier, model_name)
-    if batch_norm not in (True, False):
-        raise ValueError(f"batch_norm must be True or False. Received: batch_norm={batch_norm!r}")
+    check_bool("batch_norm", batch_norm, context=model_name)
     widths = resolve_widths(TABLE1, module_widths, width_multiplier, model_name)
     conv = _conv_fn(batch_norm)
     contract["name"] = contract.get("name") or ("googlenet_bn" if batch_norm else "googlenet")

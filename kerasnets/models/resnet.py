@@ -17,6 +17,7 @@ import functools
 
 import keras
 
+from kerasnets._validate import check_bool, check_choice, check_widths
 from kerasnets.layers import ChannelZeroPad, channel_axis, conv_bn_act
 from kerasnets.models._application import (
     FamilySpace,
@@ -128,11 +129,7 @@ def _stages(x, block, blocks, widths, *, shortcut, downsample_on, zero_init=Fals
 
 
 def _check_zero_init(zero_init_residual, residual, model_name):
-    if not isinstance(zero_init_residual, bool):
-        raise ValueError(
-            f"zero_init_residual must be True or False for {model_name}. "
-            f"Received: zero_init_residual={zero_init_residual!r}"
-        )
+    check_bool("zero_init_residual", zero_init_residual, context=model_name)
     if zero_init_residual and not residual:
         raise ValueError(
             f"zero_init_residual needs the shortcuts: without them a zero gamma blocks the "
@@ -143,13 +140,7 @@ def _check_zero_init(zero_init_residual, residual, model_name):
 def _check_widths(stage_widths, default, model_name):
     if stage_widths is None:
         return default
-    widths = tuple(stage_widths)
-    if len(widths) != len(default) or not all(isinstance(w, int) and w > 0 for w in widths):
-        raise ValueError(
-            f"stage_widths must be {len(default)} positive integers for {model_name}. "
-            f"Received: stage_widths={stage_widths!r}"
-        )
-    return widths
+    return check_widths("stage_widths", stage_widths, length=len(default), context=model_name)
 
 
 def _imagenet_geometry(blocks, block, downsample_on):
@@ -166,8 +157,7 @@ def resnet_imagenet(
     block, blocks = IMAGENET_DEPTHS[depth]
     validate_width_multiplier(width_multiplier, model_name)
     _check_zero_init(zero_init_residual, residual, model_name)
-    if downsample_on not in ("1x1", "3x3"):
-        raise ValueError(f"downsample_on must be '1x1' or '3x3'. Received: downsample_on={downsample_on!r}")
+    check_choice("downsample_on", downsample_on, ("1x1", "3x3"))
     widths = [scale_width(w, width_multiplier) for w in _check_widths(stage_widths, IMAGENET_WIDTHS, model_name)]
 
     def backbone(inputs, head):

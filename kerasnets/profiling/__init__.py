@@ -40,6 +40,7 @@ import dataclasses
 import keras
 
 from kerasnets._keras_compat import deferred_variables
+from kerasnets._validate import check_size
 from kerasnets.profiling._blocks import describe, inception_widths, is_quiet, kind, patch_of, split_name
 from kerasnets.profiling._graph import COUNTED, NOT_COUNTED, conv_macs, walk
 from kerasnets.profiling._render import render
@@ -252,7 +253,7 @@ def _build(name, input_size, builder_kwargs):
                 "Pass either input_size or input_shape, not both. "
                 f"Received: input_size={input_size!r}, input_shape={kwargs['input_shape']!r}"
             )
-        size = _check_size(input_size)
+        size = check_size("input_size", input_size)
         channels = 3
         kwargs["input_shape"] = (*size, channels) if keras.config.image_data_format() == "channels_last" else (channels, *size)
     try:
@@ -262,16 +263,6 @@ def _build(name, input_size, builder_kwargs):
         if "stateless scope" not in str(error):
             raise
     return entry.build(**kwargs)  # a layer that needs its variables' values to build
-
-
-def _check_size(input_size):
-    size = (input_size, input_size) if not isinstance(input_size, (tuple, list)) else tuple(input_size)
-    if len(size) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size):
-        raise ValueError(
-            "input_size must be a positive integer (a square image) or a pair (height, width). "
-            f"Received: input_size={input_size!r}"
-        )
-    return size
 
 
 # ---------------------------------------------------------------------------

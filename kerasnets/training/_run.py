@@ -66,6 +66,7 @@ import sys
 
 import keras
 
+from kerasnets._validate import check_int, check_number
 from kerasnets.files import LOCK_FILE, RunLock, check_writable
 from kerasnets.training import _io
 from kerasnets.training import distribution as _distribution
@@ -133,13 +134,6 @@ LAYOUT = {
 # The request fields that must match for a run folder to be resumed.
 _RESUME_KEYS = ("model", "dataset", "image_size", "batch_size", "recipe", "overrides",
                 "learning_rate", "model_kwargs", "train_split", "augment")
-
-
-def _check_positive_int(name, value):
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
 
 
 def _slug(text):
@@ -520,11 +514,8 @@ def _prepare(
     from kerasnets.registry import get_entry
 
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("image_size", image_size)):
-        _check_positive_int(name, value)
-    if learning_rate is not None and (
-        isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or learning_rate <= 0
-    ):
-        raise ValueError(f"learning_rate must be a positive number. Received: learning_rate={learning_rate!r}")
+        check_int(name, value, allow_none=True)
+    check_number("learning_rate", learning_rate, allow_none=True)
     overrides = dict(overrides or {})
     model_kwargs = dict(model_kwargs or {})
     reserved = {"classes", "input_shape", "weights", "include_top", "input_tensor"} & set(model_kwargs)

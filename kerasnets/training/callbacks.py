@@ -41,6 +41,7 @@ import time
 import keras
 
 from kerasnets._keras_compat import set_initial_epoch
+from kerasnets._validate import check_choice
 from kerasnets.training import _io
 
 __all__ = [
@@ -318,8 +319,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.path = os.fspath(path)
         if not self.path.endswith(".keras"):
             raise ValueError(f"path must end in .keras. Received: path={path!r}")
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max'. Received: mode={mode!r}")
+        check_choice("mode", mode, ("auto", "min", "max"))
         self.monitor = monitor
         self.mode = ("min" if "loss" in monitor else "max") if mode == "auto" else mode
         self.best = None

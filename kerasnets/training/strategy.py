@@ -50,6 +50,8 @@ import os
 
 import keras
 
+from kerasnets._validate import check_choice, check_int
+
 __all__ = [
     "Hardware",
     "choose_strategy",
@@ -112,8 +114,7 @@ def split_cpu(devices: int):
         ValueError: ``devices`` is not a positive integer, or TensorFlow already
             initialised its devices with another number.
     """
-    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
-        raise ValueError(f"devices must be a positive integer. Received: devices={devices!r}")
+    check_int("devices", devices)
     if _backend() == "jax":
         from kerasnets.training.distribution import split_jax_cpu
 
@@ -159,8 +160,7 @@ def choose_strategy(name: str = "auto"):
     Raises:
         ValueError: for an unknown name, or ``"tpu"`` without a TPU.
     """
-    if name not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}. Received: strategy={name!r}")
+    check_choice("strategy", name, STRATEGIES)
     if _backend() != "tensorflow":
         from kerasnets.training.distribution import choose_backend_strategy
 
@@ -249,10 +249,7 @@ def choose_precision(precision: str = "auto", strategy=None) -> str:
 
     See the module docstring for what ``"auto"`` picks.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(
-            f"precision must be one of {', '.join(PRECISIONS)}. Received: precision={precision!r}"
-        )
+    check_choice("precision", precision, PRECISIONS)
     if precision != "auto":
         return precision
     device = _device_type(strategy or _default_strategy())
@@ -293,8 +290,7 @@ def choose_jit_compile(xla: str | bool = "auto", strategy=None):
     """The ``jit_compile`` argument of ``compile`` for ``xla`` (``auto``, ``on``, ``off``)."""
     if isinstance(xla, bool):
         return xla
-    if xla not in XLA_CHOICES:
-        raise ValueError(f"xla must be one of {', '.join(XLA_CHOICES)}. Received: xla={xla!r}")
+    check_choice("xla", xla, XLA_CHOICES)
     if xla != "auto":
         return xla == "on"
     if _backend() == "jax":
@@ -368,12 +364,9 @@ def setup_hardware(strategy="auto", precision="auto", xla="auto", *, set_policy=
     >>> hw.describe()  # doctest: +SKIP
     'default strategy, 1 x CPU, precision float32, XLA off'
     """
-    if precision not in PRECISIONS:
-        raise ValueError(
-            f"precision must be one of {', '.join(PRECISIONS)}. Received: precision={precision!r}"
-        )
-    if not isinstance(xla, bool) and xla not in XLA_CHOICES:
-        raise ValueError(f"xla must be one of {', '.join(XLA_CHOICES)}. Received: xla={xla!r}")
+    check_choice("precision", precision, PRECISIONS)
+    if not isinstance(xla, bool):
+        check_choice("xla", xla, XLA_CHOICES)
     if isinstance(strategy, str):
         strategy = choose_strategy(strategy)
     if _backend() != "tensorflow":
