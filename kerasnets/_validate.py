@@ -27,6 +27,7 @@ __all__ = [
     "check_probability",
     "check_fraction",
     "check_size",
+    "check_keras_name",
     "check_widths",
     "check_choice",
 ]
@@ -111,6 +112,17 @@ def check_size(name: str, value) -> tuple:
     if not ok or not all(is_int(s) and s > 0 for s in size):
         fail(name, "a positive integer (a square image) or a pair (height, width)", value)
     return tuple(int(s) for s in size)
+
+
+def check_keras_name(name: str, value, get, expected: str):
+    """A value a Keras getter accepts (``keras.activations.get``, ``keras.dtype_policies.get``)."""
+    try:
+        get(value)
+    except (ValueError, TypeError):
+        pass
+    else:
+        return value
+    fail(name, expected, value)
 
 
 def check_widths(name: str, value, *, length: int | None = None, context: str | None = None) -> tuple:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from kerasnets._keras_compat import nested_layers, producing_layer
+from kerasnets._validate import check_keras_name
 
 __all__ = ["with_dtype_policy", "policy_names"]
 
@@ -29,13 +30,8 @@ def with_dtype_policy(model, policy: str | None):
     """
     if policy is None or policy_names(model) <= {policy}:
         return model
-    try:
-        keras.dtype_policies.get(policy)
-    except (ValueError, TypeError):
-        raise ValueError(
-            "compute_dtype must be None or a Keras dtype policy such as 'float32' or "
-            f"'mixed_bfloat16'. Received: compute_dtype={policy!r}"
-        ) from None
+    check_keras_name("compute_dtype", policy, keras.dtype_policies.get,
+                     "None or a Keras dtype policy such as 'float32' or 'mixed_bfloat16'")
 
     keep = {producing_layer(t).name for t in model.outputs} if policy != "float32" else set()
 

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 import keras
 
-from kerasnets._validate import check_bool, check_choice, check_int, check_number
+from kerasnets._validate import check_bool, check_choice, check_int, check_keras_name, check_number
 from kerasnets.preprocessing import Preprocessing
 
 __all__ = [
@@ -203,13 +203,8 @@ def _validate_weights(weights, model_name):
 def _validate_activation(activation):
     if activation is None or callable(activation):
         return
-    try:
-        keras.activations.get(activation)
-    except (ValueError, TypeError):
-        raise ValueError(
-            "classifier_activation must be None, a callable or the name of a Keras "
-            f"activation such as 'softmax'. Received: classifier_activation={activation!r}"
-        ) from None
+    check_keras_name("classifier_activation", activation, keras.activations.get,
+                     "None, a callable or the name of a Keras activation such as 'softmax'")
 
 
 def _resolve_input_shape(input_shape, input_tensor, info, model_name):
