@@ -28,9 +28,8 @@ def he_normal():
     """He et al. (2015)'s initializer as written: a Gaussian of variance 2 / fan_in.
 
     Keras's ``"he_normal"`` draws from a *truncated* normal (rescaled to the same
-    variance), which TensorFlow samples several times slower on CPU: building
-    ResNet-50 took 0.78 s with it, 0.62 s with this and 0.57 s for
-    keras.applications' ResNet50 (best of 3, idle 2-core CPU).
+    variance), which TensorFlow samples slower on CPU (benchmarks/README.md, "Measurements
+    behind the code's defaults").
     """
     return keras.initializers.VarianceScaling(scale=2.0, mode="fan_in", distribution="untruncated_normal")
 

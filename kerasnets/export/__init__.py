@@ -40,7 +40,7 @@ from kerasnets._validate import check_bool, check_choice
 from kerasnets.export._atomic import METADATA_FILE, atomic_destination, check_destination
 from kerasnets.export._dtype import policy_names, with_dtype_policy
 from kerasnets.export._fold import fold_batch_norm
-from kerasnets.export._spec import ExportSpec, find_lambda_layers, inference_model, resolve_spec
+from kerasnets.export._spec import ExportSpec, exportable_model, find_lambda_layers, resolve_spec
 from kerasnets.export._serving import SIGNATURES, eval_preprocess
 
 __all__ = [
@@ -79,7 +79,7 @@ _SPEC_ARGS_DOC = """
 
 
 def _spec(model, kwargs):
-    model = inference_model(model)
+    model = exportable_model(model)
     return model, resolve_spec(model, **kwargs)
 
 
@@ -196,7 +196,7 @@ def keras_file(model, path, *, overwrite=False, verify=True):
     if not str(os.fspath(path) if isinstance(path, os.PathLike) else path).endswith(".keras"):
         raise ValueError(f"A Keras model file must end in `.keras`. Received: path={path!r}")
     path = check_destination(path, overwrite=overwrite, kind="file")
-    model = inference_model(model)
+    model = exportable_model(model)
     lambdas = find_lambda_layers(model)
     if lambdas:
         raise ValueError(

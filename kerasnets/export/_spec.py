@@ -3,7 +3,7 @@
 `resolve_spec` turns the user's arguments plus what the model and the registry
 know (input size, preprocessing, number of classes, whether the classifier
 ends in a softmax) into an `ExportSpec`, raising a clear ``ValueError`` for
-anything inconsistent. `inference_model` strips auxiliary heads.
+anything inconsistent. `exportable_model` strips auxiliary heads and checks one output is left.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from kerasnets._keras_compat import nested_layers, producing_layer
 from kerasnets._validate import check_choice, check_int, check_size
 from kerasnets.preprocessing import Preprocessing
 
-__all__ = ["ExportSpec", "resolve_spec", "inference_model", "find_lambda_layers", "OUTPUT_KINDS"]
+__all__ = ["ExportSpec", "resolve_spec", "exportable_model", "find_lambda_layers", "OUTPUT_KINDS"]
 
 # What the model's output is: "probabilities" are served as they are, "logits"
 # go through a softmax in the serving graph, "features" (include_top=False)
@@ -87,7 +87,7 @@ class ExportSpec:
         return record
 
 
-def inference_model(model):
+def exportable_model(model):
     """`kerasnets.inference_model` (auxiliary heads stripped), checked to have one output."""
     from kerasnets.models import inference_model
 

@@ -10,7 +10,7 @@ import numpy as np
 from kerasnets._validate import check_number
 from kerasnets.export._atomic import atomic_destination, check_destination
 from kerasnets.export._dtype import with_dtype_policy
-from kerasnets.export._spec import inference_model, resolve_spec
+from kerasnets.export._spec import exportable_model, resolve_spec
 
 __all__ = ["tflite"]
 
@@ -118,7 +118,7 @@ def tflite(
             model_name=model_name, image_size=image_size, preprocessing=preprocessing, output=output,
             overwrite=overwrite, check=check, atol=atol, check_images=check_images))
     path = check_destination(path, overwrite=overwrite, kind="file")
-    model = inference_model(model)
+    model = exportable_model(model)
     spec = resolve_spec(
         model, model_name=model_name, image_size=image_size, preprocessing=preprocessing,
         output=output,

@@ -55,8 +55,8 @@ def _strided_3x3(stride):
     return dict(strides=stride, padding=1 if stride > 1 else "same")
 
 
-def basic_block(x, filters, stride, *, shortcut, name, downsample_on="1x1", zero_init=False):
-    """Two 3x3 convolutions (Figure 5, left)."""
+def basic_block(x, filters, stride, *, shortcut, name, zero_init=False):
+    """Two 3x3 convolutions (Figure 5, left); the first is strided (there is no 1x1 to stride)."""
     y = _conv(x, filters, 3, name=f"{name}_1", **_strided_3x3(stride))
     y = _conv(y, filters, 3, name=f"{name}_2", activation=None, **_last_bn(zero_init))
     return _merge(x, y, shortcut, filters, stride, name)
@@ -85,7 +85,12 @@ def _last_bn(zero_init):
     return {"bn_gamma_initializer": "zeros"} if zero_init else {}
 
 
-BLOCKS = {"basic": basic_block, "bottleneck": bottleneck_block}
+RESIDUAL_BLOCKS = {
+    "basic": basic_block,
+    # Where a bottleneck block downsamples is a choice; a basic block has only 3x3s.
+    "bottleneck_1x1": functools.partial(bottleneck_block, downsample_on="1x1"),
+    "bottleneck_3x3": functools.partial(bottleneck_block, downsample_on="3x3"),
+}
 _CIFAR_GEOMETRY = [(3, 2, 1), (3, 2, 1)]  # the strided 3x3 of conv3_block1 and conv4_block1
 
 
@@ -115,14 +120,17 @@ def _zero_pad_shortcut(x, channels, stride, name):
 SHORTCUTS = {"projection": _projection_shortcut, "zero_pad": _zero_pad_shortcut}
 
 
-def _stages(x, block, blocks, widths, *, shortcut, downsample_on, zero_init=False):
-    """Stages conv2_x, conv3_x, ...; the first block of each stage after the first halves the map."""
+def _stages(x, block, blocks, widths, *, shortcut, downsample_on="1x1", zero_init=False):
+    """Stages conv2_x, conv3_x, ...; the first block of each stage after the first halves the map.
+
+    ``downsample_on`` applies to bottleneck blocks only.
+    """
+    kind = f"bottleneck_{downsample_on}" if block == "bottleneck" else block
     for stage, (n, filters) in enumerate(zip(blocks, widths), start=2):
         for i in range(n):
             stride = 2 if (i == 0 and stage > 2) else 1
-            x = BLOCKS[block](
-                x, filters, stride, shortcut=shortcut,
-                name=f"conv{stage}_block{i + 1}", downsample_on=downsample_on,
+            x = RESIDUAL_BLOCKS[kind](
+                x, filters, stride, shortcut=shortcut, name=f"conv{stage}_block{i + 1}",
                 zero_init=zero_init,
             )
     return x
@@ -195,7 +203,7 @@ def resnet_cifar(
         x = _conv(inputs, widths[0], 3, name="conv1")
         return _stages(
             x, "basic", (n, n, n), widths, shortcut="zero_pad" if residual else None,
-            downsample_on="1x1", zero_init=zero_init_residual,
+            zero_init=zero_init_residual,
         )
 
     return build_application(

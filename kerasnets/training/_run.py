@@ -90,12 +90,8 @@ __all__ = [
 
 RUN_FILE = "run.json"
 RUN_FORMAT = 1
-# On the built-in demo dataset the default run is short: a few CPU minutes. A
-# short run needs updates more than it needs the paper's batch: at the CIFAR
-# recipe's batch of 128, ResNet-20 gets 790 steps in 10 epochs of shapes/32 and,
-# depending on the seed, stayed at chance for 4 to more than 10 epochs; at 32
-# (lr scaled to 0.025) it has 3,130 steps and most measured runs passed 90%,
-# though some still waited for the first rate drop (README, the two commands).
+# On the built-in demo dataset the default run is short (a few CPU minutes) and uses a
+# smaller batch, for more updates (benchmarks/README.md, "Measurements behind the code's defaults").
 SHAPES_EPOCHS = 10
 SHAPES_BATCH_SIZE = 32
 
@@ -482,6 +478,90 @@ def prepare(model: str, dataset: str = "shapes", *, output: str | None = None, *
     return run
 
 
+def _check_model_kwargs(model_kwargs) -> dict:
+    model_kwargs = dict(model_kwargs or {})
+    reserved = {"classes", "input_shape", "weights", "include_top", "input_tensor"} & set(model_kwargs)
+    if reserved:
+        raise ValueError(
+            f"train sets {sorted(reserved)} itself (from the dataset and image size). "
+            f"Received: model_kwargs={model_kwargs!r}"
+        )
+    return model_kwargs
+
+
+def _check_batch_and_size(hardware, global_batch, entry, image_size):
+    if global_batch < hardware.replicas:
+        raise ValueError(
+            f"The batch size ({global_batch}) is the global batch, split between the "
+            f"{hardware.replicas} replicas of the {hardware.strategy_name} strategy: it must be "
+            f"at least {hardware.replicas}. Received: batch_size={global_batch}"
+        )
+    if image_size is not None and image_size < entry.info.min_size:
+        raise ValueError(
+            f"image_size must be at least {entry.info.min_size} for {entry.name}. "
+            f"Received: image_size={image_size}"
+        )
+
+
+def _load_data(entry, dataset, load, train_split, validation_split, test_split, augment, seed):
+    """The training split, then ``(name, DataSplit)`` of the validation and test splits."""
+    train_data = _load_split(dataset, train_split, training=True, augment=augment, seed=seed, **load)
+    image_size = train_data.image_size
+    load = dict(load, image_size=image_size)
+    min_size = entry.info.min_size
+    if image_size < min_size:
+        raise ValueError(
+            f"The images of {dataset} are {image_size}x{image_size}, below the minimum of "
+            f"{entry.name} ({min_size}); pass --image-size. Received: image_size={image_size}"
+        )
+    val = first_split(
+        dataset, [validation_split] if validation_split else ["validation", "test"], training=False, **load
+    )
+    test = first_split(
+        dataset, [test_split] if test_split else ["test", "validation"], training=False, **load
+    )
+    return train_data, val, test
+
+
+def _build_and_compile(entry, model_kwargs, weights, recipe, train_data, hardware, seed):
+    """The model, built and compiled in the strategy's scope under the run's dtype policy
+    (left set: `TrainingRun` restores the previous one); ``(model, builder kwargs, recipe)``."""
+    previous_policy = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(hardware.precision)
+    image_size = train_data.image_size
+    try:
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
+        builder_kwargs = dict(model_kwargs)
+        if recipe.dropout is not None and "dropout" not in builder_kwargs and _builder_accepts(entry, "dropout"):
+            builder_kwargs["dropout"] = recipe.dropout
+        builder_kwargs.update(classes=train_data.num_classes, input_shape=(image_size, image_size, 3))
+        with hardware.strategy.scope():
+            if weights is None:
+                built = entry.build(weights=None, **builder_kwargs)
+            else:  # the preset's backbone, a new head for the dataset's classes
+                from kerasnets.weights import fine_tuning_model
+
+                built, builder_kwargs = fine_tuning_model(entry.name, weights, **builder_kwargs)
+            # The recipe as applied (its plateau monitor named for the model's heads).
+            recipe = compile_recipe(built, recipe, steps_per_epoch=train_data.steps_per_epoch,
+                                    jit_compile=hardware.jit_compile)
+    except BaseException:
+        keras.mixed_precision.set_global_policy(previous_policy)
+        raise
+    return built, builder_kwargs, recipe
+
+
+def _resume_epoch(output, previous) -> int:
+    """The epochs a previous run of this folder completed (0 for a new run)."""
+    resume_epoch = 0
+    state_path = os.path.join(output, LAYOUT["backup"], "state.json")
+    if previous and os.path.exists(state_path):
+        resume_epoch = int(_io.read_json(state_path).get("epoch", 0))
+    _distribution.check_resume_epoch(resume_epoch)
+    return resume_epoch
+
+
 def _prepare(
     model: str,
     dataset: str = "shapes",
@@ -517,15 +597,8 @@ def _prepare(
         check_int(name, value, allow_none=True)
     check_number("learning_rate", learning_rate, allow_none=True)
     overrides = dict(overrides or {})
-    model_kwargs = dict(model_kwargs or {})
-    reserved = {"classes", "input_shape", "weights", "include_top", "input_tensor"} & set(model_kwargs)
-    if reserved:
-        raise ValueError(
-            f"train sets {sorted(reserved)} itself (from the dataset and image size). "
-            f"Received: model_kwargs={model_kwargs!r}"
-        )
+    model_kwargs = _check_model_kwargs(model_kwargs)
     entry = get_entry(model)
-    info = entry.info
     preprocessing = None
     if weights is not None:  # a preset: checked now; its preprocessing feeds the data
         from kerasnets.weights import preprocessing_for
@@ -538,17 +611,7 @@ def _prepare(
     recipe_name = resolved.name
 
     hardware = setup_hardware(strategy, precision, xla, set_policy=False)
-    if global_batch < hardware.replicas:
-        raise ValueError(
-            f"The batch size ({global_batch}) is the global batch, split between the "
-            f"{hardware.replicas} replicas of the {hardware.strategy_name} strategy: it must be "
-            f"at least {hardware.replicas}. Received: batch_size={global_batch}"
-        )
-    if image_size is not None and image_size < info.min_size:
-        raise ValueError(
-            f"image_size must be at least {info.min_size} for {entry.name}. "
-            f"Received: image_size={image_size}"
-        )
+    _check_batch_and_size(hardware, global_batch, entry, image_size)
 
     request = dict(
         model=entry.name, dataset=str(dataset), image_size=image_size, batch_size=global_batch,
@@ -564,57 +627,20 @@ def _prepare(
         return TrainingRun(entry=entry, output=output, previous=previous, complete=True,
                            previous_policy=keras.mixed_precision.global_policy().name, created=created)
 
-    # -- the data (validation of the dataset name and splits happens here) ----------
+    # The data (the dataset name and splits are checked here), then the model.
     load = dict(image_size=image_size, batch_size=global_batch, model=entry.name,
                 data_dir=data_dir, download=download, verify=verify, preprocessing=preprocessing,
                 **_distribution.load_options())
-    train_data = _load_split(dataset, train_split, training=True, augment=augment, seed=seed, **load)
+    train_data, (val_name, val), (test_name, test) = _load_data(
+        entry, dataset, load, train_split, validation_split, test_split, augment, seed)
     image_size = train_data.image_size
-    load["image_size"] = image_size
-    if image_size < info.min_size:
-        raise ValueError(
-            f"The images of {dataset} are {image_size}x{image_size}, below the minimum of "
-            f"{entry.name} ({info.min_size}); pass --image-size. Received: image_size={image_size}"
-        )
-    val_name, val = first_split(
-        dataset, [validation_split] if validation_split else ["validation", "test"], training=False, **load
-    )
-    test_name, test = first_split(
-        dataset, [test_split] if test_split else ["test", "validation"], training=False, **load
-    )
-
-
-    # -- the model, built and compiled in the strategy's scope ------------------------
     previous_policy = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy(hardware.precision)
-    try:
-        if seed is not None:
-            keras.utils.set_random_seed(seed)
-        builder_kwargs = dict(model_kwargs)
-        if resolved.dropout is not None and "dropout" not in builder_kwargs and _builder_accepts(entry, "dropout"):
-            builder_kwargs["dropout"] = resolved.dropout
-        builder_kwargs.update(classes=train_data.num_classes, input_shape=(image_size, image_size, 3))
-        with hardware.strategy.scope():
-            if weights is None:
-                built = entry.build(weights=None, **builder_kwargs)
-            else:  # the preset's backbone, a new head for the dataset's classes
-                from kerasnets.weights import fine_tuning_model
-
-                built, builder_kwargs = fine_tuning_model(entry.name, weights, **builder_kwargs)
-            # The recipe as applied (its plateau monitor named for the model's heads).
-            resolved = compile_recipe(built, resolved, steps_per_epoch=train_data.steps_per_epoch,
-                                      jit_compile=hardware.jit_compile)
-    except BaseException:
-        keras.mixed_precision.set_global_policy(previous_policy)
-        raise
+    built, builder_kwargs, resolved = _build_and_compile(
+        entry, model_kwargs, weights, resolved, train_data, hardware, seed)
 
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
-    resume_epoch = 0
-    state_path = os.path.join(output, LAYOUT["backup"], "state.json")
-    if previous and os.path.exists(state_path):
-        resume_epoch = int(_io.read_json(state_path).get("epoch", 0))
-    _distribution.check_resume_epoch(resume_epoch)
+    resume_epoch = _resume_epoch(output, previous)
     train_input, fit_options = _distribution.fit_input(train_data)
     return TrainingRun(
         entry=entry, model=built, dataset=str(dataset), train=train_data, val=val, test=test,

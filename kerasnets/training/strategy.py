@@ -16,11 +16,9 @@ What ``"auto"`` chooses:
 * **precision**: ``mixed_bfloat16`` on TPUs; ``mixed_float16`` on GPUs of
   compute capability 7.0 or more (tensor cores), ``float32`` on older GPUs; on
   CPUs ``mixed_bfloat16`` when the CPU computes bfloat16 natively (AVX-512
-  BF16 or AMX: ``benchmarks/precision.py`` measured ResNet-20 training 1.6x
-  faster there), ``float32`` otherwise. Every model's classifier computes in
+  BF16 or AMX, where it is faster), ``float32`` otherwise. Every model's classifier computes in
   float32, so outputs and losses stay float32.
-* **XLA** (``jit_compile``): off on CPUs (``benchmarks/precision.py``: XLA
-  training is about 3x slower there, and Keras itself turns it off on
+* **XLA** (``jit_compile``): off on CPUs (slower there, and Keras itself turns it off on
   CPU-only machines) and off under a `tf.distribute` strategy other than TPU
   (Keras disables it there: keras-team/keras#19005); Keras's own ``"auto"``
   (on where the model supports it) with the default strategy on a GPU. A TPU
@@ -35,11 +33,11 @@ Under the JAX and PyTorch backends (`kerasnets.training.distribution`):
 * **precision**: ``mixed_bfloat16`` on TPUs, ``mixed_float16`` on GPUs with
   tensor cores, ``float32`` elsewhere (bfloat16 on CPUs was measured under
   TensorFlow only).
-* **XLA**: JAX always jit-compiles by default (eager JAX ran a ResNet-20
-  training step 2.6x slower than jit on a 2-core CPU, 974 against 368 ms, as
-  measured for issue 15; ``benchmarks/backends.py`` on a loaded 2-core machine:
-  1.64x the CPU time per training step, 2.3x per inference step);
+* **XLA**: JAX always jit-compiles by default (eager JAX is slower);
   PyTorch runs eagerly by default (``"on"`` is ``torch.compile``, not measured).
+
+The measurements behind these defaults are in benchmarks/README.md ("Measurements behind
+the code's defaults").
 """
 
 from __future__ import annotations

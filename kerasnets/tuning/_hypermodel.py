@@ -294,6 +294,3 @@ def _jsonable(value):
         return [_jsonable(v) for v in value]
     return value
 
-
-def args_json(args) -> str:
-    return json.dumps(_jsonable(args), indent=2, sort_keys=False)
