@@ -171,40 +171,20 @@ def _registered(name) -> bool:
     return isinstance(name, str) and name.lower() in list_models()
 
 
-def resolve_spec(
-    model,
-    *,
-    model_name=None,
-    image_size=None,
-    preprocessing=None,
-    class_names=None,
-    top_k=5,
-    output="auto",
-    builder_kwargs=None,
-    source=None,
-) -> ExportSpec:
-    """Validates the export arguments against ``model`` (the inference model)."""
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"Expected a keras.Model. Received: model={type(model).__name__}")
-    if len(model.inputs) != 1:
-        raise ValueError(
-            f"Only single-input image models can be exported. Received: {len(model.inputs)} inputs"
-        )
-    check_choice("output", output, OUTPUT_KINDS)
-    check_int("top_k", top_k)
-    if builder_kwargs is not None and not isinstance(builder_kwargs, dict):
-        raise ValueError(f"builder_kwargs must be a dict. Received: builder_kwargs={builder_kwargs!r}")
-
-    # The registered name: given, else the model's own name if it is one.
+def _registered_name(model, model_name, preprocessing):
+    """The registered name (given, else the model's own if it is one) and its `ModelInfo`."""
     if model_name is not None:
         if not _registered(model_name) and preprocessing is None:
             _model_info(model_name)  # raises "Unknown model ... Did you mean"
         model_name = model_name.lower() if _registered(model_name) else model_name
     elif _registered(model.name):
         model_name = model.name.lower()
-    info = _model_info(model_name) if _registered(model_name) else None
+    return model_name, _model_info(model_name) if _registered(model_name) else None
 
-    if preprocessing is None:  # a model loaded from a weight preset carries the preset's
+
+def _preprocessing_of(model, model_name, info, preprocessing):
+    """Given, else the weight preset's the model was loaded from, else the registered model's."""
+    if preprocessing is None:
         preprocessing = getattr(model, "kerasnets_preprocessing", None)
     if preprocessing is None:
         if info is None:
@@ -215,9 +195,11 @@ def resolve_spec(
                 f"Received: model.name={model.name!r}, model_name={model_name!r}"
             )
         preprocessing = info.preprocessing
-    preprocessing = _as_preprocessing(preprocessing)
+    return _as_preprocessing(preprocessing)
 
-    # Input layout and size.
+
+def _image_size_of(model, info, image_size):
+    """The square ``(height, width)`` the serving graph resizes to, checked against the input."""
     shape = tuple(model.inputs[0].shape[1:])
     if len(shape) != 3:
         raise ValueError(f"Only image models (4D inputs) can be exported. Received: input shape {shape}")
@@ -244,38 +226,74 @@ def resolve_spec(
             "The model takes any input size; pass image_size= (the size the serving graph "
             f"resizes and crops images to). Received: input shape {shape}"
         )
-
     if image_size[0] != image_size[1]:
         raise ValueError(
             "The serving preprocessing (kerasnets.data.preprocess_for_eval) crops square "
             f"images, so the model's input must be square. Received: image_size={image_size}"
         )
+    return image_size
 
-    # Output: probabilities, logits or features.
-    kind = _output_kind(model) if output == "auto" else output
+
+def _num_classes(model, kind):
     out_shape = tuple(model.outputs[0].shape[1:])
     if kind != "features" and len(out_shape) != 1:
         raise ValueError(
             f"output={kind!r} needs a 2D (batch, classes) output. Received: output shape {out_shape}"
         )
-    num_classes = int(out_shape[0]) if kind != "features" else None
+    return int(out_shape[0]) if kind != "features" else None
 
-    if class_names is not None:
-        if kind == "features":
-            raise ValueError(
-                "class_names only apply to a model with a classifier; this model outputs "
-                f"features (include_top=False). Received: class_names of length {len(class_names)}"
-            )
-        if isinstance(class_names, (str, bytes)) or not all(isinstance(c, str) for c in class_names):
-            raise ValueError(
-                f"class_names must be a list of strings. Received: class_names={class_names!r:.200}"
-            )
-        class_names = tuple(class_names)
-        if len(class_names) != num_classes:
-            raise ValueError(
-                f"class_names must have one name per class ({num_classes}). "
-                f"Received: {len(class_names)} class_names"
-            )
+
+def _check_class_names(class_names, kind, num_classes):
+    if class_names is None:
+        return None
+    if kind == "features":
+        raise ValueError(
+            "class_names only apply to a model with a classifier; this model outputs "
+            f"features (include_top=False). Received: class_names of length {len(class_names)}"
+        )
+    if isinstance(class_names, (str, bytes)) or not all(isinstance(c, str) for c in class_names):
+        raise ValueError(
+            f"class_names must be a list of strings. Received: class_names={class_names!r:.200}"
+        )
+    class_names = tuple(class_names)
+    if len(class_names) != num_classes:
+        raise ValueError(
+            f"class_names must have one name per class ({num_classes}). "
+            f"Received: {len(class_names)} class_names"
+        )
+    return class_names
+
+
+def resolve_spec(
+    model,
+    *,
+    model_name=None,
+    image_size=None,
+    preprocessing=None,
+    class_names=None,
+    top_k=5,
+    output="auto",
+    builder_kwargs=None,
+    source=None,
+) -> ExportSpec:
+    """Validates the export arguments against ``model`` (the inference model)."""
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"Expected a keras.Model. Received: model={type(model).__name__}")
+    if len(model.inputs) != 1:
+        raise ValueError(
+            f"Only single-input image models can be exported. Received: {len(model.inputs)} inputs"
+        )
+    check_choice("output", output, OUTPUT_KINDS)
+    check_int("top_k", top_k)
+    if builder_kwargs is not None and not isinstance(builder_kwargs, dict):
+        raise ValueError(f"builder_kwargs must be a dict. Received: builder_kwargs={builder_kwargs!r}")
+
+    model_name, info = _registered_name(model, model_name, preprocessing)
+    preprocessing = _preprocessing_of(model, model_name, info, preprocessing)
+    image_size = _image_size_of(model, info, image_size)
+    kind = _output_kind(model) if output == "auto" else output
+    num_classes = _num_classes(model, kind)
+    class_names = _check_class_names(class_names, kind, num_classes)
     k = 0 if kind == "features" else min(top_k, num_classes)
     return ExportSpec(
         model_name=model_name,
