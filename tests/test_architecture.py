@@ -12,7 +12,8 @@ Read from the source with `ast` (nothing is imported), every import in every mod
   public name of that package. The underscore modules at the top (``kerasnets._validate``,
   ``kerasnets._keras_compat``, ...) are the bottom layer's shared helpers: any module may
   import them;
-* Keras internals (``_keras_history``, ``_inbound_nodes``, ``keras.src``) are reached only in
+* Keras internals (``_keras_history``, ``_inbound_nodes``, ``_flatten_layers``, ``_initial_epoch``,
+  ``keras.src``) are reached only in
   ``kerasnets/_keras_compat.py``.
 """
 
@@ -43,7 +44,7 @@ ALLOWED = {
     ("kerasnets.cli.list", "kerasnets.profiling._catalog"),
 }
 
-KERAS_INTERNALS = ("_keras_history", "_inbound_nodes")
+KERAS_INTERNALS = ("_keras_history", "_inbound_nodes", "_flatten_layers", "_initial_epoch")
 KERAS_ADAPTER = "kerasnets._keras_compat"
 
 
