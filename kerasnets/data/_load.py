@@ -97,7 +97,7 @@ def _check_arguments(source, split, image_size, batch_size, augment, cache, seed
             f"Received: source={source!r}"
         )
     if not isinstance(split, str) or not split:
-        raise ValueError(f"split must be a non-empty string. Received: split={split!r}")
+        fail("split", "a non-empty string", split)
     for name, value in (("image_size", image_size), ("batch_size", batch_size),
                         ("shuffle_buffer", shuffle_buffer)):
         check_int(name, value, allow_none=name != "batch_size")

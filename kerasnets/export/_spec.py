@@ -16,7 +16,7 @@ import sys
 import keras
 
 from kerasnets._keras_compat import nested_layers, producing_layer
-from kerasnets._validate import check_choice, check_int, check_size
+from kerasnets._validate import check_choice, check_int, check_size, fail
 from kerasnets.preprocessing import Preprocessing
 
 __all__ = ["ExportSpec", "resolve_spec", "exportable_model", "find_lambda_layers", "OUTPUT_KINDS"]
@@ -286,7 +286,7 @@ def resolve_spec(
     check_choice("output", output, OUTPUT_KINDS)
     check_int("top_k", top_k)
     if builder_kwargs is not None and not isinstance(builder_kwargs, dict):
-        raise ValueError(f"builder_kwargs must be a dict. Received: builder_kwargs={builder_kwargs!r}")
+        fail("builder_kwargs", "a dict", builder_kwargs)
 
     model_name, info = _registered_name(model, model_name, preprocessing)
     preprocessing = _preprocessing_of(model, model_name, info, preprocessing)
