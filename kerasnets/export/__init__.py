@@ -54,6 +54,8 @@ __all__ = [
     "fold_batch_norm",
     "read_metadata",
     "ExportSpec",
+    "exportable_model",
+    "resolve_spec",
 ]
 
 FORMATS = ("saved_model", "keras", "tflite")
