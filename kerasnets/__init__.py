@@ -6,9 +6,8 @@
 ['resnet101', 'resnet110', 'resnet152']
 """
 
-__version__ = "0.1.0"
-
 from kerasnets import _startup  # noqa: E402
+from kerasnets._version import __version__  # noqa: E402,F401
 
 if _startup.started_as_cli():  # before TensorFlow is imported: its start-up noise stays out
     _startup.quiet_tensorflow_startup()
@@ -18,8 +17,7 @@ from kerasnets.models import *  # noqa: E402,F401,F403
 from kerasnets.models import ModelInfo  # noqa: E402
 from kerasnets.layers import LocalResponseNormalization  # noqa: E402
 from kerasnets.profiling import profile  # noqa: E402
-from kerasnets.models._multi_output import inference_model  # noqa: E402
-from kerasnets.models._features import feature_extractor  # noqa: E402
+from kerasnets.models import feature_extractor, inference_model  # noqa: E402
 from kerasnets.weights import decode_predictions, preprocess_input  # noqa: E402
 
 

@@ -5,11 +5,10 @@ Backend-agnostic: `keras.layers` and `keras.ops` only (docs/architecture.md, Lay
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import keras
 from keras import ops
+
+from kerasnets._validate import check_choice, fail, is_int, is_number
 
 __all__ = [
     "channel_axis",
@@ -29,9 +28,8 @@ def he_normal():
     """He et al. (2015)'s initializer as written: a Gaussian of variance 2 / fan_in.
 
     Keras's ``"he_normal"`` draws from a *truncated* normal (rescaled to the same
-    variance), which TensorFlow samples several times slower on CPU: building
-    ResNet-50 took 0.78 s with it, 0.62 s with this and 0.57 s for
-    keras.applications' ResNet50 (best of 3, idle 2-core CPU).
+    variance), which TensorFlow samples slower on CPU (benchmarks/README.md, "Measurements
+    behind the code's defaults").
     """
     return keras.initializers.VarianceScaling(scale=2.0, mode="fan_in", distribution="untruncated_normal")
 
@@ -156,17 +154,13 @@ class LocalResponseNormalization(keras.layers.Layer):
         self, size=5, k=2.0, alpha=1e-4, beta=0.75, alpha_is_averaged=False, data_format=None, **kwargs
     ):
         super().__init__(**kwargs)
-        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1 or size % 2 == 0:
-            raise ValueError(f"size must be a positive odd integer. Received: size={size!r}")
+        if not is_int(size) or size < 1 or size % 2 == 0:
+            fail("size", "a positive odd integer", size)
         for arg, value in (("k", k), ("alpha", alpha), ("beta", beta)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-                raise ValueError(f"{arg} must be a finite number. Received: {arg}={value!r}")
+            if not is_number(value):
+                fail(arg, "a finite number", value)
         data_format = data_format or keras.config.image_data_format()
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(
-                "data_format must be 'channels_last' or 'channels_first'. "
-                f"Received: data_format={data_format!r}"
-            )
+        check_choice("data_format", data_format, ("channels_last", "channels_first"))
         self.size = int(size)
         self.k = float(k)
         self.alpha = float(alpha)

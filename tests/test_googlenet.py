@@ -33,6 +33,10 @@ PAPER_TABLE1 = {
     "5a": (256, 160, 320, 32, 128, 128, 1072),
     "5b": (384, 192, 384, 48, 128, 128, 1388),
 }
+# The other rows of Table 1's params column (K): conv1, conv2 and the linear layer; the
+# column's sum, 6797.7K.
+PAPER_OTHER_PARAMS_K = {"conv1": 2.7, "conv2": 112, "linear": 1000}
+PAPER_PARAMS_K_TOTAL = 6797.7
 # Entries of the paper's params column that its own widths do not give.
 PAPER_TYPOS = {"4c": 497.5, "5a": 1018.0}
 
@@ -56,6 +60,9 @@ def test_width_table_is_the_papers():
     for module, row in PAPER_TABLE1.items():
         assert tuple(gnet.TABLE1[module]) == row[:6], module
         assert gnet.TABLE1_PARAMS_K[module] == row[6]
+    for layer, paper_k in PAPER_OTHER_PARAMS_K.items():
+        assert gnet.TABLE1_PARAMS_K[layer] == paper_k, layer
+    assert sum(gnet.TABLE1_PARAMS_K.values()) == pytest.approx(PAPER_PARAMS_K_TOTAL)
     assert gnet.TABLE1["4a"]._fields == ("b1", "b3_reduce", "b3", "b5_reduce", "b5", "pool_proj")
 
 
@@ -74,13 +81,13 @@ def test_params_module_by_module_match_table1(googlenet_224):
         in_channels = b1 + b3 + b5 + proj
     assert in_channels == 1024
     conv2 = _kernel_weights(model, "conv2")
-    assert conv2 / 1024 == gnet.TABLE1_PARAMS_K["conv2"] == 112
-    assert _kernel_weights(model, "predictions") / 1024 == gnet.TABLE1_PARAMS_K["linear"] == 1000
+    assert conv2 / 1024 == PAPER_OTHER_PARAMS_K["conv2"]  # 1x1x64x64 + 3x3x64x192 = 112 x 1024
+    assert _kernel_weights(model, "predictions") / 1024 == PAPER_OTHER_PARAMS_K["linear"]  # 1024x1000
     # conv1: 7x7x3x64 weights; the paper prints 2.7K.
     assert _kernel_weights(model, "conv1") == 7 * 7 * 3 * 64
     all_weights = _kernel_weights(model, "")
     assert all_weights == 6_990_272
-    assert all_weights / 1024 == pytest.approx(sum(gnet.TABLE1_PARAMS_K.values()), rel=0.005)
+    assert all_weights / 1024 == pytest.approx(PAPER_PARAMS_K_TOTAL, rel=0.005)
     biases = sum(int(np.prod(w.shape)) for w in model.weights if w.path.endswith("bias"))
     assert model.count_params() == all_weights + biases == 6_998_552
 

@@ -142,6 +142,12 @@ TORCHVISION_RESNET = {
     101: (7.80, 44_549_160),
     152: (11.51, 60_192_808),
 }
+# BatchNorm channels, counted by hand from Table 1: conv1's 64; a basic block has two BNs of
+# its width, a bottleneck three (w, w, 4w); each stage's first block adds a projection BN
+# (ResNet-18: not in conv2, whose width does not change). ResNet-18: 64 + 4*64 + (4*128 + 128)
+# + (4*256 + 256) + (4*512 + 512); ResNet-50 and -152 with (3, 4, 6, 3) and (3, 8, 36, 3) blocks
+# of 6w each: 64 + 3*384 + 256 + 4*768 + 512 + 6*1536 + 1024 + 3*3072 + 2048, and so on.
+RESNET_BN_CHANNELS = {18: 4_800, 50: 26_560, 152: 75_712}
 
 
 @pytest.mark.parametrize("depth", [18, 50, 152])
@@ -152,8 +158,7 @@ def test_resnet_matches_torchvision(depth):
     assert round(p.macs / 1e9, 2) == gflops
     assert p.params == params  # torchvision's count excludes BN running statistics, as ours
     # count_params() adds BatchNorm's moving mean and variance: 2 per BN channel.
-    bn_channels = (p.keras_params - p.params) // 2
-    assert p.keras_params == params + 2 * bn_channels
+    assert p.keras_params == params + 2 * RESNET_BN_CHANNELS[depth]
 
 
 def test_resnet_rows_are_stages_and_blocks():

@@ -67,7 +67,7 @@ def test_recipe_overrides_and_validation():
         training.get_recipe("resnet", learning_rate=-1.0)
     with pytest.raises(ValueError, match="Unknown recipe 'resnt'. Did you mean: resnet"):
         training.get_recipe("resnt")
-    with pytest.raises(ValueError, match="optimizer must be one of"):
+    with pytest.raises(ValueError, match="optimizer must be 'sgd' or 'rmsprop'"):
         training.get_recipe("vgg", optimizer="adam")
     # Round trip through run.json.
     assert training.Recipe.from_dict(recipe.to_dict()) == recipe

@@ -21,7 +21,6 @@ from _data_fixtures import shapes_data_dir  # noqa: F401  (a session fixture)
 
 import kerasnets.tuning as kt
 from kerasnets.cli import main
-from kerasnets.models._application import scale_width
 from kerasnets.profiling import profile
 
 SIZE = 16
@@ -83,12 +82,28 @@ def test_trial_models_have_the_searched_widths(search):
         # The builder arguments rebuild the trained model: its weights load.
         model = kt.build_from_args(args)
         model.load_weights(_checkpoint(tuner, trial.trial_id))
-        expected = [scale_width(values[s], values["width_multiplier"]) for s in STAGES]
+        expected = kt.effective_widths("resnet20", values)  # its numbers: test_model_stats_by_hand
+        assert expected == [round(values[s] * values["width_multiplier"]) for s in STAGES]
         assert model.get_layer("conv1_conv").filters == expected[0]
         for stage, width in zip((2, 3, 4), expected):
             for block in (1, 3):
                 assert model.get_layer(f"conv{stage}_block{block}_2_conv").filters == width
-        assert kt.effective_widths("resnet20", values) == expected
+
+
+def test_model_stats_by_hand():
+    """ResNet-20 at widths 16/32/64 times 1.5 on 32x32 images, 10 classes, counted by hand."""
+    hypermodel = kt.WidthHyperModel("resnet20", input_shape=(32, 32, 3), classes=10)
+    values = {"conv2_width": 16, "conv3_width": 32, "conv4_width": 64, "width_multiplier": 1.5}
+    widths, params, macs = hypermodel.model_stats(values)
+    assert widths == [24, 48, 96]
+    # Bias-free 3x3 convs with BatchNorm (gamma, beta; the moving statistics not counted),
+    # zero-padding shortcuts (no parameters), a 96x10 classifier with biases:
+    # conv1 27*24 + 48; conv2_x 6 * (9*24*24 + 48); conv3_x 9*24*48 + 96 + 5 * (9*48*48 + 96);
+    # conv4_x 9*48*96 + 192 + 5 * (9*96*96 + 192); fc 960 + 10.
+    assert params == 605_026
+    # Multiply-adds per output position: 32x32 for conv1 and conv2_x, 16x16, 8x8, then the fc:
+    # 1024*27*24 + 1024*6*9*24*24 + 256*(9*24*48 + 5*9*48*48) + 64*(9*48*96 + 5*9*96*96) + 960.
+    assert macs == 90_907_584
 
 
 def test_report_table_plot_and_best_model(search):

@@ -235,7 +235,7 @@ def test_alexnet_width_multiplier_keeps_groups_divisible():
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        (dict(variant="caffe"), "variant must be one of"),
+        (dict(variant="caffe"), "variant must be 'paper' or 'torchvision' for AlexNet"),
         (dict(groups=0), "groups must be a positive integer"),
         (dict(groups=True), "groups must be a positive integer"),
         (dict(dropout=1), r"dropout must be a number in \[0, 1\)"),

@@ -68,7 +68,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from kerasnets import __version__
+    from kerasnets._version import __version__
 
     parser = ArgumentParser(
         prog="kerasnets",

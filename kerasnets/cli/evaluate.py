@@ -47,7 +47,7 @@ def _find_run_json(path):
 
 
 def run_evaluate(args):
-    from kerasnets.training import _run
+    from kerasnets import data, training
 
     with usage_errors():
         path = args.checkpoint
@@ -88,7 +88,8 @@ def run_evaluate(args):
             splits = ["test", "validation"]
         import keras
 
-        import kerasnets  # noqa: F401  (registers the custom objects)
+        import kerasnets.models  # noqa: F401  (registers the custom objects)
+        from kerasnets.registry import get_entry
 
         try:
             model = keras.models.load_model(model_file, compile=False)
@@ -99,7 +100,7 @@ def run_evaluate(args):
         model_name = (run or {}).get("model")
         if model_name is None:
             try:
-                kerasnets.get_model_info(model.name)
+                get_entry(model.name)
                 model_name = model.name
             except ValueError:
                 model_name = None
@@ -107,16 +108,16 @@ def run_evaluate(args):
                     preprocessing=preprocessing, data_dir=args.data_dir, download=args.download,
                     verify=None if args.verify == "none" else args.verify)
         if len(splits) == 1:
-            split, split_data = splits[0], _run._load_split(dataset, splits[0], **load)
+            split, split_data = splits[0], data.load(dataset, splits[0], **load)
         else:
-            split, split_data = _run._first_split(dataset, splits, **load)
+            split, split_data = training.first_split(dataset, splits, **load)
         classes = model.outputs[0].shape[-1] if not isinstance(model.output, dict) else None
         if classes is not None and split_data.num_classes != classes:
             raise ValueError(
                 f"The model has {classes} classes and {dataset} has {split_data.num_classes}. "
                 f"Received: dataset={dataset!r}"
             )
-    results = _run.evaluate_model(model, split_data)
+    results = training.evaluate_model(model, split_data)
     if args.json:
         print(json.dumps({"checkpoint": path, "dataset": dataset, "split": split, **results}, indent=2))
     else:

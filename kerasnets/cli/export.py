@@ -151,7 +151,7 @@ def run(args):
     print(f"Loading {checkpoint} ...", file=sys.stderr)
     import keras
 
-    import kerasnets  # registers the custom layers for load_model
+    import kerasnets.models  # noqa: F401  (registers the custom layers for load_model)
     import kerasnets.export as export
 
     try:
@@ -168,7 +168,7 @@ def run(args):
         spec_args = dict(common, top_k=args.top_k)
         if args.format == "saved_model":
             spec_args["class_names"] = class_names
-        export.resolve_spec(export.inference_model(model), **spec_args)
+        export.resolve_spec(export.exportable_model(model), **spec_args)
 
     if args.format == "saved_model":
         print(f"Writing SavedModel to {args.output} ...", file=sys.stderr)

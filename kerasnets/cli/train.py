@@ -152,7 +152,7 @@ def check_overrides(overrides):
 
 def run_train(args):
     from kerasnets.files import RunLockedError
-    from kerasnets.training import _run
+    from kerasnets import training
 
     overrides = _duplicates(args.overrides, "--set")
     augment = None if str(args.augment).lower() == "none" else args.augment
@@ -168,7 +168,7 @@ def run_train(args):
 
             split_cpu(args.cpu_devices)
         if args.show_recipe:
-            resolved, _, _ = _run.resolve_recipe(
+            resolved, _, _ = training.resolve_recipe(
                 args.model, args.dataset, recipe=args.recipe, overrides=overrides,
                 epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
             )
@@ -178,7 +178,7 @@ def run_train(args):
             hw = setup_hardware(args.strategy, args.precision, args.xla, set_policy=False)
             print(f"hardware: {hw.describe()}")
             return 0
-        run = _run.prepare(
+        run = training.prepare(
             args.model, args.dataset, epochs=args.epochs, batch_size=args.batch_size,
             image_size=args.input_size, recipe=args.recipe, overrides=overrides,
             learning_rate=args.learning_rate, model_kwargs=builder_kwargs, output=args.output,

@@ -188,9 +188,9 @@ def _progress(tuner, objective_name, max_trials, started):
             line += f" {objective_name}={trial.score:.4f}"
         try:
             widths, params, macs = hypermodel.model_stats(values)
-            from kerasnets.tuning._report import _count_text, _widths_text
+            from kerasnets.tuning import count_text, widths_text
 
-            line += f" widths={_widths_text(widths) or '-'} params={_count_text(params)} MACs={_count_text(macs)}"
+            line += f" widths={widths_text(widths) or '-'} params={count_text(params)} MACs={count_text(macs)}"
         except (KeyError, ValueError):
             pass
         best = tuner.oracle.get_best_trials(1)
@@ -202,20 +202,55 @@ def _progress(tuner, objective_name, max_trials, started):
     return report
 
 
-def run_tune(args):
-    import keras
-
-    from kerasnets import data, training, tuning
-    from kerasnets.cli import model_kwargs
-    from kerasnets.registry import get_entry
-
+def _overrides(items) -> dict:
+    """``{name: override}`` of the ``--hp`` options; a name given twice is an error."""
     overrides = {}
-    for item in args.hp:
+    for item in items:
         name, override = parse_hp(item)
         if name in overrides:
             raise UsageError(f"--hp {name} given twice")
         overrides[name] = override
+    return overrides
 
+
+def _load_data(args, entry):
+    """The training split and the first validation split the dataset has."""
+    from kerasnets import data
+
+    load = dict(image_size=args.image_size, batch_size=args.batch_size, model=entry.name,
+                data_dir=args.data_dir, download=args.download)
+    train = data.load(args.dataset, args.train_split, training=True, seed=args.seed, **load)
+    load["image_size"] = train.image_size
+    val = _first_split(
+        args.dataset, [args.validation_split] if args.validation_split else ["validation", "test"],
+        training=False, **load,
+    )
+    return train, val
+
+
+def _print_report(report, objective_name):
+    from kerasnets import tuning
+
+    print()
+    print(tuning.format_table(report["results"], objective_name))
+    print("(* on the Pareto front: no other trial is better with at most as many MACs; "
+          "params exclude BatchNorm statistics and auxiliary heads)")
+    best = report["best"]
+    if best is not None:
+        print(f"Best: trial {best.trial_id}, {objective_name}={best.objective:.4f}, "
+              f"builder arguments {json.dumps(best.builder_args)}")
+    for key, path in report["paths"].items():
+        print(f"  {key:8s} {path}")
+
+
+def run_tune(args):
+    import keras
+
+    from kerasnets import training, tuning
+    from kerasnets.cli import model_kwargs
+    from kerasnets.registry import get_entry
+
+    overrides = _overrides(args.hp)
     with usage_errors():
         entry = get_entry(args.model)
         builder_kwargs = model_kwargs(args, entry.name)
@@ -241,14 +276,7 @@ def run_tune(args):
             print(hypermodel.describe())
             return 0
 
-        load = dict(image_size=args.image_size, batch_size=args.batch_size, model=entry.name,
-                    data_dir=args.data_dir, download=args.download)
-        train = data.load(args.dataset, args.train_split, training=True, seed=args.seed, **load)
-        load["image_size"] = train.image_size
-        val = _first_split(
-            args.dataset, [args.validation_split] if args.validation_split else ["validation", "test"],
-            training=False, **load,
-        )
+        train, val = _load_data(args, entry)
         steps = min(args.steps_per_epoch or train.steps_per_epoch, train.steps_per_epoch)
         channels_last = keras.config.image_data_format() == "channels_last"
         n = train.image_size
@@ -290,17 +318,7 @@ def run_tune(args):
     except tuning.TrialsFailedError as error:
         failure = error
 
-    report = tuning.write_report(tuner, output)
-    print()
-    print(tuning.format_table(report["results"], objective_name))
-    print("(* on the Pareto front: no other trial is better with at most as many MACs; "
-          "params exclude BatchNorm statistics and auxiliary heads)")
-    best = report["best"]
-    if best is not None:
-        print(f"Best: trial {best.trial_id}, {objective_name}={best.objective:.4f}, "
-              f"builder arguments {json.dumps(best.builder_args)}")
-    for key, path in report["paths"].items():
-        print(f"  {key:8s} {path}")
+    _print_report(tuning.write_report(tuner, output), objective_name)
     if failure is not None:
         print(f"kerasnets tune: {failure}", file=sys.stderr)
         return 1

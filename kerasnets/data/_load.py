@@ -10,6 +10,7 @@ from typing import Optional, Union
 import tensorflow as tf
 
 from kerasnets import preprocessing as _preprocessing
+from kerasnets._validate import check_choice, check_fraction, check_int, check_probability, fail, is_int
 from kerasnets.data import _augment
 from kerasnets.preprocessing import IMAGENET_MEAN_STD, Preprocessing
 
@@ -96,37 +97,25 @@ def _check_arguments(source, split, image_size, batch_size, augment, cache, seed
             f"Received: source={source!r}"
         )
     if not isinstance(split, str) or not split:
-        raise ValueError(f"split must be a non-empty string. Received: split={split!r}")
+        fail("split", "a non-empty string", split)
     for name, value in (("image_size", image_size), ("batch_size", batch_size),
                         ("shuffle_buffer", shuffle_buffer)):
-        if value is None and name != "batch_size":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        check_int(name, value, allow_none=name != "batch_size")
     if augment is False or augment == "none":
         augment = None
-    if augment not in _AUGMENT_CHOICES:
-        raise ValueError(
-            f"augment must be one of {_AUGMENT_CHOICES}. Received: augment={augment!r}"
-        )
+    check_choice("augment", augment, _AUGMENT_CHOICES)
     if not (isinstance(cache, bool) or isinstance(cache, (str, os.PathLike))):
         raise ValueError(
             "cache must be True (in memory), False or a file path prefix. "
             f"Received: cache={cache!r}"
         )
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ValueError(f"seed must be an integer or None. Received: seed={seed!r}")
-    if crop_fraction is not None and not 0 < crop_fraction <= 1:
-        raise ValueError(f"crop_fraction must be in (0, 1]. Received: crop_fraction={crop_fraction!r}")
-    if not 0 <= validation_fraction < 1:
-        raise ValueError(
-            "validation_fraction must be in [0, 1). "
-            f"Received: validation_fraction={validation_fraction!r}"
-        )
-    if verify not in ("header", "full", None, False):
-        raise ValueError(
-            f"verify must be 'header', 'full' or None. Received: verify={verify!r}"
-        )
+    if seed is not None and not is_int(seed):
+        fail("seed", "an integer or None", seed)
+    if crop_fraction is not None:
+        check_fraction("crop_fraction", crop_fraction)
+    check_probability("validation_fraction", validation_fraction)
+    if verify is not False:
+        check_choice("verify", verify, ("header", "full", None))
     return augment
 
 
@@ -142,6 +131,112 @@ def _records(source, split, data_dir, download, validation_fraction, verify):
             path, split, validation_fraction=validation_fraction, verify=verify
         )
     return _tfds.tfds_records(text, split, data_dir=data_dir, download=download)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What `load` resolved from its arguments, the model and the source."""
+
+    image_size: int
+    preprocessing: Preprocessing  # with the evaluation crop fraction to use
+    training: bool
+    shuffle: bool
+    augment: Optional[str]  # None for evaluation
+
+
+def _model_defaults(model, preprocessing):
+    """The model's `ModelInfo` (or ``None``) and the preprocessing: given, the model's, or
+    ``IMAGENET_MEAN_STD``. Checked before the source is read."""
+    info = None
+    if model is not None:
+        from kerasnets.registry import get_entry
+
+        info = get_entry(model).info
+    if preprocessing is not None:
+        return info, get_preprocessing(preprocessing)
+    return info, info.preprocessing if info is not None else IMAGENET_MEAN_STD
+
+
+def _plan(records, info, split, image_size, preprocessing, training, shuffle, augment, crop_fraction):
+    """The defaults: the model's size, the source's size, the split's role, the augmentation."""
+    if training is None:  # "train", and slices of it such as "train[:90%]"
+        training = split.split("[")[0].strip() == "train"
+    training = bool(training)
+    if image_size is None:
+        image_size = info.default_size if info else (records.native_size or 224)
+    small = (records.native_size if records.native_size is not None else image_size) <= SMALL_IMAGE_SIZE
+    if crop_fraction is None:
+        crop_fraction = 1.0 if small else preprocessing.crop_fraction
+    if not training:
+        augment = None
+    elif augment == "auto":
+        augment = "pad_crop" if small else "inception"
+    return _Plan(
+        image_size=image_size,
+        preprocessing=dataclasses.replace(preprocessing, crop_fraction=crop_fraction),
+        training=training,
+        shuffle=training if shuffle is None else bool(shuffle),
+        augment=augment,
+    )
+
+
+def _ordered(records, plan, cache, shuffle_buffer, seed):
+    """The records (decoded first for ``pad_crop``), cached, then shuffled."""
+    shuffle = plan.shuffle
+    ds = records.make_dataset(shuffle and not cache, seed)
+    if plan.augment == "pad_crop":
+        # Small images: decoded (uint8, as small as the files) before the cache and
+        # the shuffle buffer, so a cached epoch skips decoding.
+        ds = ds.map(lambda encoded, label: (_augment.decode_resized(encoded, plan.image_size), label),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    # The cache comes before the shuffle, so that each epoch is reshuffled.
+    if cache:
+        ds = ds.cache("" if cache is True else os.fspath(cache))
+    if shuffle and (cache or not records.shuffles_fully):
+        buffer = shuffle_buffer or min(records.num_examples, DEFAULT_SHUFFLE_BUFFER)
+        ds = ds.shuffle(max(buffer, 1), seed=seed, reshuffle_each_iteration=True)
+    return ds
+
+
+def _seeds(seed):
+    """One random int64 per element (its [2]-shaped stateless seed is [r, 0]); a new
+    sequence each epoch, the same sequences for the same seed."""
+    random = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    return random.map(lambda r: tf.stack([r, tf.constant(0, tf.int64)]))
+
+
+def _batched(ds, plan, batch_size, drop_remainder, seed, flip):
+    """Augmented (training) or centrally cropped (evaluation), normalised, batched."""
+    image_size, preprocessing, augment = plan.image_size, plan.preprocessing, plan.augment
+
+    def batched(dataset):
+        return dataset.batch(batch_size, drop_remainder=drop_remainder,
+                             num_parallel_calls=tf.data.AUTOTUNE)
+
+    if augment == "pad_crop":  # augment whole batches of decoded images
+        return tf.data.Dataset.zip((batched(ds), _seeds(seed))).map(
+            lambda batch, batch_seed: (
+                _augment.pad_crop_batch(batch[0], batch_seed, preprocessing, flip=flip),
+                batch[1],
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    if augment is not None:
+
+        def train_map(record, element_seed):
+            image = _augment.train_transform(
+                record[0], element_seed, image_size, preprocessing, augment, flip=flip
+            )
+            return image, record[1]
+
+        return batched(tf.data.Dataset.zip((ds, _seeds(seed))).map(
+            train_map, num_parallel_calls=tf.data.AUTOTUNE))
+
+    def eval_map(encoded, label):
+        image = _augment.eval_transform(encoded, image_size, preprocessing, preprocessing.crop_fraction)
+        return image, label
+
+    return batched(ds.map(eval_map, num_parallel_calls=tf.data.AUTOTUNE))
 
 
 def load(
@@ -230,7 +325,7 @@ def load(
             prepared and cannot be downloaded, an empty folder, a folder with one
             class, unreadable images, or a split that does not exist.
 
-    Models with auxiliary heads (GoogLeNet, Inception v3 with ``aux_logits``)
+    Models with auxiliary heads (GoogLeNet, Inception v3 with ``aux_classifiers=True``)
     take these plain ``(images, labels)`` batches: the model passes the one label
     tensor to every head, so no per-head label plumbing is needed.
 
@@ -243,105 +338,28 @@ def load(
     """
     augment = _check_arguments(source, split, image_size, batch_size, augment, cache, seed,
                                crop_fraction, shuffle_buffer, validation_fraction, verify)
-    info = None
-    if model is not None:
-        import kerasnets
-
-        info = kerasnets.get_model_info(model)
-    if preprocessing is not None:
-        preprocessing = get_preprocessing(preprocessing)
-    else:
-        preprocessing = info.preprocessing if info is not None else IMAGENET_MEAN_STD
-    if training is None:  # "train", and slices of it such as "train[:90%]"
-        training = split.split("[")[0].strip() == "train"
-    training = bool(training)
-    shuffle = training if shuffle is None else bool(shuffle)
-
+    info, preprocessing = _model_defaults(model, preprocessing)
     records = _records(source, split, data_dir, download, validation_fraction, verify)
-    if image_size is None:
-        image_size = info.default_size if info else (records.native_size or 224)
-    if records.native_size is not None:
-        small = records.native_size <= SMALL_IMAGE_SIZE
-    else:
-        small = image_size <= SMALL_IMAGE_SIZE
-    if crop_fraction is None:
-        crop_fraction = 1.0 if small else preprocessing.crop_fraction
-    preprocessing = dataclasses.replace(preprocessing, crop_fraction=crop_fraction)
-    if not training:
-        augment = None
-    elif augment == "auto":
-        augment = "pad_crop" if small else "inception"
-
-    def cache_and_shuffle(dataset):
-        # The cache comes before the shuffle, so that each epoch is reshuffled.
-        if cache:
-            dataset = dataset.cache("" if cache is True else os.fspath(cache))
-        if shuffle and (cache or not records.shuffles_fully):
-            buffer = shuffle_buffer or min(records.num_examples, DEFAULT_SHUFFLE_BUFFER)
-            dataset = dataset.shuffle(max(buffer, 1), seed=seed, reshuffle_each_iteration=True)
-        return dataset
-
-    ds = records.make_dataset(shuffle and not cache, seed)
-    if augment == "pad_crop":
-        # Small images: decoded (uint8, as small as the files) before the cache and
-        # the shuffle buffer, so a cached epoch skips decoding.
-        ds = ds.map(lambda encoded, label: (_augment.decode_resized(encoded, image_size), label),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-    ds = cache_and_shuffle(ds)
-
-    def seeds():
-        # One random int64 per element (its [2]-shaped stateless seed is [r, 0]);
-        # a new sequence each epoch, the same sequences for the same seed.
-        random = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        return random.map(lambda r: tf.stack([r, tf.constant(0, tf.int64)]))
-
-    def batched(dataset):
-        return dataset.batch(batch_size, drop_remainder=drop_remainder,
-                             num_parallel_calls=tf.data.AUTOTUNE)
-
-    if augment == "pad_crop":  # augment whole batches of decoded images
-        ds = tf.data.Dataset.zip((batched(ds), seeds())).map(
-            lambda batch, batch_seed: (
-                _augment.pad_crop_batch(batch[0], batch_seed, preprocessing, flip=flip),
-                batch[1],
-            ),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-    elif augment is not None:
-
-        def train_map(record, element_seed):
-            image = _augment.train_transform(
-                record[0], element_seed, image_size, preprocessing, augment, flip=flip
-            )
-            return image, record[1]
-
-        ds = batched(tf.data.Dataset.zip((ds, seeds())).map(
-            train_map, num_parallel_calls=tf.data.AUTOTUNE))
-    else:
-
-        def eval_map(encoded, label):
-            image = _augment.eval_transform(encoded, image_size, preprocessing, crop_fraction)
-            return image, label
-
-        ds = batched(ds.map(eval_map, num_parallel_calls=tf.data.AUTOTUNE))
-
+    plan = _plan(records, info, split, image_size, preprocessing, training, shuffle, augment,
+                 crop_fraction)
+    ds = _ordered(records, plan, cache, shuffle_buffer, seed)
+    ds = _batched(ds, plan, batch_size, drop_remainder, seed, flip)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     # Without a seed, training batches may come in completion order (faster).
-    options.deterministic = seed is not None or not training
+    options.deterministic = seed is not None or not plan.training
     ds = ds.with_options(options)
-
     return DataSplit(
         dataset=ds,
         class_names=list(records.class_names),
         num_examples=records.num_examples,
-        image_size=image_size,
+        image_size=plan.image_size,
         batch_size=batch_size,
         split=split,
         source=os.fspath(source),
-        training=training,
-        augment=augment,
-        preprocessing=preprocessing,
+        training=plan.training,
+        augment=plan.augment,
+        preprocessing=plan.preprocessing,
         drop_remainder=drop_remainder,
     )
 

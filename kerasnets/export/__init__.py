@@ -36,10 +36,11 @@ import json
 import os
 import zipfile
 
+from kerasnets._validate import check_bool, check_choice
 from kerasnets.export._atomic import METADATA_FILE, atomic_destination, check_destination
 from kerasnets.export._dtype import policy_names, with_dtype_policy
 from kerasnets.export._fold import fold_batch_norm
-from kerasnets.export._spec import ExportSpec, find_lambda_layers, inference_model, resolve_spec
+from kerasnets.export._spec import ExportSpec, exportable_model, find_lambda_layers, resolve_spec
 from kerasnets.export._serving import SIGNATURES, eval_preprocess
 
 __all__ = [
@@ -53,6 +54,8 @@ __all__ = [
     "fold_batch_norm",
     "read_metadata",
     "ExportSpec",
+    "exportable_model",
+    "resolve_spec",
 ]
 
 FORMATS = ("saved_model", "keras", "tflite")
@@ -78,7 +81,7 @@ _SPEC_ARGS_DOC = """
 
 
 def _spec(model, kwargs):
-    model = inference_model(model)
+    model = exportable_model(model)
     return model, resolve_spec(model, **kwargs)
 
 
@@ -138,8 +141,7 @@ def saved_model(
 
     from kerasnets.export._serving import serving_functions, signature_doc
 
-    if not isinstance(fold_batch_norm, bool):
-        raise ValueError(f"fold_batch_norm must be True or False. Received: fold_batch_norm={fold_batch_norm!r}")
+    check_bool("fold_batch_norm", fold_batch_norm)
     path = check_destination(path, overwrite=overwrite, kind="dir", source=source)
     model, spec = _spec(model, dict(
         model_name=model_name, image_size=image_size, preprocessing=preprocessing,
@@ -196,7 +198,7 @@ def keras_file(model, path, *, overwrite=False, verify=True):
     if not str(os.fspath(path) if isinstance(path, os.PathLike) else path).endswith(".keras"):
         raise ValueError(f"A Keras model file must end in `.keras`. Received: path={path!r}")
     path = check_destination(path, overwrite=overwrite, kind="file")
-    model = inference_model(model)
+    model = exportable_model(model)
     lambdas = find_lambda_layers(model)
     if lambdas:
         raise ValueError(
@@ -220,7 +222,7 @@ def _versions():
     import keras
     import tensorflow as tf
 
-    from kerasnets import __version__
+    from kerasnets._version import __version__
 
     return {"kerasnets": __version__, "keras": keras.__version__, "tensorflow": tf.__version__}
 
@@ -247,8 +249,7 @@ def export(model, path, format="saved_model", **kwargs):
     >>> kerasnets.export.export(model, "model.tflite", format="tflite")
     """
     writers = {"saved_model": saved_model, "keras": keras_file, "tflite": tflite}
-    if format not in writers:
-        raise ValueError(f"format must be one of {FORMATS}. Received: format={format!r}")
+    check_choice("format", format, FORMATS)
     return writers[format](model, path, **kwargs)
 
 

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import zipfile
 
+from kerasnets._validate import check_bool
 from kerasnets.files import check_writable, partial_prefix, remove_stale_partials
 
 __all__ = ["check_destination", "atomic_destination", "METADATA_FILE"]
@@ -42,8 +43,7 @@ def check_destination(path, *, overwrite: bool, kind: str, source=None) -> str:
     """
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise ValueError(f"The export path must be a non-empty string or path. Received: path={path!r}")
-    if not isinstance(overwrite, bool):
-        raise ValueError(f"overwrite must be True or False. Received: overwrite={overwrite!r}")
+    check_bool("overwrite", overwrite)
     given = path
     path = os.path.abspath(os.fspath(path))
     if os.path.lexists(path):

@@ -90,7 +90,7 @@ def _child(request_file):
     import keras
     import numpy as np
 
-    import kerasnets  # noqa: F401  (registers the layers)
+    import kerasnets.models  # noqa: F401  (registers the layers)
     from kerasnets import export
 
     model = keras.models.load_model(request["source"], compile=False)

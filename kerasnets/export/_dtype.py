@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import keras
 
+from kerasnets._keras_compat import nested_layers, producing_layer
+from kerasnets._validate import check_keras_name
+
 __all__ = ["with_dtype_policy", "policy_names"]
 
 
@@ -11,7 +14,7 @@ def policy_names(model) -> set:
     """The dtype policies of ``model``'s layers, by name (``{"mixed_bfloat16"}``)."""
     return {
         layer.dtype_policy.name
-        for layer in model._flatten_layers(include_self=False, recursive=True)
+        for layer in nested_layers(model)
         if getattr(layer, "dtype_policy", None) is not None
         and not isinstance(layer, keras.layers.InputLayer)
     }
@@ -27,15 +30,10 @@ def with_dtype_policy(model, policy: str | None):
     """
     if policy is None or policy_names(model) <= {policy}:
         return model
-    try:
-        keras.dtype_policies.get(policy)
-    except (ValueError, TypeError):
-        raise ValueError(
-            "compute_dtype must be None or a Keras dtype policy such as 'float32' or "
-            f"'mixed_bfloat16'. Received: compute_dtype={policy!r}"
-        ) from None
+    check_keras_name("compute_dtype", policy, keras.dtype_policies.get,
+                     "None or a Keras dtype policy such as 'float32' or 'mixed_bfloat16'")
 
-    keep = {t._keras_history[0].name for t in model.outputs} if policy != "float32" else set()
+    keep = {producing_layer(t).name for t in model.outputs} if policy != "float32" else set()
 
     def clone_function(layer):
         config = layer.get_config()

@@ -16,11 +16,13 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from kerasnets._keras_compat import inbound_nodes
+
 __all__ = ["fold_batch_norm", "foldable_pairs"]
 
 
 def _single_call(layer):
-    return len(layer._inbound_nodes) == 1
+    return len(inbound_nodes(layer)) == 1
 
 
 def _channel_axis(conv):
@@ -38,7 +40,7 @@ def foldable_pairs(model) -> dict:
     for layer in model.layers:
         if not isinstance(layer, keras.layers.BatchNormalization) or not _single_call(layer):
             continue
-        parents = layer._inbound_nodes[0].parent_nodes
+        parents = inbound_nodes(layer)[0].parent_nodes
         if len(parents) != 1:
             continue
         conv = parents[0].operation

@@ -11,7 +11,7 @@ Both apply the evaluation preprocessing of the data pipeline: the central
 square whose side is ``crop_fraction`` of the shorter side, resized to the
 model's size, per-channel normalisation. Decoded images go through
 `kerasnets.data.preprocess_for_eval`, encoded ones through the pipeline's own
-transform of encoded files (`kerasnets.data._augment.eval_transform`), so that
+transform of encoded files (`kerasnets.data.eval_transform`), so that
 evaluation during training and serving agree.
 """
 
@@ -42,13 +42,13 @@ def eval_preprocess_encoded(data, image_size, preprocessing):
     """An encoded image (scalar string) -> float32 ``image_size`` square, normalised.
 
     Exactly what the data pipeline does to evaluation files
-    (`kerasnets.data._augment.eval_transform`): the central window is read from the header
+    (`kerasnets.data.eval_transform`): the central window is read from the header
     and JPEGs decode only that window. (Decoding a JPEG window differs from
     decoding the whole image then cropping by a fraction of a grey level at the
     window's edges, so serving matches evaluation by using this same function.)
     """
     # The very function `kerasnets.data.load` applies to evaluation files.
-    from kerasnets.data._augment import eval_transform
+    from kerasnets.data import eval_transform
 
     return eval_transform(data, image_size, preprocessing, preprocessing.crop_fraction)
 

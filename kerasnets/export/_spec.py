@@ -3,7 +3,7 @@
 `resolve_spec` turns the user's arguments plus what the model and the registry
 know (input size, preprocessing, number of classes, whether the classifier
 ends in a softmax) into an `ExportSpec`, raising a clear ``ValueError`` for
-anything inconsistent. `inference_model` strips auxiliary heads.
+anything inconsistent. `exportable_model` strips auxiliary heads and checks one output is left.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import sys
 
 import keras
 
+from kerasnets._keras_compat import nested_layers, producing_layer
+from kerasnets._validate import check_choice, check_int, check_size, fail
 from kerasnets.preprocessing import Preprocessing
 
-__all__ = ["ExportSpec", "resolve_spec", "inference_model", "find_lambda_layers", "OUTPUT_KINDS"]
+__all__ = ["ExportSpec", "resolve_spec", "exportable_model", "find_lambda_layers", "OUTPUT_KINDS"]
 
 # What the model's output is: "probabilities" are served as they are, "logits"
 # go through a softmax in the serving graph, "features" (include_top=False)
@@ -44,12 +46,12 @@ class ExportSpec:
         """The readable record of what produced an export (written as JSON)."""
         import tensorflow as tf
 
-        import kerasnets
+        from kerasnets._version import __version__
 
         family = None
         if self.model_name is not None:
             try:
-                family = kerasnets.get_model_info(self.model_name).family
+                family = _model_info(self.model_name).family
             except ValueError:
                 family = None
         record = {
@@ -74,7 +76,7 @@ class ExportSpec:
             "signatures": signatures,
             "source": self.source,
             "versions": {
-                "kerasnets": kerasnets.__version__,
+                "kerasnets": __version__,
                 "tensorflow": tf.__version__,
                 "keras": keras.__version__,
                 "python": sys.version.split()[0],
@@ -85,13 +87,13 @@ class ExportSpec:
         return record
 
 
-def inference_model(model):
+def exportable_model(model):
     """`kerasnets.inference_model` (auxiliary heads stripped), checked to have one output."""
-    import kerasnets
+    from kerasnets.models import inference_model
 
     if not isinstance(model, keras.Model):
         raise ValueError(f"Expected a keras.Model. Received: model={type(model).__name__}")
-    model = kerasnets.inference_model(model)
+    model = inference_model(model)
     if len(model.outputs) != 1:
         raise ValueError(
             "Only single-output models, or models with auxiliary heads and a 'main' output, "
@@ -103,17 +105,19 @@ def inference_model(model):
 def find_lambda_layers(model) -> list:
     """Names of the `keras.layers.Lambda` layers anywhere in ``model`` (nested models too)."""
     found = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in nested_layers(model):
         if isinstance(layer, keras.layers.Lambda):
             found.append(layer.name)
     return found
 
 
 def _output_kind(model) -> str:
+    from kerasnets.models import outputs_logits
+
     tensor = model.outputs[0]
     if len(tensor.shape) != 2:
         return "features"
-    layer = tensor._keras_history[0]
+    layer = producing_layer(tensor)
     config = layer.get_config()
     activation = config.get("activation")
     if isinstance(layer, keras.layers.Softmax):
@@ -121,7 +125,7 @@ def _output_kind(model) -> str:
     if isinstance(layer, (keras.layers.Dense, keras.layers.Activation)):
         if activation in _PROBABILITY_ACTIVATIONS:
             return "probabilities"
-        if isinstance(layer, keras.layers.Dense) and activation in (None, "linear"):
+        if isinstance(layer, keras.layers.Dense) and outputs_logits(model):
             return "logits"
     if isinstance(layer, (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)):
         return "features"
@@ -152,69 +156,35 @@ def _as_preprocessing(value) -> Preprocessing:
 
 
 def _as_size(image_size):
-    if isinstance(image_size, bool):
-        raise ValueError(f"image_size must be an int or (height, width). Received: image_size={image_size!r}")
-    if isinstance(image_size, int):
-        image_size = (image_size, image_size)
-    try:
-        size = tuple(int(s) for s in image_size)
-    except (TypeError, ValueError):
-        size = ()
-    if len(size) != 2 or any(s < 1 for s in size) or list(size) != [s for s in image_size]:
-        raise ValueError(
-            f"image_size must be a positive int or (height, width). Received: image_size={image_size!r}"
-        )
-    return size
+    return check_size("image_size", image_size)
 
 
 def _model_info(name):
-    import kerasnets
+    from kerasnets.registry import get_entry
 
-    return kerasnets.get_model_info(name)
+    return get_entry(name).info
 
 
 def _registered(name) -> bool:
-    import kerasnets
+    from kerasnets.registry import list_models
 
-    return isinstance(name, str) and name.lower() in kerasnets.list_models()
+    return isinstance(name, str) and name.lower() in list_models()
 
 
-def resolve_spec(
-    model,
-    *,
-    model_name=None,
-    image_size=None,
-    preprocessing=None,
-    class_names=None,
-    top_k=5,
-    output="auto",
-    builder_kwargs=None,
-    source=None,
-) -> ExportSpec:
-    """Validates the export arguments against ``model`` (the inference model)."""
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"Expected a keras.Model. Received: model={type(model).__name__}")
-    if len(model.inputs) != 1:
-        raise ValueError(
-            f"Only single-input image models can be exported. Received: {len(model.inputs)} inputs"
-        )
-    if output not in OUTPUT_KINDS:
-        raise ValueError(f"output must be one of {OUTPUT_KINDS}. Received: output={output!r}")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"top_k must be a positive integer. Received: top_k={top_k!r}")
-    if builder_kwargs is not None and not isinstance(builder_kwargs, dict):
-        raise ValueError(f"builder_kwargs must be a dict. Received: builder_kwargs={builder_kwargs!r}")
-
-    # The registered name: given, else the model's own name if it is one.
+def _registered_name(model, model_name, preprocessing):
+    """The registered name (given, else the model's own if it is one) and its `ModelInfo`."""
     if model_name is not None:
         if not _registered(model_name) and preprocessing is None:
             _model_info(model_name)  # raises "Unknown model ... Did you mean"
         model_name = model_name.lower() if _registered(model_name) else model_name
     elif _registered(model.name):
         model_name = model.name.lower()
-    info = _model_info(model_name) if _registered(model_name) else None
+    return model_name, _model_info(model_name) if _registered(model_name) else None
 
-    if preprocessing is None:  # a model loaded from a weight preset carries the preset's
+
+def _preprocessing_of(model, model_name, info, preprocessing):
+    """Given, else the weight preset's the model was loaded from, else the registered model's."""
+    if preprocessing is None:
         preprocessing = getattr(model, "kerasnets_preprocessing", None)
     if preprocessing is None:
         if info is None:
@@ -225,9 +195,11 @@ def resolve_spec(
                 f"Received: model.name={model.name!r}, model_name={model_name!r}"
             )
         preprocessing = info.preprocessing
-    preprocessing = _as_preprocessing(preprocessing)
+    return _as_preprocessing(preprocessing)
 
-    # Input layout and size.
+
+def _image_size_of(model, info, image_size):
+    """The square ``(height, width)`` the serving graph resizes to, checked against the input."""
     shape = tuple(model.inputs[0].shape[1:])
     if len(shape) != 3:
         raise ValueError(f"Only image models (4D inputs) can be exported. Received: input shape {shape}")
@@ -254,38 +226,74 @@ def resolve_spec(
             "The model takes any input size; pass image_size= (the size the serving graph "
             f"resizes and crops images to). Received: input shape {shape}"
         )
-
     if image_size[0] != image_size[1]:
         raise ValueError(
             "The serving preprocessing (kerasnets.data.preprocess_for_eval) crops square "
             f"images, so the model's input must be square. Received: image_size={image_size}"
         )
+    return image_size
 
-    # Output: probabilities, logits or features.
-    kind = _output_kind(model) if output == "auto" else output
+
+def _num_classes(model, kind):
     out_shape = tuple(model.outputs[0].shape[1:])
     if kind != "features" and len(out_shape) != 1:
         raise ValueError(
             f"output={kind!r} needs a 2D (batch, classes) output. Received: output shape {out_shape}"
         )
-    num_classes = int(out_shape[0]) if kind != "features" else None
+    return int(out_shape[0]) if kind != "features" else None
 
-    if class_names is not None:
-        if kind == "features":
-            raise ValueError(
-                "class_names only apply to a model with a classifier; this model outputs "
-                f"features (include_top=False). Received: class_names of length {len(class_names)}"
-            )
-        if isinstance(class_names, (str, bytes)) or not all(isinstance(c, str) for c in class_names):
-            raise ValueError(
-                f"class_names must be a list of strings. Received: class_names={class_names!r:.200}"
-            )
-        class_names = tuple(class_names)
-        if len(class_names) != num_classes:
-            raise ValueError(
-                f"class_names must have one name per class ({num_classes}). "
-                f"Received: {len(class_names)} class_names"
-            )
+
+def _check_class_names(class_names, kind, num_classes):
+    if class_names is None:
+        return None
+    if kind == "features":
+        raise ValueError(
+            "class_names only apply to a model with a classifier; this model outputs "
+            f"features (include_top=False). Received: class_names of length {len(class_names)}"
+        )
+    if isinstance(class_names, (str, bytes)) or not all(isinstance(c, str) for c in class_names):
+        raise ValueError(
+            f"class_names must be a list of strings. Received: class_names={class_names!r:.200}"
+        )
+    class_names = tuple(class_names)
+    if len(class_names) != num_classes:
+        raise ValueError(
+            f"class_names must have one name per class ({num_classes}). "
+            f"Received: {len(class_names)} class_names"
+        )
+    return class_names
+
+
+def resolve_spec(
+    model,
+    *,
+    model_name=None,
+    image_size=None,
+    preprocessing=None,
+    class_names=None,
+    top_k=5,
+    output="auto",
+    builder_kwargs=None,
+    source=None,
+) -> ExportSpec:
+    """Validates the export arguments against ``model`` (the inference model)."""
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"Expected a keras.Model. Received: model={type(model).__name__}")
+    if len(model.inputs) != 1:
+        raise ValueError(
+            f"Only single-input image models can be exported. Received: {len(model.inputs)} inputs"
+        )
+    check_choice("output", output, OUTPUT_KINDS)
+    check_int("top_k", top_k)
+    if builder_kwargs is not None and not isinstance(builder_kwargs, dict):
+        fail("builder_kwargs", "a dict", builder_kwargs)
+
+    model_name, info = _registered_name(model, model_name, preprocessing)
+    preprocessing = _preprocessing_of(model, model_name, info, preprocessing)
+    image_size = _image_size_of(model, info, image_size)
+    kind = _output_kind(model) if output == "auto" else output
+    num_classes = _num_classes(model, kind)
+    class_names = _check_class_names(class_names, kind, num_classes)
     k = 0 if kind == "features" else min(top_k, num_classes)
     return ExportSpec(
         model_name=model_name,

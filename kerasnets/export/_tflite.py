@@ -7,9 +7,10 @@ import tempfile
 
 import numpy as np
 
+from kerasnets._validate import check_number
 from kerasnets.export._atomic import atomic_destination, check_destination
 from kerasnets.export._dtype import with_dtype_policy
-from kerasnets.export._spec import inference_model, resolve_spec
+from kerasnets.export._spec import exportable_model, resolve_spec
 
 __all__ = ["tflite"]
 
@@ -18,7 +19,7 @@ def _normalize(images, preprocessing):
     """uint8 -> float32 ``(pixels - mean) / std``, as the evaluation preprocessing ends."""
     import tensorflow as tf
 
-    from kerasnets.data._augment import normalize  # the last step of preprocess_for_eval
+    from kerasnets.data import normalize  # the last step of preprocess_for_eval
 
     return normalize(tf.cast(images, tf.float32), preprocessing)
 
@@ -57,6 +58,56 @@ def _run_interpreter(content, images):
     interpreter.set_tensor(detail["index"], images)
     interpreter.invoke()
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def _check_images(check_images, h, w):
+    """The images the converted model is checked on (default: 4 random ones, fixed seed)."""
+    if check_images is None:
+        return np.random.default_rng(0).integers(0, 256, (4, h, w, 3), dtype=np.uint8)
+    check_images = np.asarray(check_images)
+    if check_images.dtype != np.uint8 or check_images.ndim != 4 or check_images.shape[1:] != (h, w, 3):
+        raise ValueError(
+            f"check_images must be a uint8 array (n, {h}, {w}, 3). "
+            f"Received: check_images of dtype {check_images.dtype} and shape {check_images.shape}"
+        )
+    return check_images
+
+
+def _convert(serve, signature) -> bytes:
+    """The ``.tflite`` content of ``serve``, with TFLite builtin ops only."""
+    import keras
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as saved:
+        archive = keras.export.ExportArchive()
+        archive.add_endpoint("serving_default", serve, input_signature=signature)
+        archive.write_out(saved, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        try:
+            return converter.convert()
+        except Exception as error:  # the converter's message holds the whole MLIR module
+            first = str(error).strip().splitlines()[:3]
+            raise ValueError(
+                "TFLite conversion with builtin ops failed; nothing was written. "
+                f"Received: {' | '.join(first)[:600]}"
+            ) from None
+
+
+def _compare(content, serve, check_images, atol) -> float:
+    """The largest absolute difference between the TFLite and the Keras outputs, within ``atol``."""
+    import tensorflow as tf
+
+    expected = tf.function(serve)(tf.constant(check_images))
+    expected = next(iter(expected.values())).numpy()
+    got = _run_interpreter(content, check_images)
+    max_diff = float(np.max(np.abs(got - expected)))
+    if not max_diff <= atol:
+        raise ValueError(
+            "The TFLite model's outputs differ from the Keras model's by more than atol; "
+            f"nothing was written. Received: max_abs_diff={max_diff:.3g}, atol={atol}"
+        )
+    return max_diff
 
 
 def tflite(
@@ -104,13 +155,9 @@ def tflite(
     >>> report["max_abs_diff"] < 1e-4
     True
     """
-    import keras
-    import tensorflow as tf
-
     if not str(os.fspath(path) if isinstance(path, os.PathLike) else path).endswith(".tflite"):
         raise ValueError(f"A TFLite file must end in `.tflite`. Received: path={path!r}")
-    if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not atol >= 0:
-        raise ValueError(f"atol must be a non-negative number. Received: atol={atol!r}")
+    check_number("atol", atol, allow_zero=True)
     from kerasnets.export._backend import export_in_tensorflow, needs_tensorflow
 
     if needs_tensorflow():  # the converter takes TensorFlow graphs: a TensorFlow-backend process
@@ -118,49 +165,17 @@ def tflite(
             model_name=model_name, image_size=image_size, preprocessing=preprocessing, output=output,
             overwrite=overwrite, check=check, atol=atol, check_images=check_images))
     path = check_destination(path, overwrite=overwrite, kind="file")
-    model = inference_model(model)
+    model = exportable_model(model)
     spec = resolve_spec(
         model, model_name=model_name, image_size=image_size, preprocessing=preprocessing,
         output=output,
     )
     h, w = spec.image_size
     model = with_dtype_policy(model, "float32")  # TFLite builtins have no bfloat16 kernels
-    if check_images is None:
-        check_images = np.random.default_rng(0).integers(0, 256, (4, h, w, 3), dtype=np.uint8)
-    check_images = np.asarray(check_images)
-    if check_images.dtype != np.uint8 or check_images.ndim != 4 or check_images.shape[1:] != (h, w, 3):
-        raise ValueError(
-            f"check_images must be a uint8 array (n, {h}, {w}, 3). "
-            f"Received: check_images of dtype {check_images.dtype} and shape {check_images.shape}"
-        )
-
+    check_images = _check_images(check_images, h, w)
     serve, signature = _converter_input(model, spec)
-    with tempfile.TemporaryDirectory() as saved:
-        archive = keras.export.ExportArchive()
-        archive.add_endpoint("serving_default", serve, input_signature=signature)
-        archive.write_out(saved, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        try:
-            content = converter.convert()
-        except Exception as error:  # the converter's message holds the whole MLIR module
-            first = str(error).strip().splitlines()[:3]
-            raise ValueError(
-                "TFLite conversion with builtin ops failed; nothing was written. "
-                f"Received: {' | '.join(first)[:600]}"
-            ) from None
-
-    max_diff = None
-    if check:
-        expected = tf.function(serve)(tf.constant(check_images))
-        expected = next(iter(expected.values())).numpy()
-        got = _run_interpreter(content, check_images)
-        max_diff = float(np.max(np.abs(got - expected)))
-        if not max_diff <= atol:
-            raise ValueError(
-                "The TFLite model's outputs differ from the Keras model's by more than atol; "
-                f"nothing was written. Received: max_abs_diff={max_diff:.3g}, atol={atol}"
-            )
+    content = _convert(serve, signature)
+    max_diff = _compare(content, serve, check_images, atol) if check else None
     with atomic_destination(path, overwrite=overwrite) as staging:
         with open(staging, "wb") as f:
             f.write(content)

@@ -26,7 +26,7 @@ from kerasnets.models.vgg import (
     VGG19,
     VGG19BN,
 )
-from kerasnets.models._multi_output import AuxiliaryClassifierModel, inference_model
+from kerasnets.models._multi_output import AuxiliaryClassifierModel, inference_model, outputs_logits
 from kerasnets.models.googlenet import GoogLeNet, GoogLeNetBN, InceptionV1
 from kerasnets.models.inception import InceptionV2, InceptionV3
 from kerasnets.models._features import feature_extractor, feature_stages

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import math
 import os
 import types
 from typing import Callable, Sequence
 
 import keras
 
+from kerasnets._validate import check_bool, check_choice, check_int, check_keras_name, check_number
 from kerasnets.preprocessing import Preprocessing
 from kerasnets.registry import ModelSpec, register_spec
 
@@ -203,13 +203,8 @@ def _validate_weights(weights, model_name):
 def _validate_activation(activation):
     if activation is None or callable(activation):
         return
-    try:
-        keras.activations.get(activation)
-    except (ValueError, TypeError):
-        raise ValueError(
-            "classifier_activation must be None, a callable or the name of a Keras "
-            f"activation such as 'softmax'. Received: classifier_activation={activation!r}"
-        ) from None
+    check_keras_name("classifier_activation", activation, keras.activations.get,
+                     "None, a callable or the name of a Keras activation such as 'softmax'")
 
 
 def _resolve_input_shape(input_shape, input_tensor, info, model_name):
@@ -288,14 +283,9 @@ def build_application(
      name) = _contract(contract, model_name).values()
     # --- validate everything before building a layer ---
     _validate_weights(weights, model_name)
-    if not isinstance(include_top, bool):
-        raise ValueError(f"include_top must be True or False. Received: include_top={include_top!r}")
-    if pooling not in (None, "avg", "max"):
-        raise ValueError(
-            f"pooling must be one of None, 'avg' or 'max'. Received: pooling={pooling!r}"
-        )
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-        raise ValueError(f"classes must be a positive integer. Received: classes={classes!r}")
+    check_bool("include_top", include_top)
+    check_choice("pooling", pooling, (None, "avg", "max"))
+    check_int("classes", classes)
     _validate_activation(classifier_activation)
     shape = _resolve_input_shape(input_shape, input_tensor, info, model_name)
     spatial = _spatial(shape)
@@ -357,16 +347,7 @@ def scale_width(filters: int, width_multiplier: float) -> int:
 
 
 def validate_width_multiplier(width_multiplier, model_name):
-    if (
-        isinstance(width_multiplier, bool)
-        or not isinstance(width_multiplier, (int, float))
-        or not math.isfinite(width_multiplier)
-        or width_multiplier <= 0
-    ):
-        raise ValueError(
-            f"width_multiplier must be a positive number for {model_name}. "
-            f"Received: width_multiplier={width_multiplier!r}"
-        )
+    check_number("width_multiplier", width_multiplier, context=model_name)
 
 
 # ---------------------------------------------------------------------------

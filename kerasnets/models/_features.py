@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import keras
 
-from kerasnets.registry import entries, get_entry
+from kerasnets.registry import get_entry, list_models
 
 __all__ = ["feature_extractor", "feature_stages"]
 
@@ -21,12 +21,17 @@ def feature_stages(name: str) -> dict:
 
 
 def _stages_of_model(model):
-    names = {layer.name for layer in model.layers}
-    by_name = [e for e in entries() if e.name == model.name.lower()]
-    for entry in by_name + entries():  # a model renamed: the first family whose stages it has
-        stages = entry.feature_stages
-        if stages and set(stages.values()) <= names:
-            return stages
+    position = {layer.name: i for i, layer in enumerate(model.layers)}
+    key = model.name.lower()
+    registered = list_models()
+    if key in registered and set(get_entry(key).feature_stages.values()) <= position.keys():
+        return get_entry(key).feature_stages
+    # A model renamed: of the families whose stage layers it has all of, the one whose
+    # stages end deepest (a renamed ResNet-50 also has ResNet-18's conv5_block2_out).
+    matches = [get_entry(name).feature_stages for name in registered]
+    matches = [stages for stages in matches if stages and set(stages.values()) <= position.keys()]
+    if matches:
+        return max(matches, key=lambda stages: [position[layer] for layer in reversed(stages.values())])
     raise ValueError(
         f"{model.name} has none of the declared feature stages of the registered models; pass a "
         f"kerasnets model or a registered name. Received: model_or_name={model.name!r}"

@@ -13,6 +13,7 @@ from typing import Mapping, NamedTuple
 
 import keras
 
+from kerasnets._validate import check_bool, check_number
 from kerasnets.models._application import scale_width
 from kerasnets.models._multi_output import with_named_outputs
 
@@ -99,26 +100,14 @@ def dropout_top(rate):
 
 def check_aux_args(aux_classifiers, aux_loss_weight, include_top, model_name):
     """Resolves ``aux_classifiers`` (``None``: the family default) and validates both."""
-    if aux_classifiers not in (True, False):
-        raise ValueError(
-            f"aux_classifiers must be True or False for {model_name}. "
-            f"Received: aux_classifiers={aux_classifiers!r}"
-        )
+    check_bool("aux_classifiers", aux_classifiers, context=model_name)
     if aux_classifiers and not include_top:
         raise ValueError(
             f"The auxiliary classifiers of {model_name} are classifiers: they need "
             "include_top=True. Pass aux_classifiers=False for a feature extractor. "
             f"Received: aux_classifiers=True, include_top={include_top!r}"
         )
-    if (
-        isinstance(aux_loss_weight, bool)
-        or not isinstance(aux_loss_weight, (int, float))
-        or not aux_loss_weight >= 0
-    ):
-        raise ValueError(
-            f"aux_loss_weight must be a non-negative number for {model_name}. "
-            f"Received: aux_loss_weight={aux_loss_weight!r}"
-        )
+    check_number("aux_loss_weight", aux_loss_weight, allow_zero=True, context=model_name)
     return aux_classifiers
 
 

@@ -46,7 +46,10 @@ from __future__ import annotations
 
 import keras
 
-__all__ = ["AuxiliaryClassifierModel", "inference_model", "MAIN_OUTPUT"]
+from kerasnets._keras_compat import classifier_layer, producing_layer
+from kerasnets._validate import check_number
+
+__all__ = ["AuxiliaryClassifierModel", "inference_model", "outputs_logits", "MAIN_OUTPUT"]
 
 MAIN_OUTPUT = "main"
 
@@ -71,16 +74,7 @@ class AuxiliaryClassifierModel(keras.Model):
 
     def __init__(self, *args, aux_loss_weight=0.3, **kwargs):
         super().__init__(*args, **kwargs)
-        if (
-            isinstance(aux_loss_weight, bool)
-            or not isinstance(aux_loss_weight, (int, float))
-            or aux_loss_weight < 0
-        ):
-            raise ValueError(
-                "aux_loss_weight must be a non-negative number. "
-                f"Received: aux_loss_weight={aux_loss_weight!r}"
-            )
-        self.aux_loss_weight = float(aux_loss_weight)
+        self.aux_loss_weight = check_number("aux_loss_weight", aux_loss_weight, allow_zero=True)
 
     # -- the heads ---------------------------------------------------------
 
@@ -266,7 +260,23 @@ def inference_model(model):
     if len(names) < 2 or MAIN_OUTPUT not in names:
         return model
     main = model.outputs[names.index(MAIN_OUTPUT)]
-    layer = main._keras_history[0]
+    layer = producing_layer(main)
     if isinstance(layer, keras.layers.Identity) and layer.name == MAIN_OUTPUT:
         main = layer.input  # the classifier itself, as in the aux-free model
     return keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, main, name=model.name)
+
+
+def outputs_logits(model) -> bool:
+    """Whether the model's main classifier has no activation, so that it outputs logits.
+
+    The main output is ``main`` of a model with several outputs, else the first; the
+    `keras.layers.Identity` that names an output is looked through. Training reads it for
+    the loss's ``from_logits``, export for what the serving signature returns.
+    """
+    names = list(getattr(model, "output_names", None) or [])
+    index = names.index(MAIN_OUTPUT) if MAIN_OUTPUT in names else 0
+    try:
+        layer = classifier_layer(model.outputs[index])
+    except (AttributeError, IndexError, TypeError):
+        return False
+    return getattr(layer, "activation", None) is keras.activations.linear

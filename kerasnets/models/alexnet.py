@@ -33,11 +33,11 @@ Layer names are Caffe's: ``conv1`` .. ``conv5``, ``norm1``, ``norm2``,
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import keras
 
+from kerasnets._validate import check_choice, check_int, check_probability
 from kerasnets.layers import LocalResponseNormalization
 from kerasnets.models._application import (
     ModelInfo,
@@ -100,17 +100,10 @@ def _width(filters, width_multiplier, groups):
 
 
 def _validate(variant, groups, width_multiplier, dropout, model_name):
-    if variant not in LAYERS:
-        raise ValueError(
-            f"variant must be one of {sorted(LAYERS)} for {model_name}. Received: variant={variant!r}"
-        )
-    if groups is not None and (isinstance(groups, bool) or not isinstance(groups, int) or groups < 1):
-        raise ValueError(f"groups must be a positive integer or None. Received: groups={groups!r}")
+    check_choice("variant", variant, sorted(LAYERS), context=model_name)
+    check_int("groups", groups, allow_none=True)
     validate_width_multiplier(width_multiplier, model_name)
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
-        raise ValueError(
-            f"dropout must be a number in [0, 1) for {model_name}. Received: dropout={dropout!r}"
-        )
+    check_probability("dropout", dropout, context=model_name)
 
 
 def alexnet(*, model_name, variant="paper", groups=None, width_multiplier=1.0, dropout=0.5, **contract):

@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 import keras
 
+from kerasnets._validate import check_bool
 from kerasnets.layers import LocalResponseNormalization, channel_axis, conv_bn_act
 from kerasnets.models._application import (
     ModelInfo,
@@ -129,7 +130,8 @@ def _conv_fn(batch_norm):
     )
 
 
-def _max_pool(x, name):
+def _padded_max_pool(x, name):
+    """3x3/2 max pooling after an explicit symmetric 1-pixel pad (docs/architecture.md, Padding)."""
     x = keras.layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
     return keras.layers.MaxPooling2D(3, strides=2, name=name)(x)
 
@@ -175,8 +177,7 @@ def googlenet(
         aux_classifiers = include_top is True
     aux_classifiers = check_aux_args(aux_classifiers, aux_loss_weight, include_top, model_name)
     validate_width_multiplier(width_multiplier, model_name)
-    if batch_norm not in (True, False):
-        raise ValueError(f"batch_norm must be True or False. Received: batch_norm={batch_norm!r}")
+    check_bool("batch_norm", batch_norm, context=model_name)
     widths = resolve_widths(TABLE1, stage_widths, width_multiplier, model_name)
     conv = _conv_fn(batch_norm)
     contract["name"] = contract.get("name") or ("googlenet_bn" if batch_norm else "googlenet")
@@ -184,18 +185,18 @@ def googlenet(
     def backbone(inputs, head):
         stem = widths["stem"]
         x = conv(inputs, stem.conv1, 7, strides=2, padding=3, name="conv1")
-        x = _max_pool(x, "pool1")
+        x = _padded_max_pool(x, "pool1")
         if not batch_norm:
             x = LocalResponseNormalization(**_LRN, name="norm1")(x)
         x = conv(x, stem.conv2_reduce, 1, name="conv2_reduce")
         x = conv(x, stem.conv2, 3, name="conv2")
         if not batch_norm:
             x = LocalResponseNormalization(**_LRN, name="norm2")(x)
-        x = _max_pool(x, "pool2")
+        x = _padded_max_pool(x, "pool2")
         outputs = {}
         for stage, modules in enumerate(STAGES, start=3):
             if stage > 3:
-                x = _max_pool(x, f"pool{stage - 1}")
+                x = _padded_max_pool(x, f"pool{stage - 1}")
             for module in modules:
                 x = inception_module(x, widths[module], conv=conv, name=f"inception_{module}")
                 if aux_classifiers and module in AUX_AFTER:

@@ -271,7 +271,7 @@ def reduction(x, w: ReductionWidths, *, name, middle):
 _V2_ORDER = ((1, 7), (7, 1), (1, 7), (7, 1))  # Figure 6, bottom to top
 _V3_ORDER = ((7, 1), (1, 7), (7, 1), (1, 7))  # as released
 # Module kinds, by dictionary lookup (docs/architecture.md, Blocks).
-BLOCKS = {
+MODULES = {
     "module_35": module_35,
     "module_17_v2": functools.partial(module_17, dbl_kernels=_V2_ORDER),
     "module_17_v3": functools.partial(module_17, dbl_kernels=_V3_ORDER),
@@ -297,7 +297,8 @@ V3_LAYOUT = (
 )
 
 
-def _max_pool(x, name):
+def _unpadded_max_pool(x, name):
+    """3x3/2 max pooling without padding (``"valid"``), as the papers' stems and the released graph."""
     return keras.layers.MaxPooling2D(3, strides=2, name=name)(x)
 
 
@@ -305,7 +306,7 @@ def stem_v2(x, w: StemV2):
     x = _conv(x, w.conv1, 3, strides=2, padding="valid", name="conv1")  # 149x149x32
     x = _conv(x, w.conv2, 3, padding="valid", name="conv2")  # 147x147x32
     x = _conv(x, w.conv3, 3, name="conv3")  # padded: 147x147x64
-    x = _max_pool(x, "pool1")  # 73x73x64
+    x = _unpadded_max_pool(x, "pool1")  # 73x73x64
     x = _conv(x, w.conv4, 3, padding="valid", name="conv4")  # 71x71x80
     x = _conv(x, w.conv5, 3, strides=2, padding="valid", name="conv5")  # 35x35x192
     return _conv(x, w.conv6, 3, name="conv6")  # 35x35x288
@@ -315,10 +316,10 @@ def stem_v3(x, w: StemV3):
     x = _conv(x, w.conv1a, 3, strides=2, padding="valid", name="conv1a")  # 149x149x32
     x = _conv(x, w.conv2a, 3, padding="valid", name="conv2a")  # 147x147x32
     x = _conv(x, w.conv2b, 3, name="conv2b")  # 147x147x64
-    x = _max_pool(x, "pool3a")  # 73x73x64
+    x = _unpadded_max_pool(x, "pool3a")  # 73x73x64
     x = _conv(x, w.conv3b, 1, padding="valid", name="conv3b")  # 73x73x80
     x = _conv(x, w.conv4a, 3, padding="valid", name="conv4a")  # 71x71x192
-    return _max_pool(x, "pool5a")  # 35x35x192
+    return _unpadded_max_pool(x, "pool5a")  # 35x35x192
 
 
 def aux_classifier(x, w: AuxWidths, head, *, bn_fc):
@@ -366,7 +367,7 @@ def inception(
         x = stem(inputs, widths["stem"])
         aux = None
         for module, kind in layout:
-            x = BLOCKS[kind](x, widths[module], name=module)
+            x = MODULES[kind](x, widths[module], name=module)
             if aux_classifiers and module == aux_after:
                 aux = aux_classifier(x, widths["aux"], head, bn_fc=bn_fc)
         return x if aux is None else {"main": x, "aux": aux}

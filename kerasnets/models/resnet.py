@@ -17,6 +17,7 @@ import functools
 
 import keras
 
+from kerasnets._validate import check_bool, check_choice, check_widths
 from kerasnets.layers import ChannelZeroPad, channel_axis, conv_bn_act
 from kerasnets.models._application import (
     ModelInfo,
@@ -54,8 +55,8 @@ def _strided_3x3(stride):
     return dict(strides=stride, padding=1 if stride > 1 else "same")
 
 
-def basic_block(x, filters, stride, *, shortcut, name, downsample_on="1x1", zero_init=False):
-    """Two 3x3 convolutions (Figure 5, left)."""
+def basic_block(x, filters, stride, *, shortcut, name, zero_init=False):
+    """Two 3x3 convolutions (Figure 5, left); the first is strided (there is no 1x1 to stride)."""
     y = _conv(x, filters, 3, name=f"{name}_1", **_strided_3x3(stride))
     y = _conv(y, filters, 3, name=f"{name}_2", activation=None, **_last_bn(zero_init))
     return _merge(x, y, shortcut, filters, stride, name)
@@ -84,7 +85,12 @@ def _last_bn(zero_init):
     return {"bn_gamma_initializer": "zeros"} if zero_init else {}
 
 
-BLOCKS = {"basic": basic_block, "bottleneck": bottleneck_block}
+RESIDUAL_BLOCKS = {
+    "basic": basic_block,
+    # Where a bottleneck block downsamples is a choice; a basic block has only 3x3s.
+    "bottleneck_1x1": functools.partial(bottleneck_block, downsample_on="1x1"),
+    "bottleneck_3x3": functools.partial(bottleneck_block, downsample_on="3x3"),
+}
 _CIFAR_GEOMETRY = [(3, 2, 1), (3, 2, 1)]  # the strided 3x3 of conv3_block1 and conv4_block1
 
 
@@ -114,25 +120,24 @@ def _zero_pad_shortcut(x, channels, stride, name):
 SHORTCUTS = {"projection": _projection_shortcut, "zero_pad": _zero_pad_shortcut}
 
 
-def _stages(x, block, blocks, widths, *, shortcut, downsample_on, zero_init=False):
-    """Stages conv2_x, conv3_x, ...; the first block of each stage after the first halves the map."""
+def _stages(x, block, blocks, widths, *, shortcut, downsample_on="1x1", zero_init=False):
+    """Stages conv2_x, conv3_x, ...; the first block of each stage after the first halves the map.
+
+    ``downsample_on`` applies to bottleneck blocks only.
+    """
+    kind = f"bottleneck_{downsample_on}" if block == "bottleneck" else block
     for stage, (n, filters) in enumerate(zip(blocks, widths), start=2):
         for i in range(n):
             stride = 2 if (i == 0 and stage > 2) else 1
-            x = BLOCKS[block](
-                x, filters, stride, shortcut=shortcut,
-                name=f"conv{stage}_block{i + 1}", downsample_on=downsample_on,
+            x = RESIDUAL_BLOCKS[kind](
+                x, filters, stride, shortcut=shortcut, name=f"conv{stage}_block{i + 1}",
                 zero_init=zero_init,
             )
     return x
 
 
 def _check_zero_init(zero_init_residual, residual, model_name):
-    if not isinstance(zero_init_residual, bool):
-        raise ValueError(
-            f"zero_init_residual must be True or False for {model_name}. "
-            f"Received: zero_init_residual={zero_init_residual!r}"
-        )
+    check_bool("zero_init_residual", zero_init_residual, context=model_name)
     if zero_init_residual and not residual:
         raise ValueError(
             f"zero_init_residual needs the shortcuts: without them a zero gamma blocks the "
@@ -143,13 +148,7 @@ def _check_zero_init(zero_init_residual, residual, model_name):
 def _check_widths(stage_widths, default, model_name):
     if stage_widths is None:
         return default
-    widths = tuple(stage_widths)
-    if len(widths) != len(default) or not all(isinstance(w, int) and w > 0 for w in widths):
-        raise ValueError(
-            f"stage_widths must be {len(default)} positive integers for {model_name}. "
-            f"Received: stage_widths={stage_widths!r}"
-        )
-    return widths
+    return check_widths("stage_widths", stage_widths, length=len(default), context=model_name)
 
 
 def _imagenet_geometry(blocks, block, downsample_on):
@@ -166,8 +165,7 @@ def resnet_imagenet(
     block, blocks = IMAGENET_DEPTHS[depth]
     validate_width_multiplier(width_multiplier, model_name)
     _check_zero_init(zero_init_residual, residual, model_name)
-    if downsample_on not in ("1x1", "3x3"):
-        raise ValueError(f"downsample_on must be '1x1' or '3x3'. Received: downsample_on={downsample_on!r}")
+    check_choice("downsample_on", downsample_on, ("1x1", "3x3"))
     widths = [scale_width(w, width_multiplier) for w in _check_widths(stage_widths, IMAGENET_WIDTHS, model_name)]
 
     def backbone(inputs, head):
@@ -205,7 +203,7 @@ def resnet_cifar(
         x = _conv(inputs, widths[0], 3, name="conv1")
         return _stages(
             x, "basic", (n, n, n), widths, shortcut="zero_pad" if residual else None,
-            downsample_on="1x1", zero_init=zero_init_residual,
+            zero_init=zero_init_residual,
         )
 
     return build_application(

@@ -38,10 +38,10 @@ variance (non-trainable, 2 x the channels), which torchvision counts as buffers.
 from __future__ import annotations
 
 import functools
-import numbers
 
 import keras
 
+from kerasnets._validate import check_bool, check_probability, check_widths
 from kerasnets.layers import LocalResponseNormalization, channel_axis
 from kerasnets.models._application import (
     ModelInfo,
@@ -104,15 +104,7 @@ def _layer(spec):
 def _check_block_widths(stage_widths, model_name):
     if stage_widths is None:
         return BLOCK_WIDTHS
-    widths = tuple(stage_widths) if isinstance(stage_widths, (list, tuple)) else ()
-    if len(widths) != len(BLOCK_WIDTHS) or not all(
-        isinstance(w, numbers.Integral) and not isinstance(w, bool) and w > 0 for w in widths
-    ):
-        raise ValueError(
-            f"stage_widths must be {len(BLOCK_WIDTHS)} positive integers for {model_name}. "
-            f"Received: stage_widths={stage_widths!r}"
-        )
-    return widths
+    return check_widths("stage_widths", stage_widths, length=len(BLOCK_WIDTHS), context=model_name)
 
 
 def vgg(
@@ -121,16 +113,8 @@ def vgg(
 ):
     validate_width_multiplier(width_multiplier, model_name)
     widths = _check_block_widths(stage_widths, model_name)
-    if (
-        isinstance(dropout, bool)
-        or not isinstance(dropout, numbers.Real)
-        or not 0 <= dropout < 1
-    ):
-        raise ValueError(
-            f"dropout must be a number in [0, 1) for {model_name}. Received: dropout={dropout!r}"
-        )
-    if not isinstance(batch_norm, bool):
-        raise ValueError(f"batch_norm must be True or False. Received: batch_norm={batch_norm!r}")
+    check_probability("dropout", dropout, context=model_name)
+    check_bool("batch_norm", batch_norm, context=model_name)
 
     def backbone(inputs, head):
         x = inputs

@@ -39,6 +39,8 @@ import dataclasses
 
 import keras
 
+from kerasnets._keras_compat import deferred_variables
+from kerasnets._validate import check_size
 from kerasnets.profiling._blocks import describe, inception_widths, is_quiet, kind, patch_of, split_name
 from kerasnets.profiling._graph import COUNTED, NOT_COUNTED, conv_macs, walk
 from kerasnets.profiling._render import render
@@ -250,31 +252,6 @@ def _shape_text(shape):
 # ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _deferred_weights():
-    """Builds layers without initialising their variables (only shapes are needed).
-
-    Inside `keras.StatelessScope(initialize_variables=False)` a new variable
-    records its initializer instead of running it; building ResNet-152 takes a
-    fraction of the time. The variables so created are dropped from Keras's
-    list of pending initialisations on exit, so nothing initialises them later.
-    """
-    try:
-        from keras.src.backend.common import global_state  # noqa: PLC0415
-    except ImportError:  # a Keras without this internal: build normally (slower, same numbers)
-        yield
-        return
-    pending = global_state.get_global_attribute("uninitialized_variables", [], set_to_default=True)
-    before = len(pending)
-    try:
-        with keras.StatelessScope(initialize_variables=False):
-            yield
-    finally:
-        pending = global_state.get_global_attribute("uninitialized_variables")
-        if pending is not None and len(pending) > before:
-            del pending[before:]
-
-
 def _build(name, input_size, builder_kwargs):
     from kerasnets.registry import get_entry
 
@@ -286,26 +263,16 @@ def _build(name, input_size, builder_kwargs):
                 "Pass either input_size or input_shape, not both. "
                 f"Received: input_size={input_size!r}, input_shape={kwargs['input_shape']!r}"
             )
-        size = _check_size(input_size)
+        size = check_size("input_size", input_size)
         channels = 3
         kwargs["input_shape"] = (*size, channels) if keras.config.image_data_format() == "channels_last" else (channels, *size)
     try:
-        with _deferred_weights():
+        with deferred_variables():
             return entry.build(**kwargs)
     except ValueError as error:
         if "stateless scope" not in str(error):
             raise
     return entry.build(**kwargs)  # a layer that needs its variables' values to build
-
-
-def _check_size(input_size):
-    size = (input_size, input_size) if not isinstance(input_size, (tuple, list)) else tuple(input_size)
-    if len(size) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size):
-        raise ValueError(
-            "input_size must be a positive integer (a square image) or a pair (height, width). "
-            f"Received: input_size={input_size!r}"
-        )
-    return size
 
 
 # ---------------------------------------------------------------------------

@@ -10,6 +10,9 @@ import dataclasses
 import math
 import keras
 
+from kerasnets._keras_compat import inbound_nodes, keras_history
+from kerasnets._validate import check_int
+
 __all__ = ["NodeStats", "walk", "layer_macs", "conv_macs", "COUNTED", "NOT_COUNTED"]
 
 # What the multiply-add count covers, stated once (rendered under every table).
@@ -77,8 +80,7 @@ def conv_macs(output_size, in_channels, filters, kernel_size, groups=1):
     out = output_size if isinstance(output_size, (tuple, list)) else (output_size,) * dims
     kernel = kernel_size if isinstance(kernel_size, (tuple, list)) else (kernel_size,) * dims
     for value, label in ((in_channels, "in_channels"), (filters, "filters"), (groups, "groups")):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{label} must be a positive integer. Received: {label}={value!r}")
+        check_int(label, value)
     if in_channels % groups:
         raise ValueError(
             f"in_channels must be divisible by groups. Received: in_channels={in_channels}, groups={groups}"
@@ -170,10 +172,10 @@ def _is_weighted(layer):
 
 
 def _producer(tensor):
-    history = getattr(tensor, "_keras_history", None)
+    history = keras_history(tensor)
     if history is None or history.operation is None:
         return None
-    return history.operation._inbound_nodes[history.node_index]
+    return inbound_nodes(history.operation)[history.node_index]
 
 
 def _ordered_nodes(outputs):

@@ -23,7 +23,16 @@ Example, your own loop:
 
 from kerasnets.training._compile import SparseCrossentropy, WeightDecay, apply_weight_decay, compile
 from kerasnets.training.distribution import initialize_processes
-from kerasnets.training._run import LAYOUT, RunResult, TrainingRun, evaluate_model, prepare, train
+from kerasnets.training._run import (
+    LAYOUT,
+    RunResult,
+    TrainingRun,
+    evaluate_model,
+    first_split,
+    prepare,
+    resolve_recipe,
+    train,
+)
 from kerasnets.training.recipes import (
     RECIPES,
     EpochSchedule,
@@ -46,6 +55,8 @@ __all__ = [
     "TrainingRun",
     "RunResult",
     "evaluate_model",
+    "first_split",
+    "resolve_recipe",
     "LAYOUT",
     "Recipe",
     "RECIPES",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keras
 
+from kerasnets.models import outputs_logits
 from kerasnets.training.recipes import Recipe, get_recipe, recipe_for
 
 __all__ = ["compile", "SparseCrossentropy", "WeightDecay", "apply_weight_decay", "output_names"]
@@ -113,25 +114,6 @@ def output_names(model) -> list[str]:
     return []
 
 
-def _output_layer(model, index):
-    layer = model.outputs[index]._keras_history[0]
-    if isinstance(layer, keras.layers.Identity):  # AuxiliaryClassifierModel's named outputs
-        layer = layer.input._keras_history[0]
-    return layer
-
-
-def _outputs_logits(model) -> bool:
-    """Whether the model's (main) classifier has no activation (so outputs logits)."""
-    heads = output_names(model)
-    index = list(model.output_names).index(heads[0]) if heads else 0
-    try:
-        layer = _output_layer(model, index)
-    except (AttributeError, IndexError):
-        return False
-    activation = getattr(layer, "activation", None)
-    return activation is keras.activations.linear
-
-
 def _metrics(num_classes, top5=True):
     metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     if top5 and (num_classes is None or num_classes > 5):
@@ -203,7 +185,7 @@ def compile(
             resolved = resolved.replace(plateau_monitor=f"{prefix}{heads[0]}_accuracy")
 
     if from_logits is None:
-        from_logits = _outputs_logits(model)
+        from_logits = outputs_logits(model)
     loss = SparseCrossentropy(label_smoothing=resolved.label_smoothing, from_logits=from_logits)
     main_output = model.outputs[list(model.output_names).index(heads[0])] if heads else model.outputs[0]
     num_classes = main_output.shape[-1]

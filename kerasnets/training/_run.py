@@ -66,6 +66,7 @@ import sys
 
 import keras
 
+from kerasnets._validate import check_int, check_number
 from kerasnets.files import LOCK_FILE, RunLock, check_writable
 from kerasnets.training import _io
 from kerasnets.training import distribution as _distribution
@@ -89,13 +90,9 @@ __all__ = [
 
 RUN_FILE = "run.json"
 RUN_FORMAT = 1
-# On the built-in demo dataset the default run is short: a few CPU minutes. A
-# short run needs updates more than it needs the paper's batch: at the CIFAR
-# recipe's batch of 128 ResNet-20 gets 790 steps in 10 epochs; at 32 (the rate
-# scaled to 0.025) it gets 3,130. Starting at 0.025 left some seeds at chance
-# until the first rate drop, so the demo run warms up gradually (Goyal et al.):
-# from a tenth of the rate, linearly, over the first half of the run, up to the
-# first drop. The measurements behind both: benchmarks/README.md.
+# On the built-in demo dataset the default run is short (a few CPU minutes): a smaller
+# batch, for more updates, and a gradual warm-up, so that no seed sits at chance
+# (benchmarks/README.md, "Notes on the main job").
 SHAPES_EPOCHS = 10
 SHAPES_BATCH_SIZE = 32
 # Recipe fields the demo run on shapes changes, per recipe, at the recipe's own
@@ -145,13 +142,6 @@ _RESUME_KEYS = ("model", "dataset", "image_size", "batch_size", "recipe", "overr
                 "learning_rate", "model_kwargs", "train_split", "augment")
 
 
-def _check_positive_int(name, value):
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
-
-
 def _slug(text):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(os.path.normpath(str(text)))).strip("_") or "data"
 
@@ -159,10 +149,10 @@ def _slug(text):
 def _versions():
     import tensorflow as tf
 
-    import kerasnets
+    from kerasnets._version import __version__
 
     return {
-        "kerasnets": kerasnets.__version__,
+        "kerasnets": __version__,
         "keras": keras.__version__,
         "tensorflow": tf.__version__,
         **_distribution.backend_versions(),
@@ -184,7 +174,7 @@ def _load_split(dataset, split, **kwargs):
     return data.load(dataset, split, **kwargs)
 
 
-def _first_split(dataset, names, **kwargs):
+def first_split(dataset, names, **kwargs):
     """Loads the first split of ``names`` the dataset has; ``(name, DataSplit)``."""
     from kerasnets.data import DataError
 
@@ -498,6 +488,90 @@ def prepare(model: str, dataset: str = "shapes", *, output: str | None = None, *
     return run
 
 
+def _check_model_kwargs(model_kwargs) -> dict:
+    model_kwargs = dict(model_kwargs or {})
+    reserved = {"classes", "input_shape", "weights", "include_top", "input_tensor"} & set(model_kwargs)
+    if reserved:
+        raise ValueError(
+            f"train sets {sorted(reserved)} itself (from the dataset and image size). "
+            f"Received: model_kwargs={model_kwargs!r}"
+        )
+    return model_kwargs
+
+
+def _check_batch_and_size(hardware, global_batch, entry, image_size):
+    if global_batch < hardware.replicas:
+        raise ValueError(
+            f"The batch size ({global_batch}) is the global batch, split between the "
+            f"{hardware.replicas} replicas of the {hardware.strategy_name} strategy: it must be "
+            f"at least {hardware.replicas}. Received: batch_size={global_batch}"
+        )
+    if image_size is not None and image_size < entry.info.min_size:
+        raise ValueError(
+            f"image_size must be at least {entry.info.min_size} for {entry.name}. "
+            f"Received: image_size={image_size}"
+        )
+
+
+def _load_data(entry, dataset, load, train_split, validation_split, test_split, augment, seed):
+    """The training split, then ``(name, DataSplit)`` of the validation and test splits."""
+    train_data = _load_split(dataset, train_split, training=True, augment=augment, seed=seed, **load)
+    image_size = train_data.image_size
+    load = dict(load, image_size=image_size)
+    min_size = entry.info.min_size
+    if image_size < min_size:
+        raise ValueError(
+            f"The images of {dataset} are {image_size}x{image_size}, below the minimum of "
+            f"{entry.name} ({min_size}); pass --image-size. Received: image_size={image_size}"
+        )
+    val = first_split(
+        dataset, [validation_split] if validation_split else ["validation", "test"], training=False, **load
+    )
+    test = first_split(
+        dataset, [test_split] if test_split else ["test", "validation"], training=False, **load
+    )
+    return train_data, val, test
+
+
+def _build_and_compile(entry, model_kwargs, weights, recipe, train_data, hardware, seed):
+    """The model, built and compiled in the strategy's scope under the run's dtype policy
+    (left set: `TrainingRun` restores the previous one); ``(model, builder kwargs, recipe)``."""
+    previous_policy = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(hardware.precision)
+    image_size = train_data.image_size
+    try:
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
+        builder_kwargs = dict(model_kwargs)
+        if recipe.dropout is not None and "dropout" not in builder_kwargs and _builder_accepts(entry, "dropout"):
+            builder_kwargs["dropout"] = recipe.dropout
+        builder_kwargs.update(classes=train_data.num_classes, input_shape=(image_size, image_size, 3))
+        with hardware.strategy.scope():
+            if weights is None:
+                built = entry.build(weights=None, **builder_kwargs)
+            else:  # the preset's backbone, a new head for the dataset's classes
+                from kerasnets.weights import fine_tuning_model
+
+                built, builder_kwargs = fine_tuning_model(entry.name, weights, **builder_kwargs)
+            # The recipe as applied (its plateau monitor named for the model's heads).
+            recipe = compile_recipe(built, recipe, steps_per_epoch=train_data.steps_per_epoch,
+                                    jit_compile=hardware.jit_compile)
+    except BaseException:
+        keras.mixed_precision.set_global_policy(previous_policy)
+        raise
+    return built, builder_kwargs, recipe
+
+
+def _resume_epoch(output, previous) -> int:
+    """The epochs a previous run of this folder completed (0 for a new run)."""
+    resume_epoch = 0
+    state_path = os.path.join(output, LAYOUT["backup"], "state.json")
+    if previous and os.path.exists(state_path):
+        resume_epoch = int(_io.read_json(state_path).get("epoch", 0))
+    _distribution.check_resume_epoch(resume_epoch)
+    return resume_epoch
+
+
 def _prepare(
     model: str,
     dataset: str = "shapes",
@@ -530,21 +604,11 @@ def _prepare(
     from kerasnets.registry import get_entry
 
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("image_size", image_size)):
-        _check_positive_int(name, value)
-    if learning_rate is not None and (
-        isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or learning_rate <= 0
-    ):
-        raise ValueError(f"learning_rate must be a positive number. Received: learning_rate={learning_rate!r}")
+        check_int(name, value, allow_none=True)
+    check_number("learning_rate", learning_rate, allow_none=True)
     overrides = dict(overrides or {})
-    model_kwargs = dict(model_kwargs or {})
-    reserved = {"classes", "input_shape", "weights", "include_top", "input_tensor"} & set(model_kwargs)
-    if reserved:
-        raise ValueError(
-            f"train sets {sorted(reserved)} itself (from the dataset and image size). "
-            f"Received: model_kwargs={model_kwargs!r}"
-        )
+    model_kwargs = _check_model_kwargs(model_kwargs)
     entry = get_entry(model)
-    info = entry.info
     preprocessing = None
     if weights is not None:  # a preset: checked now; its preprocessing feeds the data
         from kerasnets.weights import preprocessing_for
@@ -557,17 +621,7 @@ def _prepare(
     recipe_name = resolved.name
 
     hardware = setup_hardware(strategy, precision, xla, set_policy=False)
-    if global_batch < hardware.replicas:
-        raise ValueError(
-            f"The batch size ({global_batch}) is the global batch, split between the "
-            f"{hardware.replicas} replicas of the {hardware.strategy_name} strategy: it must be "
-            f"at least {hardware.replicas}. Received: batch_size={global_batch}"
-        )
-    if image_size is not None and image_size < info.min_size:
-        raise ValueError(
-            f"image_size must be at least {info.min_size} for {entry.name}. "
-            f"Received: image_size={image_size}"
-        )
+    _check_batch_and_size(hardware, global_batch, entry, image_size)
 
     request = dict(
         model=entry.name, dataset=str(dataset), image_size=image_size, batch_size=global_batch,
@@ -583,57 +637,20 @@ def _prepare(
         return TrainingRun(entry=entry, output=output, previous=previous, complete=True,
                            previous_policy=keras.mixed_precision.global_policy().name, created=created)
 
-    # -- the data (validation of the dataset name and splits happens here) ----------
+    # The data (the dataset name and splits are checked here), then the model.
     load = dict(image_size=image_size, batch_size=global_batch, model=entry.name,
                 data_dir=data_dir, download=download, verify=verify, preprocessing=preprocessing,
                 **_distribution.load_options())
-    train_data = _load_split(dataset, train_split, training=True, augment=augment, seed=seed, **load)
+    train_data, (val_name, val), (test_name, test) = _load_data(
+        entry, dataset, load, train_split, validation_split, test_split, augment, seed)
     image_size = train_data.image_size
-    load["image_size"] = image_size
-    if image_size < info.min_size:
-        raise ValueError(
-            f"The images of {dataset} are {image_size}x{image_size}, below the minimum of "
-            f"{entry.name} ({info.min_size}); pass --image-size. Received: image_size={image_size}"
-        )
-    val_name, val = _first_split(
-        dataset, [validation_split] if validation_split else ["validation", "test"], training=False, **load
-    )
-    test_name, test = _first_split(
-        dataset, [test_split] if test_split else ["test", "validation"], training=False, **load
-    )
-
-
-    # -- the model, built and compiled in the strategy's scope ------------------------
     previous_policy = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy(hardware.precision)
-    try:
-        if seed is not None:
-            keras.utils.set_random_seed(seed)
-        builder_kwargs = dict(model_kwargs)
-        if resolved.dropout is not None and "dropout" not in builder_kwargs and _builder_accepts(entry, "dropout"):
-            builder_kwargs["dropout"] = resolved.dropout
-        builder_kwargs.update(classes=train_data.num_classes, input_shape=(image_size, image_size, 3))
-        with hardware.strategy.scope():
-            if weights is None:
-                built = entry.build(weights=None, **builder_kwargs)
-            else:  # the preset's backbone, a new head for the dataset's classes
-                from kerasnets.weights import fine_tuning_model
-
-                built, builder_kwargs = fine_tuning_model(entry.name, weights, **builder_kwargs)
-            # The recipe as applied (its plateau monitor named for the model's heads).
-            resolved = compile_recipe(built, resolved, steps_per_epoch=train_data.steps_per_epoch,
-                                      jit_compile=hardware.jit_compile)
-    except BaseException:
-        keras.mixed_precision.set_global_policy(previous_policy)
-        raise
+    built, builder_kwargs, resolved = _build_and_compile(
+        entry, model_kwargs, weights, resolved, train_data, hardware, seed)
 
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
-    resume_epoch = 0
-    state_path = os.path.join(output, LAYOUT["backup"], "state.json")
-    if previous and os.path.exists(state_path):
-        resume_epoch = int(_io.read_json(state_path).get("epoch", 0))
-    _distribution.check_resume_epoch(resume_epoch)
+    resume_epoch = _resume_epoch(output, previous)
     train_input, fit_options = _distribution.fit_input(train_data)
     return TrainingRun(
         entry=entry, model=built, dataset=str(dataset), train=train_data, val=val, test=test,
@@ -704,7 +721,7 @@ def evaluate_model(model, split, *, strategy=None, verbose="auto") -> dict:
     Returns:
         ``{"loss", "accuracy", "top5_accuracy" (more than 5 classes), "examples"}``.
     """
-    from kerasnets.models import inference_model
+    from kerasnets.models import inference_model, outputs_logits
 
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 0
@@ -713,7 +730,7 @@ def evaluate_model(model, split, *, strategy=None, verbose="auto") -> dict:
         single = inference_model(model)
         evaluator = keras.Model(single.inputs, single.outputs, name=f"{model.name}_eval")
         classes = evaluator.outputs[0].shape[-1]
-        from_logits = getattr(_last_layer(evaluator), "activation", None) is keras.activations.linear
+        from_logits = outputs_logits(evaluator)
         metrics = [
             keras.metrics.SparseCategoricalCrossentropy(name="crossentropy", from_logits=from_logits),
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
@@ -729,10 +746,3 @@ def evaluate_model(model, split, *, strategy=None, verbose="auto") -> dict:
         result["top5_accuracy"] = float(values["top5_accuracy"])
     result["examples"] = split.steps_per_epoch * split.batch_size if split.drop_remainder else split.num_examples
     return result
-
-
-def _last_layer(model):
-    layer = model.outputs[0]._keras_history[0]
-    if isinstance(layer, keras.layers.Identity):
-        layer = layer.input._keras_history[0]
-    return layer

@@ -40,6 +40,8 @@ import time
 
 import keras
 
+from kerasnets._keras_compat import set_initial_epoch
+from kerasnets._validate import check_choice
 from kerasnets.training import _io
 
 __all__ = [
@@ -217,7 +219,7 @@ class BackupAndRestore(keras.callbacks.Callback):
                 setattr(callback, name, float(value) if isinstance(value, str) else value)
         self.restored_epoch = int(state["epoch"])
         # As keras.callbacks.BackupAndRestore does: fit() starts at this epoch.
-        self.model._initial_epoch = self.restored_epoch
+        set_initial_epoch(self.model, self.restored_epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         name = f"epoch-{epoch + 1:04d}.weights.h5"
@@ -247,7 +249,7 @@ class BackupAndRestore(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         # Keras never resets it: a later fit() of the same model would skip epochs.
-        self.model._initial_epoch = None
+        set_initial_epoch(self.model, None)
 
 
 class CSVLog(keras.callbacks.Callback):
@@ -317,8 +319,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.path = os.fspath(path)
         if not self.path.endswith(".keras"):
             raise ValueError(f"path must end in .keras. Received: path={path!r}")
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max'. Received: mode={mode!r}")
+        check_choice("mode", mode, ("auto", "min", "max"))
         self.monitor = monitor
         self.mode = ("min" if "loss" in monitor else "max") if mode == "auto" else mode
         self.best = None

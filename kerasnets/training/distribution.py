@@ -42,6 +42,8 @@ import tempfile
 
 import keras
 
+from kerasnets._validate import check_int
+
 __all__ = [
     "BackendStrategy",
     "backend",
@@ -246,8 +248,7 @@ def initialize_processes(num_processes: int, process_id: int, coordinator: str, 
             f"Received: KERAS_BACKEND={backend()}"
         )
     for label, value, low in (("num_processes", num_processes, 1), ("process_id", process_id, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{label} must be an integer >= {low}. Received: {label}={value!r}")
+        check_int(label, value, minimum=low)
     if process_id >= num_processes:
         raise ValueError(
             f"process_id must be below num_processes ({num_processes}). Received: process_id={process_id}"

@@ -44,6 +44,9 @@ from typing import Any
 
 import keras
 
+from kerasnets._validate import check_choice, check_int, check_number, is_number
+from kerasnets._validate import fail as _fail
+
 __all__ = [
     "Recipe",
     "RECIPES",
@@ -148,38 +151,25 @@ class Recipe:
     # -- validation -----------------------------------------------------------
 
     def _validate(self):
+        try:
+            self._check_fields()
+        except ValueError as error:
+            raise ValueError(f"Recipe '{self.name}': {error}") from None
+
+    def _check_fields(self):
         def fail(field, expected):
-            raise ValueError(
-                f"Recipe '{self.name}': {field} must be {expected}. "
-                f"Received: {field}={getattr(self, field)!r}"
-            )
+            _fail(field, expected, getattr(self, field))
 
         def number(field, *, positive=False, allow_none=False, upper=None):
-            value = getattr(self, field)
-            if value is None and allow_none:
-                return
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            ok = ok and (value > 0 if positive else value >= 0)
-            ok = ok and (upper is None or value < upper)
-            if not ok:
-                kind = "a positive number" if positive else "a non-negative number"
-                if upper is not None:
-                    kind += f" below {upper}"
-                fail(field, kind + (" or None" if allow_none else ""))
+            check_number(field, getattr(self, field), allow_zero=not positive, below=upper, allow_none=allow_none)
 
-        if self.optimizer not in OPTIMIZERS:
-            fail("optimizer", f"one of {OPTIMIZERS}")
-        if self.schedule not in SCHEDULES:
-            fail("schedule", f"one of {SCHEDULES}")
-        if self.warmup not in WARMUPS:
-            fail("warmup", f"one of {WARMUPS}")
-        if self.lr_scaling not in LR_SCALING:
-            fail("lr_scaling", f"one of {LR_SCALING}")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("warmup", self.warmup, WARMUPS)
+        check_choice("lr_scaling", self.lr_scaling, LR_SCALING)
         number("learning_rate", positive=True)
         for field in ("batch_size", "epochs", "plateau_patience"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                fail(field, "a positive integer")
+            check_int(field, getattr(self, field))
         number("momentum", upper=1)
         number("rho", upper=1)
         number("epsilon")
@@ -194,7 +184,7 @@ class Recipe:
         number("warmup_learning_rate", positive=True, allow_none=True)
         number("decay_every", positive=True, allow_none=True)
         if not isinstance(self.decay_epochs, tuple) or not all(
-            isinstance(e, (int, float)) and not isinstance(e, bool) and e > 0 for e in self.decay_epochs
+            is_number(e) and e > 0 for e in self.decay_epochs
         ):
             fail("decay_epochs", "a tuple of positive epochs")
         if list(self.decay_epochs) != sorted(self.decay_epochs):
@@ -207,7 +197,7 @@ class Recipe:
             fail("warmup_learning_rate", "set when warmup_epochs > 0")
         if self.warmup_until_accuracy is not None:
             value = self.warmup_until_accuracy
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+            if not is_number(value) or not 0 < value < 1:
                 fail("warmup_until_accuracy", "a number between 0 and 1 (exclusive) or None")
             if self.warmup_epochs <= 0:
                 fail("warmup_until_accuracy", "None unless warmup_epochs > 0 (its longest warm-up)")

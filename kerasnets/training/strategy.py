@@ -16,11 +16,9 @@ What ``"auto"`` chooses:
 * **precision**: ``mixed_bfloat16`` on TPUs; ``mixed_float16`` on GPUs of
   compute capability 7.0 or more (tensor cores), ``float32`` on older GPUs; on
   CPUs ``mixed_bfloat16`` when the CPU computes bfloat16 natively (AVX-512
-  BF16 or AMX: ``benchmarks/precision.py`` measured ResNet-20 training 1.6x
-  faster there), ``float32`` otherwise. Every model's classifier computes in
+  BF16 or AMX, where it is faster), ``float32`` otherwise. Every model's classifier computes in
   float32, so outputs and losses stay float32.
-* **XLA** (``jit_compile``): off on CPUs (``benchmarks/precision.py``: XLA
-  training is about 3x slower there, and Keras itself turns it off on
+* **XLA** (``jit_compile``): off on CPUs (slower there, and Keras itself turns it off on
   CPU-only machines) and off under a `tf.distribute` strategy other than TPU
   (Keras disables it there: keras-team/keras#19005); Keras's own ``"auto"``
   (on where the model supports it) with the default strategy on a GPU. A TPU
@@ -35,11 +33,11 @@ Under the JAX and PyTorch backends (`kerasnets.training.distribution`):
 * **precision**: ``mixed_bfloat16`` on TPUs, ``mixed_float16`` on GPUs with
   tensor cores, ``float32`` elsewhere (bfloat16 on CPUs was measured under
   TensorFlow only).
-* **XLA**: JAX always jit-compiles by default (eager JAX ran a ResNet-20
-  training step 2.6x slower than jit on a 2-core CPU, 974 against 368 ms, as
-  measured for issue 15; ``benchmarks/backends.py`` on a loaded 2-core machine:
-  1.64x the CPU time per training step, 2.3x per inference step);
+* **XLA**: JAX always jit-compiles by default (eager JAX is slower);
   PyTorch runs eagerly by default (``"on"`` is ``torch.compile``, not measured).
+
+The measurements behind these defaults are in benchmarks/README.md ("Measurements behind
+the code's defaults").
 """
 
 from __future__ import annotations
@@ -49,6 +47,8 @@ import functools
 import os
 
 import keras
+
+from kerasnets._validate import check_choice, check_int
 
 __all__ = [
     "Hardware",
@@ -112,8 +112,7 @@ def split_cpu(devices: int):
         ValueError: ``devices`` is not a positive integer, or TensorFlow already
             initialised its devices with another number.
     """
-    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
-        raise ValueError(f"devices must be a positive integer. Received: devices={devices!r}")
+    check_int("devices", devices)
     if _backend() == "jax":
         from kerasnets.training.distribution import split_jax_cpu
 
@@ -159,8 +158,7 @@ def choose_strategy(name: str = "auto"):
     Raises:
         ValueError: for an unknown name, or ``"tpu"`` without a TPU.
     """
-    if name not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}. Received: strategy={name!r}")
+    check_choice("strategy", name, STRATEGIES)
     if _backend() != "tensorflow":
         from kerasnets.training.distribution import choose_backend_strategy
 
@@ -249,10 +247,7 @@ def choose_precision(precision: str = "auto", strategy=None) -> str:
 
     See the module docstring for what ``"auto"`` picks.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(
-            f"precision must be one of {', '.join(PRECISIONS)}. Received: precision={precision!r}"
-        )
+    check_choice("precision", precision, PRECISIONS)
     if precision != "auto":
         return precision
     device = _device_type(strategy or _default_strategy())
@@ -293,8 +288,7 @@ def choose_jit_compile(xla: str | bool = "auto", strategy=None):
     """The ``jit_compile`` argument of ``compile`` for ``xla`` (``auto``, ``on``, ``off``)."""
     if isinstance(xla, bool):
         return xla
-    if xla not in XLA_CHOICES:
-        raise ValueError(f"xla must be one of {', '.join(XLA_CHOICES)}. Received: xla={xla!r}")
+    check_choice("xla", xla, XLA_CHOICES)
     if xla != "auto":
         return xla == "on"
     if _backend() == "jax":
@@ -368,12 +362,9 @@ def setup_hardware(strategy="auto", precision="auto", xla="auto", *, set_policy=
     >>> hw.describe()  # doctest: +SKIP
     'default strategy, 1 x CPU, precision float32, XLA off'
     """
-    if precision not in PRECISIONS:
-        raise ValueError(
-            f"precision must be one of {', '.join(PRECISIONS)}. Received: precision={precision!r}"
-        )
-    if not isinstance(xla, bool) and xla not in XLA_CHOICES:
-        raise ValueError(f"xla must be one of {', '.join(XLA_CHOICES)}. Received: xla={xla!r}")
+    check_choice("precision", precision, PRECISIONS)
+    if not isinstance(xla, bool):
+        check_choice("xla", xla, XLA_CHOICES)
     if isinstance(strategy, str):
         strategy = choose_strategy(strategy)
     if _backend() != "tensorflow":

@@ -44,10 +44,12 @@ Example:
 from kerasnets.tuning._hypermodel import WidthHyperModel, build_from_args
 from kerasnets.tuning._report import (
     TrialResult,
+    count_text,
     format_table,
     pareto_front,
     plot_pareto,
     trial_results,
+    widths_text,
     write_report,
 )
 from kerasnets.tuning._space import (
@@ -96,4 +98,6 @@ __all__ = [
     "format_table",
     "plot_pareto",
     "write_report",
+    "widths_text",
+    "count_text",
 ]

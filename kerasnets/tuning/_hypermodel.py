@@ -11,6 +11,7 @@ from typing import Mapping
 import keras
 import keras_tuner
 
+from kerasnets._validate import check_bool, check_int
 from kerasnets.tuning import _space
 
 __all__ = ["WidthHyperModel", "build_from_args"]
@@ -117,13 +118,10 @@ class WidthHyperModel(keras_tuner.HyperModel):
 
         entry = get_entry(model)  # unknown names raise here, with suggestions
         for arg, value in (("per_block", per_block), ("depth", depth), ("learning_rate", learning_rate)):
-            if not isinstance(value, bool):
-                raise ValueError(f"{arg} must be True or False. Received: {arg}={value!r}")
+            check_bool(arg, value)
         for arg, value in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch), ("epochs", epochs)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{arg} must be a positive integer or None. Received: {arg}={value!r}")
-        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-            raise ValueError(f"classes must be a positive integer. Received: classes={classes!r}")
+            check_int(arg, value, allow_none=True)
+        check_int("classes", classes)
         model_kwargs = dict(model_kwargs or {})
         reserved = {"input_shape", "classes", "width_multiplier", "name"}
         space = _space.family_space(entry.name)
@@ -297,6 +295,3 @@ def _jsonable(value):
         return [_jsonable(v) for v in value]
     return value
 
-
-def args_json(args) -> str:
-    return json.dumps(_jsonable(args), indent=2, sort_keys=False)

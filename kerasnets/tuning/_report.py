@@ -129,11 +129,13 @@ def pareto_front(results, direction="max") -> list[int]:
     return sorted(front, key=lambda i: results[i].macs)
 
 
-def _widths_text(widths):
+def widths_text(widths):
+    """``64/128/256``: a trial's widths as the reports and the progress lines print them."""
     return "" if not widths else "/".join(str(w) for w in widths)
 
 
-def _count_text(n):
+def count_text(n):
+    """A count with a unit (``1.2M``), ``-`` for none."""
     if n is None:
         return "-"
     for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
@@ -147,7 +149,7 @@ def format_table(results, objective_name="objective") -> str:
     head = ("trial", "status", "widths", "params", "MACs", objective_name, "")
     rows = [
         (
-            r.trial_id, r.status, _widths_text(r.widths), _count_text(r.params), _count_text(r.macs),
+            r.trial_id, r.status, widths_text(r.widths), count_text(r.params), count_text(r.macs),
             "-" if r.objective is None else f"{r.objective:.4f}", "*" if r.pareto else "",
         )
         for r in results
@@ -172,7 +174,7 @@ def _csv_text(results, objective_name):
     )
     for r in results:
         writer.writerow(
-            [r.trial_id, r.status, r.epochs or "", _widths_text(r.widths),
+            [r.trial_id, r.status, r.epochs or "", widths_text(r.widths),
              "" if r.params is None else r.params, "" if r.macs is None else r.macs,
              "" if r.objective is None else r.objective, int(r.pareto),
              *[r.hyperparameters.get(n, "") for n in names],
@@ -200,7 +202,7 @@ def plot_pareto(results, path, *, objective_name="objective", title=None):
         axes.scatter([r.macs for r in front], [r.objective for r in front],
                      color="tab:red", zorder=3, label="Pareto front")
         for r in front:
-            axes.annotate(f"{r.trial_id}: {_widths_text(r.widths) or r.builder_args.get('name')}",
+            axes.annotate(f"{r.trial_id}: {widths_text(r.widths) or r.builder_args.get('name')}",
                           (r.macs, r.objective), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if points and max(r.macs for r in points) > 10 * min(r.macs for r in points):
         axes.set_xscale("log")

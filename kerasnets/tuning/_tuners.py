@@ -18,6 +18,8 @@ import warnings
 
 import keras_tuner
 
+from kerasnets._validate import check_choice, check_int
+
 __all__ = [
     "TrialFailure",
     "TrialsFailedError",
@@ -115,8 +117,7 @@ class _SurfaceFailures:
     """
 
     def __init__(self, *args, on_failure="raise", trial_callback=None, **kwargs):
-        if on_failure not in ("raise", "warn"):
-            raise ValueError(f"on_failure must be 'raise' or 'warn'. Received: on_failure={on_failure!r}")
+        check_choice("on_failure", on_failure, ("raise", "warn"))
         self.on_failure = on_failure
         self.trial_callback = trial_callback
         super().__init__(*args, **kwargs)
@@ -223,12 +224,9 @@ def make_tuner(
     Returns:
         The tuner; call ``tuner.search(train, validation_data=val, epochs=...)``.
     """
-    if kind not in TUNERS:
-        raise ValueError(f"kind must be one of {', '.join(TUNERS)}. Received: kind={kind!r}")
-    if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1:
-        raise ValueError(f"max_trials must be a positive integer. Received: max_trials={max_trials!r}")
-    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
-        raise ValueError(f"max_epochs must be a positive integer. Received: max_epochs={max_epochs!r}")
+    check_choice("kind", kind, TUNERS)
+    check_int("max_trials", max_trials)
+    check_int("max_epochs", max_epochs)
     if hasattr(hypermodel, "builder_args"):
         objective = resolve_objective(hypermodel, objective)
     common = dict(

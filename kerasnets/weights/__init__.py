@@ -21,7 +21,7 @@ from kerasnets.weights._api import (
     preprocess_input,
     preprocessing_for,
     presets_of,
-    resolve as resolve_weights,
+    resolve_weights,
 )
 from kerasnets.weights._convert import ConversionError
 from kerasnets.weights._files import WeightFile, cache_dir, fetch, file_hash

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 
+from kerasnets._validate import fail, is_int
 from kerasnets.weights import _convert, _files, _readers
 from kerasnets.weights._presets import PRESETS, Preset
 
@@ -116,7 +117,7 @@ class WeightsRequest:
             load_file(model, self.path, family=self.family)
 
 
-def resolve(model_name, registry_name, family, passed, arguments, parameters):
+def resolve_weights(model_name, registry_name, family, passed, arguments, parameters):
     """Checks ``weights=`` before anything is built.
 
     ``passed``: the arguments the caller gave; ``arguments``: all of them with the
@@ -370,8 +371,8 @@ def decode_predictions(preds, top=5):
             "decode_predictions expects a batch of 1000 ImageNet scores (batch, 1000). "
             f"Received: preds.shape={preds.shape}"
         )
-    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
-        raise ValueError(f"top must be an integer from 1 to 1000. Received: top={top!r}")
+    if not is_int(top) or not 1 <= top <= 1000:
+        fail("top", "an integer from 1 to 1000", top)
     classes = imagenet_classes()
     results = []
     for row in preds:

@@ -18,6 +18,8 @@ import re
 import keras
 import numpy as np
 
+from kerasnets._keras_compat import inbound_nodes
+
 __all__ = ["CONVERTERS", "assign", "weight_layers"]
 
 
@@ -139,9 +141,9 @@ def _flatten_dense(state, key, layer):
 
 
 def _flatten_channels(dense_layer):
-    flatten = dense_layer._inbound_nodes[0].parent_nodes[0].operation
+    flatten = inbound_nodes(dense_layer)[0].parent_nodes[0].operation
     while not isinstance(flatten, keras.layers.Flatten):  # a dropout may sit in between
-        flatten = flatten._inbound_nodes[0].parent_nodes[0].operation
+        flatten = inbound_nodes(flatten)[0].parent_nodes[0].operation
     shape = flatten.input.shape
     return shape[-1] if keras.config.image_data_format() == "channels_last" else shape[1]
 
