@@ -37,6 +37,7 @@ for phase, epochs in (("first", 1), ("resumed", 2)):
     report[f"{phase}_resume_epoch"] = run.resume_epoch
     report[f"{phase}_replicas"] = run.hardware.replicas
     run.run()
+    report[f"{phase}_best_epoch"] = run.best_checkpoint.best_epoch
     for variable in run.model.variables:
         arrays[f"{phase}/{variable.path}"] = keras.ops.convert_to_numpy(variable)
 np.savez(result, **arrays)

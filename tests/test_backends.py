@@ -188,6 +188,9 @@ def test_two_jax_processes_on_loopback_equal_one_process(shapes_data_dir, tmp_pa
     assert not os.path.exists(reports[1]["first_output"])  # removed at exit
     # The second phase resumed from the first epoch's backup, in every process.
     assert [r["resumed_resume_epoch"] for r in reports] == [1, 1, 1]
+    # Every process kept the same best checkpoint (process 1 from its copy of the run
+    # folder's): a save is a collective, so a process deciding alone would hang the others.
+    assert len({r["resumed_best_epoch"] for r in reports}) == 1, reports
     with open(os.path.join(shared, "run.json")) as f:
         run = json.load(f)
     assert run["status"] == "complete" and run["completed_epochs"] == 2

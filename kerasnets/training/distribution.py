@@ -317,13 +317,15 @@ def shared_seed(seed):
     return seeds[0]
 
 
-def process_folder(output, overwrite, export, *, backup="backup", run_file="run.json"):
+def process_folder(output, overwrite, export, *, backup="backup", run_file="run.json",
+                   checkpoints="checkpoints"):
     """``(folder, overwrite, export)`` for this process: the run folder on process 0.
 
     Any other process gets a private scratch folder (removed at exit) holding a
-    copy of the run folder's ``run.json`` and resume state, so that it resumes
-    from the epoch process 0 resumes from and never writes the run folder; it
-    does not export. Every process must see the run folder to resume (a shared
+    copy of the run folder's ``run.json``, resume state and best checkpoint, so
+    that it resumes from the epoch process 0 resumes from, takes the same
+    decisions (saving a model gathers the weights: a collective every process
+    must join) and never writes the run folder; it does not export. Every process must see the run folder to resume (a shared
     file system, or a copy): a process whose resume epoch differs from process
     0's stops with an error rather than train from other weights.
     """
@@ -333,9 +335,10 @@ def process_folder(output, overwrite, export, *, backup="backup", run_file="run.
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     if not overwrite and os.path.isfile(os.path.join(output, run_file)):
         shutil.copy2(os.path.join(output, run_file), os.path.join(scratch, run_file))
-        if os.path.isdir(os.path.join(output, backup)):
-            shutil.copytree(os.path.join(output, backup), os.path.join(scratch, backup),
-                            ignore=shutil.ignore_patterns(".tmp-*"))
+        for folder in (backup, checkpoints):
+            if os.path.isdir(os.path.join(output, folder)):
+                shutil.copytree(os.path.join(output, folder), os.path.join(scratch, folder),
+                                ignore=shutil.ignore_patterns(".tmp-*", ".*.partial-*"))
     return scratch, False, False
 
 
