@@ -1,8 +1,8 @@
 """The main job over several seeds: what `kerasnets train resnet20` reaches on `shapes`.
 
 Runs the default command once per seed, each in its own process and run folder, and
-prints one row per seed (test top-1, the training/validation accuracy per epoch, CPU
-minutes and wall time), then the lowest test accuracy: the level the learning check in
+prints one row per seed (test top-1, the training/validation accuracy per epoch and
+the run's training seconds), then the lowest test accuracy: the level the learning check in
 ``tests/test_train_cli.py`` may assert, less a margin.
 
     python benchmarks/main_job_seeds.py                       # seeds 11-15, two at a time
@@ -36,14 +36,14 @@ def _run_one(seed, output, extra, threads):
     return folder, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env), log
 
 
-def _row(seed, folder, wall):
+def _row(seed, folder):
     with open(os.path.join(folder, "run.json")) as f:
         run = json.load(f)
     with open(os.path.join(folder, "log.csv")) as f:
         epochs = list(csv.DictReader(f))
     curve = " ".join(f"{float(e['accuracy']):.3f}/{float(e['val_accuracy']):.3f}" for e in epochs)
     return dict(seed=seed, status=run.get("status"), test=run.get("test", {}).get("accuracy"),
-                curve=curve, train_seconds=run.get("train_seconds"), wall=wall)
+                curve=curve, train_seconds=run.get("train_seconds"))
 
 
 def main(argv=None):
@@ -73,13 +73,13 @@ def main(argv=None):
             except OSError:
                 done = False
             if done:
-                rows.append(_row(seed, folder, None))
+                rows.append(_row(seed, folder))
                 continue
-            running.append((seed, time.time(), *_run_one(seed, args.output, extra, threads)))
+            running.append((seed, *_run_one(seed, args.output, extra, threads)))
             print(f"seed {seed}: started ({threads} thread(s)), log in {args.output}/seed{seed}.log",
                   flush=True)
         for item in list(running):
-            seed, start, folder, proc, log = item
+            seed, folder, proc, log = item
             if proc.poll() is None:
                 continue
             log.close()
@@ -87,7 +87,7 @@ def main(argv=None):
             if proc.returncode != 0:
                 print(f"seed {seed}: kerasnets train exited {proc.returncode}; see its log", flush=True)
                 continue
-            rows.append(_row(seed, folder, time.time() - start))
+            rows.append(_row(seed, folder))
             print(f"seed {seed}: test top-1 {rows[-1]['test']:.4f}", flush=True)
         time.sleep(2)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from kerasnets.layers import channel_axis
 from kerasnets.models import scale_width
