@@ -1,10 +1,11 @@
 """The examples run, their notebooks match them, and the throughput benchmark works.
 
-* every ``examples/*.py`` runs its ``--quick`` mode in a subprocess (the command
-  line a user types);
 * every ``examples/*.ipynb`` is what ``scripts/make_notebooks.py`` generates from
-  its script, and executes end to end with nbclient (kernel ``python3``) with
-  ``KERASNETS_QUICK=1``, as a user runs it on Colab;
+  its script, cell for cell, and executes end to end with nbclient (kernel
+  ``python3``) with ``KERASNETS_QUICK=1``, as a user runs it on Colab: so every
+  script's code runs once;
+* every ``examples/*.py`` answers ``--help`` (its command line), and one runs its
+  ``--quick`` mode in full in a subprocess (the command line a user types);
 * ``benchmarks/throughput.py`` runs a tiny comparison and reports consistent numbers.
 
 Nothing downloads: the quick modes use the built-in ``shapes`` dataset (generated
@@ -176,6 +177,22 @@ def test_make_notebooks_check_mode_reports_a_stale_notebook(tmp_path, monkeypatc
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_script_command_line(name, tmp_path, quick_env):
+    # A script and its notebook are the same cells (test_notebook_is_generated_from_its_script),
+    # and every notebook runs them all below (test_notebook_executes): what is the script's
+    # own is its command line, read here, and the --quick flag, run in full below.
+    run = subprocess.run(
+        [sys.executable, SCRIPTS[name], "--help"], cwd=tmp_path, env=quick_env,
+        capture_output=True, text=True, timeout=TIMEOUT,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"usage: {os.path.basename(SCRIPTS[name])}" in run.stdout
+    assert "--quick" in run.stdout and "--output" in run.stdout
+    assert not os.listdir(tmp_path)  # --help writes nothing
+
+
+# One script runs in full from its command line (the others run as notebooks): the cheapest.
+@pytest.mark.parametrize("name", ["inception_cost"])
 def test_script_quick_mode_runs(name, tmp_path, quick_env):
     env = dict(quick_env)
     del env["KERASNETS_QUICK"]  # the flag alone must select the quick mode
