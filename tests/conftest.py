@@ -1,8 +1,14 @@
-"""Shared test set-up: quiet TensorFlow logs, fixed seeds, data-format isolation."""
+"""Shared test set-up: quiet TensorFlow logs, a thread per worker, fixed seeds, data-format isolation,
+the order and grouping of the tests under pytest-xdist."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# With as many pytest-xdist workers as cores (CI: -n 2 on 2 cores), each worker and the
+# TensorFlow processes it starts compute on one thread: two threads each would put twice as
+# many busy threads as cores and every test would wait on the others.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) >= (os.cpu_count() or 1) > 1:
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
@@ -43,6 +49,7 @@ def _minutes(item):
     return marker.kwargs.get("minutes", 1) if marker else 0
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the xdist_group marks added here
 def pytest_collection_modifyitems(config, items):
     """The long tests (marked ``slow``, longest first) start first, each beside short ones.
 
@@ -56,10 +63,28 @@ def pytest_collection_modifyitems(config, items):
     slow = sorted((i for i in items if _minutes(i)), key=_minutes, reverse=True)
     rest = [i for i in items if not _minutes(i)]
     items[:] = slow[:1] + rest[:1] + slow[1:] + rest[1:]
+    for item in items:
+        for group in _module_fixture_groups(item):
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _module_fixture_groups(item):
+    """The test's group when it uses a module-scoped fixture (one group per test module).
+
+    A module-scoped fixture (a search, a batch of exports) is set up once per
+    worker: the tests that share one run on the same worker (`pytest_configure`
+    selects xdist's ``loadgroup``), so it is set up once per run, not once on each.
+    """
+    info = getattr(item, "_fixtureinfo", None)
+    for name in getattr(info, "names_closure", ()):
+        definitions = info.name2fixturedefs.get(name) or ()
+        if definitions and definitions[-1].scope == "module":
+            return [f"{item.module.__name__}::module-fixtures"]  # all of a module's: one group
+    return []
 
 
 def pytest_configure(config):
-    """Under pytest-xdist, hand tests to the workers one at a time.
+    """Under pytest-xdist, hand tests to the workers one at a time, grouped by shared fixtures.
 
     xdist's ``load`` scheduler otherwise gives each worker a first chunk of a
     quarter of its share (about 80 tests here): every slow test collected first
@@ -67,3 +92,16 @@ def pytest_configure(config):
     """
     if getattr(config.option, "maxschedchunk", "absent") is None:
         config.option.maxschedchunk = 1
+    # Tests that share a module-scoped fixture go to one worker (`_module_fixture_groups`);
+    # the others still one at a time, in collection order (not reordered by group size).
+    if getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"
+        config.option.loadscopereorder = False
+    if getattr(config, "workerinput", {}).get("dist") == "loadgroup":
+        config.option.loadgroup = True  # a worker re-reads the command line: -n alone says "load"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """(pytest-xdist) Tells each worker the scheduler chosen in `pytest_configure`."""
+    node.workerinput["dist"] = node.config.option.dist
