@@ -3,8 +3,9 @@
 Run by tests/test_backends.py as ``KERAS_BACKEND=jax|torch python tests/_backend_checks.py
 DATA_DIR OUT_DIR``: Keras picks its backend once per process, so each backend
 gets one process that runs every check and prints one JSON report (last line):
-``{"backend": ..., "checks": {name: "ok" | traceback}, "values": {...}}``. A
-failing check does not stop the others. The values (output shapes, parameter
+``{"backend": ..., "checks": {name: "ok" | traceback}, "values": {...}, "seconds": {...}}``.
+A failing check does not stop the others (``googlenet:fit_all_heads`` reads the model and
+history that ``googlenet:forward_step_keras_file`` trained). The values (output shapes, parameter
 and multiply-add counts) are compared by the test with TensorFlow's.
 
 A representative subset of the registry, small: every family, both auxiliary
@@ -14,6 +15,7 @@ layouts (GoogLeNet's two heads, InceptionV3's one), at their minimum sizes.
 import json
 import os
 import sys
+import time
 import traceback
 
 if os.environ.get("KERAS_BACKEND") == "jax":
@@ -46,12 +48,14 @@ def models_for(backend):
     return {name: spec for name, spec in MODELS.items() if backend != "jax" or name in JAX_MODELS}
 
 
-CHECKS, VALUES = {}, {}
+CHECKS, VALUES, SECONDS = {}, {}, {}
+MODELS_BUILT = {}  # name -> the model the forward_step check trained
 
 
 def check(name):
     def wrap(fn):
         keras.utils.set_random_seed(0)
+        start = time.perf_counter()
         try:
             value = fn()
             CHECKS[name] = "ok"
@@ -59,6 +63,7 @@ def check(name):
                 VALUES[name] = value
         except Exception:  # noqa: BLE001  (reported, the other checks still run)
             CHECKS[name] = traceback.format_exc()[-3000:]
+        SECONDS[name] = round(time.perf_counter() - start, 1)
         return fn
     return wrap
 
@@ -87,12 +92,16 @@ def model_checks(name, size, kwargs, out_dir):
             assert value.shape == (2, classes), (key, value.shape)
             assert np.all(np.isfinite(value)), key
             np.testing.assert_allclose(value.sum(-1), 1.0, rtol=1e-4, err_msg=key)
-        # One SGD step moves every trainable weight: each has a gradient.
-        model.compile(keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy", jit_compile=False)
+        # One SGD step of fit, every head trained from one label, moves every trainable
+        # weight: each has a gradient. The backend's default jit_compile (on under JAX, as a
+        # user gets it; eager JAX compiles each operation apart, minutes for GoogLeNet).
+        model.compile(keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         before = [numpy(w).copy() for w in model.trainable_weights]
-        model.train_on_batch(x, y)
+        history = model.fit(x, y, batch_size=2, epochs=1, verbose=0, shuffle=False)
         still = [w.path for w, b in zip(model.trainable_weights, before) if np.array_equal(numpy(w), b)]
         assert not still, f"no gradient reached {still[:5]}"
+        assert all(np.isfinite(v[0]) for v in history.history.values()), history.history
+        MODELS_BUILT[name] = model
         names = [layer.name for layer in model.layers]
         assert len(names) == len(set(names))
         path = os.path.join(out_dir, f"{name}.keras")
@@ -103,7 +112,7 @@ def model_checks(name, size, kwargs, out_dir):
         assert sorted(got) == sorted(want)
         for key in want:
             np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)
-        return {"outputs": sorted(out), "params": int(model.count_params()),
+        return {"outputs": sorted(out), "params": int(model.count_params()), "history": sorted(history.history),
                 "trainable": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))}
 
     @check(f"{name}:contract")
@@ -131,13 +140,15 @@ def main(data_dir, out_dir):
 
     @check("googlenet:fit_all_heads")
     def _():
-        model = kerasnets.GoogLeNet(weights=None, classes=3, input_shape=(65, 65, 3), width_multiplier=0.125)
-        model.compile("sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
-        history = model.fit(images(65, batch=4), np.array([0, 1, 2, 1]), batch_size=2, epochs=1, verbose=0)
-        assert {"main_loss", "aux1_loss", "aux2_loss", "main_accuracy"} <= set(history.history), history.history
+        # The model fit trained above (one label, three heads): a loss and a metric per head.
+        model = MODELS_BUILT["googlenet"]
+        history = VALUES["googlenet:forward_step_keras_file"]["history"]
+        assert {"main_loss", "aux1_loss", "aux2_loss", "main_accuracy", "aux1_accuracy"} <= set(history), history
         single = kerasnets.inference_model(model)
-        assert tuple(single.output.shape) == (None, 3)
-        return sorted(history.history)
+        assert tuple(single.output.shape) == (None, 4)
+        np.testing.assert_allclose(numpy(single(images(65), training=False)),
+                                   numpy(model(images(65), training=False)["main"]), rtol=1e-5, atol=1e-6)
+        return history
 
     @check("channels_first")
     def _():
@@ -215,7 +226,7 @@ def main(data_dir, out_dir):
             assert diff < 1e-4 and moved > 1e-4, (diff, moved)
             return {"max_diff": diff, "bn_moved": moved, "bn_variables": len(bn)}
 
-    print(json.dumps({"backend": backend, "checks": CHECKS, "values": VALUES}))
+    print(json.dumps({"backend": backend, "checks": CHECKS, "values": VALUES, "seconds": SECONDS}))
 
 
 if __name__ == "__main__":
