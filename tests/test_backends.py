@@ -54,8 +54,26 @@ def _needs(backend):
         pytest.skip(f"{module} is not installed (.ci/run installs it)")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _jax_compilation_cache(tmp_path_factory):
+    """One JAX compilation cache for every JAX child of the session (the xdist workers' too).
+
+    XLA's compilation of a train step is most of a short JAX run on a CPU; a child that
+    builds the same program again (a resumed run, the second phase of a test) reads it back.
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the workers of this session
+    _JAX_CACHE[:] = [str(base / "jax_compilation_cache")]
+
+
+_JAX_CACHE: list = []
+
+
 def _env(backend, **extra):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **extra)
+    if backend == "jax" and _JAX_CACHE:
+        env.setdefault("JAX_COMPILATION_CACHE_DIR", _JAX_CACHE[0])
     env["PYTHONPATH"] = REPO + os.pathsep + os.path.join(REPO, "tests") + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
