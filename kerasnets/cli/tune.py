@@ -152,18 +152,6 @@ def _slug(text):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text).strip("/")).strip("_") or "data"
 
 
-def _first_split(dataset, names, **load):
-    from kerasnets import data
-
-    errors = []
-    for name in names:
-        try:
-            return data.load(dataset, name, **load)
-        except data.DataError as error:
-            errors.append(str(error))
-    raise data.DataError(" / ".join(errors))
-
-
 def _check_request(path, request, overwrite):
     """Resuming a search needs the same model, data and space; say so otherwise."""
     if overwrite or not os.path.exists(path):
@@ -215,13 +203,13 @@ def _overrides(items) -> dict:
 
 def _load_data(args, entry):
     """The training split and the first validation split the dataset has."""
-    from kerasnets import data
+    from kerasnets import data, training
 
     load = dict(image_size=args.image_size, batch_size=args.batch_size, model=entry.name,
                 data_dir=args.data_dir, download=args.download)
     train = data.load(args.dataset, args.train_split, training=True, seed=args.seed, **load)
     load["image_size"] = train.image_size
-    val = _first_split(
+    _, val = training.first_split(
         args.dataset, [args.validation_split] if args.validation_split else ["validation", "test"],
         training=False, **load,
     )
