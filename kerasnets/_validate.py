@@ -35,6 +35,8 @@ __all__ = [
     "check_path",
     "check_instance",
     "check_host_port",
+    "check_keys",
+    "check_free_of",
 ]
 
 
@@ -154,10 +156,10 @@ def check_choice(name: str, value, choices: Iterable, *, context: str | None = N
     fail(name, expected, value, context=context)
 
 
-def check_string(name: str, value, *, context: str | None = None) -> str:
-    """A non-empty string."""
+def check_string(name: str, value, *, expected: str = "a non-empty string", context: str | None = None) -> str:
+    """A non-empty string; ``expected`` says what it names (``"a metric name"``)."""
     if not isinstance(value, str) or not value:
-        fail(name, "a non-empty string", value, context=context)
+        fail(name, expected, value, context=context)
     return value
 
 
@@ -186,4 +188,21 @@ def check_host_port(name: str, value) -> str:
     host, sep, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
     if not sep or not host or not port.isdigit():
         fail(name, "HOST:PORT", value)
+    return value
+
+
+def check_keys(name: str, value, allowed: Iterable, *, what: str = "keys", context: str | None = None):
+    """A mapping whose keys are all in ``allowed``; ``what`` names them (``"outputs"``)."""
+    allowed = list(allowed)
+    unknown = sorted(set(value) - set(allowed), key=str)
+    if unknown:
+        fail(name, f"keyed by the {what} {allowed} (unknown {what}: {unknown})", value, context=context)
+    return value
+
+
+def check_free_of(name: str, value, reserved: Iterable, reason: str, *, context: str | None = None):
+    """A mapping that sets none of ``reserved``: the caller sets those itself (``reason``)."""
+    clash = sorted(set(reserved) & set(value))
+    if clash:
+        fail(name, f"free of {clash} ({reason})", value, context=context)
     return value

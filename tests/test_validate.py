@@ -133,3 +133,19 @@ def test_not_host_port(value):
     assert _error(v.check_host_port, "coordinator", value) == (
         f"coordinator must be HOST:PORT. Received: coordinator={value!r}"
     )
+
+
+def test_keys():
+    assert v.check_keys("loss", {"main": 1}, ["main", "aux1"]) == {"main": 1}
+    assert _error(v.check_keys, "loss", {"aux3": 1, "main": 1}, ["main", "aux1"], what="outputs", context="GoogLeNet") == (
+        "loss must be keyed by the outputs ['main', 'aux1'] (unknown outputs: ['aux3']) for GoogLeNet. "
+        "Received: loss={'aux3': 1, 'main': 1}"
+    )
+
+
+def test_free_of():
+    assert v.check_free_of("model_kwargs", {"depth": 20}, {"classes"}, "set from the data") == {"depth": 20}
+    assert _error(v.check_free_of, "model_kwargs", {"classes": 3, "name": "a"}, {"name", "classes"}, "set from the data") == (
+        "model_kwargs must be free of ['classes', 'name'] (set from the data). "
+        "Received: model_kwargs={'classes': 3, 'name': 'a'}"
+    )
