@@ -173,7 +173,7 @@ def test_min_size_and_errors():
         kerasnets.GoogLeNet(module_widths={"6a": {"b1": 3}}, **kwargs)
     with pytest.raises(ValueError, match="unknown fields"):
         kerasnets.GoogLeNet(module_widths={"4a": {"b7": 3}}, **kwargs)
-    with pytest.raises(ValueError, match="positive integers"):
+    with pytest.raises(ValueError, match=r"stage_widths\['4a'\]\.b5 must be a positive integer for GoogLeNet"):
         kerasnets.GoogLeNet(module_widths={"4a": {"b5": 0}}, **kwargs)
     with pytest.raises(ValueError, match="Received: batch_norm='yes'"):
         kerasnets.GoogLeNet(batch_norm="yes", **kwargs)

@@ -213,7 +213,7 @@ def _resolve_input_shape(input_shape, input_tensor, info, model_name):
     if input_shape is not None:
         try:
             input_shape = tuple(None if d is None else int(d) for d in input_shape)
-        except TypeError:
+        except (TypeError, ValueError):
             fail("input_shape", "a tuple of 3 integers or None", input_shape)
         if len(input_shape) != 3:
             fail("input_shape", "a tuple of 3 entries (height, width, channels in the layout of "

@@ -25,7 +25,7 @@ def _override(row: NamedTuple, value, key, model_name):
     if isinstance(value, type(row)):
         return value
     if isinstance(value, Mapping):
-        check_keys(f"stage_widths['{key}']", dict(value), fields, what=f"fields of a {type(row).__name__}",
+        check_keys(f"stage_widths['{key}']", dict(value), fields, what=f"fields of {type(row).__name__}",
                    context=model_name)
         return row._replace(**value)
     if (
