@@ -119,7 +119,7 @@ def _number(text):
     try:
         return float(text)
     except ValueError:
-        raise UsageError(message("--hp", "NAME=VALUES of numbers", text, received=repr(text))) from None
+        raise UsageError(message("--hp values", "numbers", text, received=repr(text))) from None
 
 
 def parse_hp(item: str):
