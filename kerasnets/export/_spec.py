@@ -261,8 +261,8 @@ def resolve_spec(
              received=f"model with {len(model.inputs)} inputs")
     check_choice("output", output, OUTPUT_KINDS)
     check_int("top_k", top_k)
-    if builder_kwargs is not None and not isinstance(builder_kwargs, dict):
-        fail("builder_kwargs", "a dict", builder_kwargs)
+    if builder_kwargs is not None:
+        check_instance("builder_kwargs", builder_kwargs, dict, "a dict")
 
     model_name, info = _registered_name(model, model_name, preprocessing)
     preprocessing = _preprocessing_of(model, model_name, info, preprocessing)

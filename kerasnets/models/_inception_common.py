@@ -13,7 +13,7 @@ from typing import Mapping, NamedTuple
 
 import keras
 
-from kerasnets._validate import check_bool, check_int, check_keys, check_number, fail
+from kerasnets._validate import check_bool, check_instance, check_int, check_keys, check_number, fail
 from kerasnets.models._application import scale_width
 from kerasnets.models._multi_output import with_named_outputs
 
@@ -52,9 +52,8 @@ def resolve_widths(table: Mapping[str, NamedTuple], stage_widths, width_multipli
         A new ``{module name: record}``.
     """
     overrides = {} if stage_widths is None else stage_widths
-    if not isinstance(overrides, Mapping):
-        fail("stage_widths", f"a dict keyed by module name ({', '.join(table)})", stage_widths,
-             context=model_name)
+    check_instance("stage_widths", overrides, Mapping, f"a dict keyed by module name ({', '.join(table)})",
+                   context=model_name)
     check_keys("stage_widths", overrides, table, what="modules", context=model_name)
     resolved = {}
     for key, row in table.items():

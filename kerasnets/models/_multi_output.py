@@ -134,9 +134,9 @@ class AuxiliaryClassifierModel(keras.Model):
             check_keys("loss", loss, heads, what="outputs", context=self.name)
         else:
             loss = {name: loss for name in heads}
-        if loss_weights is not None and not isinstance(loss_weights, dict):
-            fail("loss_weights", f"None (main 1.0, auxiliary heads {self.aux_loss_weight}) or a dict "
-                 f"keyed by output name {heads}", loss_weights, context=self.name)
+        if loss_weights is not None:
+            check_instance("loss_weights", loss_weights, dict, f"None (main 1.0, auxiliary heads "
+                           f"{self.aux_loss_weight}) or a dict keyed by output name {heads}", context=self.name)
         given = dict(check_keys("loss_weights", loss_weights or {}, heads, what="outputs", context=self.name))
         weights = {**self.default_loss_weights, **given}
         return loss, {name: float(weights[name]) for name in loss}

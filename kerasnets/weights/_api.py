@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from kerasnets._validate import fail, is_int
+from kerasnets._validate import check_instance, fail, is_int
 from kerasnets.weights import _convert, _files, _readers
 from kerasnets.weights._presets import PRESETS, Preset
 
@@ -140,9 +140,8 @@ def resolve_weights(model_name, registry_name, family, passed, arguments, parame
             fail("weights", f"a Keras weights file for {model_name} (torchvision state dicts load into "
                  "ResNet, VGG and AlexNet models only)", weights)
         return WeightsRequest(path=path, family=family)
-    if not isinstance(weights, str):
-        fail("weights", "None (random initialization), 'imagenet', a preset name or the path to a "
-             "weights file", weights)
+    check_instance("weights", weights, str, "None (random initialization), 'imagenet', a preset name "
+                   "or the path to a weights file")
     options = {
         k: v for k, v in passed.items()
         if k in parameters and parameters[k].kind == parameters[k].KEYWORD_ONLY
