@@ -496,8 +496,9 @@ def _check_model_kwargs(model_kwargs) -> dict:
 
 def _check_batch_and_size(hardware, global_batch, entry, image_size):
     if global_batch < hardware.replicas:
-        fail("batch_size", f"a global batch (split between the {hardware.replicas} replicas of the "
-             f"{hardware.strategy_name} strategy) of at least {hardware.replicas}", global_batch)
+        fail(f"batch_size (the global batch, split between the {hardware.replicas} replicas of the "
+             f"{hardware.strategy_name} strategy)", f"at least {hardware.replicas}", global_batch,
+             received=f"batch_size={global_batch}")
     if image_size is not None and image_size < entry.info.min_size:
         fail("image_size", f"at least {entry.info.min_size}", image_size, context=entry.name)
 
