@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import os
 from typing import Iterable, Sequence
 
 __all__ = [
@@ -30,6 +31,12 @@ __all__ = [
     "check_keras_name",
     "check_widths",
     "check_choice",
+    "check_string",
+    "check_path",
+    "check_instance",
+    "check_host_port",
+    "check_keys",
+    "check_free_of",
 ]
 
 
@@ -147,3 +154,55 @@ def check_choice(name: str, value, choices: Iterable, *, context: str | None = N
         if close:
             expected += f" (did you mean {close[0]!r}?)"
     fail(name, expected, value, context=context)
+
+
+def check_string(name: str, value, *, expected: str = "a non-empty string", context: str | None = None) -> str:
+    """A non-empty string; ``expected`` says what it names (``"a metric name"``)."""
+    if not isinstance(value, str) or not value:
+        fail(name, expected, value, context=context)
+    return value
+
+
+def check_path(name: str, value, *, suffix: str | None = None, expected: str | None = None,
+               context: str | None = None) -> str:
+    """A non-empty ``str`` or ``os.PathLike`` (ending in ``suffix`` when given), as a ``str``.
+
+    ``expected`` says what the path is for in the message (``"a folder path"``)."""
+    text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    if not isinstance(text, str) or not text or (suffix is not None and not text.endswith(suffix)):
+        if expected is None:
+            expected = f"a path ending in {suffix}" if suffix is not None else "a file or folder path"
+        fail(name, expected, value, context=context)
+    return text
+
+
+def check_instance(name: str, value, types, expected: str, *, context: str | None = None):
+    """An instance of ``types`` (a class or a tuple of them); ``expected`` names it."""
+    if not isinstance(value, types):
+        fail(name, expected, value, context=context)
+    return value
+
+
+def check_host_port(name: str, value) -> str:
+    """``"HOST:PORT"``: a non-empty host, a colon, a port of digits (``"10.0.0.1:1234"``)."""
+    host, sep, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+    if not sep or not host or not port.isdigit():
+        fail(name, "HOST:PORT", value)
+    return value
+
+
+def check_keys(name: str, value, allowed: Iterable, *, what: str = "keys", context: str | None = None):
+    """A mapping whose keys are all in ``allowed``; ``what`` names them (``"outputs"``)."""
+    allowed = list(allowed)
+    unknown = sorted(set(value) - set(allowed), key=str)
+    if unknown:
+        fail(name, f"keyed by the {what} {allowed} (unknown {what}: {unknown})", value, context=context)
+    return value
+
+
+def check_free_of(name: str, value, reserved: Iterable, reason: str, *, context: str | None = None):
+    """A mapping that sets none of ``reserved``: the caller sets those itself (``reason``)."""
+    clash = sorted(set(reserved) & set(value))
+    if clash:
+        fail(name, f"free of {clash} ({reason})", value, context=context)
+    return value

@@ -72,10 +72,8 @@ def conv_bn_act(
         with `functools.partial` in each model file.
     """
     if padding == "same" and strides != 1 and kernel_size != 1:
-        raise ValueError(
-            f"Use explicit symmetric padding for strided convolutions ({name}). "
-            f"Received: padding='same', strides={strides}"
-        )
+        fail("padding", f"explicit and symmetric (an integer) for the strided convolution {name}",
+             padding, received=f"padding='same', strides={strides}")
     if isinstance(padding, int):
         if padding:
             x = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
@@ -170,10 +168,7 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     def build(self, input_shape):
         if len(input_shape) < 2:
-            raise ValueError(
-                f"{self.name} needs inputs with a channel axis (rank >= 2). "
-                f"Received: input_shape={input_shape}"
-            )
+            fail("input_shape", "of rank 2 or more (with a channel axis)", input_shape, context=self.name)
 
     def call(self, inputs):
         x = ops.cast(inputs, "float32")

@@ -51,7 +51,7 @@ def test_bad_arguments_raise_before_building(kwargs, message, monkeypatch):
 
 def test_input_tensor_disagreeing_with_input_shape():
     inputs = keras.Input(shape=(64, 64, 3))
-    with pytest.raises(ValueError, match=r"disagree.*Received: input_shape=\(32, 32, 3\), input_tensor.shape="):
+    with pytest.raises(ValueError, match=r"input_shape must be None or the shape of input_tensor for .*Received: input_shape=\(32, 32, 3\), input_tensor.shape="):
         kerasnets.ResNet18(input_tensor=inputs, input_shape=(32, 32, 3))
     with pytest.raises(ValueError, match=r"must be a Keras tensor.*Received: input_tensor="):
         kerasnets.ResNet18(input_tensor=np.zeros((1, 32, 32, 3)))

@@ -29,9 +29,6 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "kerasnets"
 DOCS = ROOT / "docs" / "architecture.md"
 
-# Edges still open, each to be removed by the work that owns the code. Keys are
-# (importing module, imported module or name); the rule each breaks is in the comment.
-# Owned by the model-spec work (one declarative spec per variant), to be removed:
 # Imports that break a rule on purpose: none. An entry here is ``(importer, imported)`` with a
 # comment saying why it must stay.
 ALLOWED: set = set()

@@ -320,7 +320,7 @@ def test_bad_arguments_fail_before_writing(tiny, tmp_path):
         (dict(top_k=0), "top_k must be a positive integer"),
         (dict(class_names=["a", "b"]), r"one name per class \(3\)"),
         (dict(class_names="abc"), "must be a list of strings"),
-        (dict(image_size=64), "disagrees with the model's input size"),
+        (dict(image_size=64), r"image_size must be None or the model's input size \(32, 32\)"),
         (dict(output="scores"), "output must be one of"),
         (dict(model_name="resnet2O"), "Did you mean"),
         (dict(preprocessing="imagenet"), "preprocessing must be"),

@@ -174,7 +174,7 @@ def test_widths_overrides_and_errors(no_random_init):
         kerasnets.InceptionV3(module_widths={"mixed6f": {"b1": 3}}, **kwargs)
     with pytest.raises(ValueError, match="must be a Mixed35Widths"):
         kerasnets.InceptionV3(module_widths={"mixed5b": inception.Figure7Widths(1, 1, 1, 1, 1, 1)}, **kwargs)
-    with pytest.raises(ValueError, match="positive integers"):
+    with pytest.raises(ValueError, match=r"stage_widths\['mixed6a'\]\.b3_reduce must be a positive integer"):
         kerasnets.InceptionV3(module_widths={"mixed6a": {"b3_reduce": 2.5}}, **kwargs)
     with pytest.raises(ValueError, match="dict keyed by module name"):
         kerasnets.InceptionV3(module_widths=[1, 2], **kwargs)

@@ -373,7 +373,7 @@ def test_plot_history_groups_heads(tmp_path):
     path = plot_history(history, str(tmp_path / "curves.png"))
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(ValueError, match="no loss or accuracy"):
+    with pytest.raises(ValueError, match=r"history must be a history with a loss or an accuracy to plot. Received: history with the keys"):
         plot_history({"learning_rate": [0.1]}, str(tmp_path / "x.png"))
 
 

@@ -284,15 +284,15 @@ def test_overrides_and_hyperparameter_names():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(overrides={"conv9_width": 8}), "Unknown hyperparameters"),
+        (dict(overrides={"conv9_width": 8}), "unknown hyperparameters"),
         (dict(overrides={"depth": [20, 32]}), "needs depth=True"),
-        (dict(overrides={"conv2_width": 0}), "positive integers"),
-        (dict(overrides={"width_multiplier": [0.5, -1]}), "positive numbers"),
+        (dict(overrides={"conv2_width": 0}), "conv2_width must be a positive integer. Received: conv2_width=0"),
+        (dict(overrides={"width_multiplier": [0.5, -1]}), "width_multiplier must be a positive number. Received: width_multiplier=-1"),
         (dict(depth=True, overrides={"depth": [20, 50]}), "depths of the same family"),
         (dict(overrides={"conv3_width": [8, 16]}), "must not decrease"),
         (dict(overrides={"conv2_width": {"min_value": 8}}), "min_value and max_value"),
         (dict(input_shape=(32, 32)), "input_shape must be 3 integers"),
-        (dict(model_kwargs={"stage_widths": [8, 8, 8]}), "may not set"),
+        (dict(model_kwargs={"stage_widths": [8, 8, 8]}), r"model_kwargs must be free of \[.*stage_widths.*\] \(the hypermodel sets them"),
         (dict(classes=0), "classes must be a positive integer"),
     ],
 )
@@ -363,7 +363,7 @@ def test_cli_show_space_and_usage_errors(capsys):
     out = capsys.readouterr().out
     assert "depth" in out and "one of 50, 101, 152" in out and "conv5_width       one of 256, 512" in out
     for argv, message in [
-        (["tune", "resnet20", "--show-space", "--hp", "conv9_width=8"], "Unknown hyperparameters"),
+        (["tune", "resnet20", "--show-space", "--hp", "conv9_width=8"], "unknown hyperparameters"),
         (["tune", "resnet20", "--show-space", "--hp", "conv2_width"], "NAME=VALUES"),
         (["tune", "resnet20", "--show-space", "--hp", "conv2_width=abc"], "numbers"),
         (["tune", "resnet21", "--show-space"], "Unknown model"),

@@ -100,3 +100,52 @@ def test_choices():
     )
     # 1 == True in Python: a bool is not taken for the choice 1, nor 1 for True.
     assert "Received: x=True" in _error(v.check_choice, "x", True, (1, 2))
+
+
+def test_strings_and_paths(tmp_path):
+    assert v.check_string("split", "train") == "train"
+    for bad in ("", None, 3, b"train"):
+        assert _error(v.check_string, "split", bad) == f"split must be a non-empty string. Received: split={bad!r}"
+    assert v.check_path("path", tmp_path / "m.keras", suffix=".keras") == str(tmp_path / "m.keras")
+    assert v.check_path("backup_dir", "runs/a") == "runs/a"
+    assert _error(v.check_path, "path", "m.h5", suffix=".keras") == "path must be a path ending in .keras. Received: path='m.h5'"
+    assert _error(v.check_path, "backup_dir", "", expected="a folder path") == (
+        "backup_dir must be a folder path. Received: backup_dir=''"
+    )
+    for bad in (None, 3, True):
+        assert _error(v.check_path, "source", bad).startswith("source must be a file or folder path. Received:")
+
+
+def test_instances():
+    assert v.check_instance("history", {}, dict, "a dict") == {}
+    assert _error(v.check_instance, "history", [1], (dict,), "a History or a dict", context="plot_history") == (
+        "history must be a History or a dict for plot_history. Received: history=[1]"
+    )
+
+
+@pytest.mark.parametrize("value", ["10.0.0.1:1234", "localhost:0", "[::1]:80"])
+def test_host_port(value):
+    assert v.check_host_port("coordinator", value) == value
+
+
+@pytest.mark.parametrize("value", ["10.0.0.1", ":1234", "host:", "host:12a", None, 1234])
+def test_not_host_port(value):
+    assert _error(v.check_host_port, "coordinator", value) == (
+        f"coordinator must be HOST:PORT. Received: coordinator={value!r}"
+    )
+
+
+def test_keys():
+    assert v.check_keys("loss", {"main": 1}, ["main", "aux1"]) == {"main": 1}
+    assert _error(v.check_keys, "loss", {"aux3": 1, "main": 1}, ["main", "aux1"], what="outputs", context="GoogLeNet") == (
+        "loss must be keyed by the outputs ['main', 'aux1'] (unknown outputs: ['aux3']) for GoogLeNet. "
+        "Received: loss={'aux3': 1, 'main': 1}"
+    )
+
+
+def test_free_of():
+    assert v.check_free_of("model_kwargs", {"depth": 20}, {"classes"}, "set from the data") == {"depth": 20}
+    assert _error(v.check_free_of, "model_kwargs", {"classes": 3, "name": "a"}, {"name", "classes"}, "set from the data") == (
+        "model_kwargs must be free of ['classes', 'name'] (set from the data). "
+        "Received: model_kwargs={'classes': 3, 'name': 'a'}"
+    )

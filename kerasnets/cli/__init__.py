@@ -23,6 +23,7 @@ import importlib
 import sys
 
 from kerasnets._startup import quiet_tensorflow_startup
+from kerasnets._validate import check_int, check_number, fail, is_int, is_number
 
 __all__ = [
     "main", "UsageError", "usage_errors", "COMMANDS", "check_keras_file",
@@ -107,26 +108,23 @@ def main(argv=None) -> int:
 # ---------------------------------------------------------------------------
 
 
+def _parsed(text, convert, check, expected):
+    """``convert(text)`` checked by ``check`` (of `kerasnets._validate`); argparse names the
+    option in front of the message."""
+    try:
+        return check("value", convert(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {expected}. Received: {text!r}") from None
+
+
 def positive_int(text):
     """argparse type: an integer > 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer. Received: {text!r}")
-    return value
+    return _parsed(text, int, check_int, "a positive integer")
 
 
 def positive_float(text):
     """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a positive number. Received: {text!r}")
-    return value
+    return _parsed(text, float, check_number, "a positive number")
 
 
 def add_model_arguments(parser, *, model=True, classes=True):
@@ -160,16 +158,15 @@ def check_value_type(name, value, expected, flag):
     kind = expected if isinstance(expected, type) else type(expected)
     checks = {  # (whether value is one, how to say it)
         bool: (lambda v: isinstance(v, bool), "True or False"),
-        int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-        float: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+        int: (is_int, "an integer"),
+        float: (is_number, "a number"),
         str: (lambda v: isinstance(v, str), "a string"),
     }
     if kind not in checks:  # None, a tuple, ...: the builder or the recipe checks it
         return
     test, what = checks[kind]
-    ok = test(value)
-    if not ok:
-        raise ValueError(f"{name} must be {what}. Received: {flag} {name}={value!r}")
+    if not test(value):
+        fail(name, what, value, received=f"{flag} {name}={value!r}")
 
 
 def _literal(text):
@@ -200,7 +197,7 @@ def model_kwargs(args, name=None) -> dict:
         key, sep, value = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not key.isidentifier():
-            raise ValueError(f"--option takes KEY=VALUE. Received: --option {item!r}")
+            fail("--option", "KEY=VALUE", item, received=f"--option {item!r}")
         kwargs[key] = _literal(value.strip())
     if getattr(args, "width_multiplier", None) is not None:
         kwargs["width_multiplier"] = args.width_multiplier

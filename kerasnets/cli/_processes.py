@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from kerasnets.cli import UsageError, positive_int
+from kerasnets._validate import message
+from kerasnets.cli import UsageError, positive_int, usage_errors
 
 
 def add_arguments(parser):
@@ -20,16 +21,16 @@ def add_arguments(parser):
 
 def initialize(args):
     """Joins the processes (before any JAX work); True when it did."""
-    given = [args.num_processes is not None, args.process_id is not None, args.coordinator is not None]
-    if not any(given):
+    given = {"--num-processes": args.num_processes, "--process-id": args.process_id,
+             "--coordinator": args.coordinator}
+    if all(value is None for value in given.values()):
         return False
-    if not all(given):
-        raise UsageError("--num-processes, --process-id and --coordinator go together: give all three")
+    if any(value is None for value in given.values()):
+        shown = ", ".join(f"{flag} {value}" for flag, value in given.items() if value is not None)
+        raise UsageError(message(", ".join(given), "given together (all three)", None, received=shown))
     from kerasnets.training.distribution import initialize_processes
 
-    try:
+    with usage_errors():
         initialize_processes(args.num_processes, args.process_id, args.coordinator,
                              cpu_devices=args.cpu_devices)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
     return True

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 
-from kerasnets.cli import VERIFY_CHOICES, check_keras_file, usage_errors
+from kerasnets._validate import fail
+from kerasnets.cli import VERIFY_CHOICES, check_keras_file, positive_int, usage_errors
 
 
 def register(subparsers):
@@ -23,8 +24,8 @@ def register(subparsers):
     e.add_argument("--dataset", help="default: the run's dataset (from run.json)")
     e.add_argument("--split", help="default: the run's test split, else 'test', else 'validation' "
                                    "(as train chooses)")
-    e.add_argument("--batch-size", type=int, default=64)
-    e.add_argument("--image-size", type=int, help="default: the checkpoint's input size")
+    e.add_argument("--batch-size", type=positive_int, default=64)
+    e.add_argument("--image-size", type=positive_int, help="default: the checkpoint's input size")
     e.add_argument("--data-dir", help="tensorflow-datasets data folder")
     e.add_argument("--download", action="store_true")
     e.add_argument("--verify", choices=VERIFY_CHOICES, default="full",
@@ -46,84 +47,106 @@ def _find_run_json(path):
     return None
 
 
-def run_evaluate(args):
+def _model_file(path):
+    """The ``.keras`` file that ``path`` (a checkpoint or a run folder) names."""
+    if not os.path.exists(path):
+        raise ValueError(f"No such checkpoint or run folder. Received: checkpoint={path!r}")
+    if os.path.isdir(path):
+        if os.path.exists(os.path.join(path, "saved_model.pb")):
+            raise ValueError(
+                "This is a SavedModel, which keras.models.load_model cannot read: evaluate "
+                f"the run's model.keras or a checkpoint. Received: checkpoint={path!r}"
+            )
+        model_file = os.path.join(path, "model.keras")
+        if not os.path.exists(model_file):
+            raise ValueError(
+                f"The folder holds no model.keras (is the run finished?). Received: checkpoint={path!r}"
+            )
+    elif path.endswith(".keras"):
+        model_file = path
+    else:
+        fail("checkpoint", "a .keras file or a run folder", path)
+    check_keras_file(model_file, f"checkpoint={path!r}")
+    return model_file
+
+
+def _splits(args, run, dataset):
+    """The splits to try, in order: --split, else the run's test split, else test or validation."""
+    if args.split:
+        return [args.split]
+    if run and dataset == run.get("dataset") and (run.get("splits") or {}).get("test"):
+        return [run["splits"]["test"]]
+    return ["test", "validation"]  # as train (a folder without split folders has no test)
+
+
+def _load_model(model_file, path):
+    import keras
+
+    import kerasnets.models  # noqa: F401  (registers the custom objects)
+
+    try:
+        return keras.models.load_model(model_file, compile=False)
+    except Exception as error:  # noqa: BLE001
+        raise ValueError(f"Cannot load {model_file}: {error} Received: checkpoint={path!r}") from None
+
+
+def _model_name(run, model):
+    """The registered name: the run's, else the model's own if it is registered, else None."""
+    from kerasnets.registry import get_entry
+
+    if run and run.get("model") is not None:
+        return run["model"]
+    try:
+        get_entry(model.name)
+    except ValueError:
+        return None
+    return model.name
+
+
+def _load_split(args, run, dataset, model):
+    """``(split name, DataSplit)``, checked to have the model's number of classes."""
     from kerasnets import data, training
+
+    splits = _splits(args, run, dataset)
+    size = args.image_size or model.inputs[0].shape[1] or (run or {}).get("image_size")
+    load = dict(image_size=size, batch_size=args.batch_size, training=False, model=_model_name(run, model),
+                preprocessing=((run or {}).get("preprocessing") or {}).get("name"),
+                data_dir=args.data_dir, download=args.download,
+                verify=None if args.verify == "none" else args.verify)
+    if len(splits) == 1:
+        split, split_data = splits[0], data.load(dataset, splits[0], **load)
+    else:
+        split, split_data = training.first_split(dataset, splits, **load)
+    classes = model.outputs[0].shape[-1] if not isinstance(model.output, dict) else None
+    if classes is not None and split_data.num_classes != classes:
+        fail("dataset", f"a dataset of the model's {classes} classes ({dataset} has "
+             f"{split_data.num_classes})", dataset)
+    return split, split_data
+
+
+def _print_results(args, results, model_file, dataset, split):
+    if args.json:
+        print(json.dumps({"checkpoint": args.checkpoint, "dataset": dataset, "split": split, **results}, indent=2))
+        return
+    print(f"{model_file} on {dataset} ({split}, {results['examples']} images):")
+    print(f"  loss            {results['loss']:.4f}")
+    print(f"  top-1 accuracy  {results['accuracy']:.4f}")
+    if "top5_accuracy" in results:
+        print(f"  top-5 accuracy  {results['top5_accuracy']:.4f}")
+
+
+def run_evaluate(args):
+    from kerasnets import training
 
     with usage_errors():
         path = args.checkpoint
-        if not os.path.exists(path):
-            raise ValueError(f"No such checkpoint or run folder. Received: checkpoint={path!r}")
+        model_file = _model_file(path)
         run = _find_run_json(path)
-        if os.path.isdir(path):
-            if os.path.exists(os.path.join(path, "saved_model.pb")):
-                raise ValueError(
-                    "This is a SavedModel, which keras.models.load_model cannot read: evaluate "
-                    f"the run's model.keras or a checkpoint. Received: checkpoint={path!r}"
-                )
-            model_file = os.path.join(path, "model.keras")
-            if not os.path.exists(model_file):
-                raise ValueError(
-                    f"The folder holds no model.keras (is the run finished?). Received: checkpoint={path!r}"
-                )
-        elif path.endswith(".keras"):
-            model_file = path
-        else:
-            raise ValueError(
-                f"checkpoint must be a .keras file or a run folder. Received: checkpoint={path!r}"
-            )
-        check_keras_file(model_file, f"checkpoint={path!r}")
         dataset = args.dataset or (run or {}).get("dataset")
         if not dataset:
-            raise ValueError(
-                "--dataset is needed: the checkpoint is not inside a run folder with a run.json. "
-                f"Received: checkpoint={path!r}"
-            )
-        if args.batch_size < 1:
-            raise ValueError(f"--batch-size must be positive. Received: batch_size={args.batch_size}")
-        if args.split:
-            splits = [args.split]
-        elif run and dataset == run.get("dataset") and (run.get("splits") or {}).get("test"):
-            splits = [run["splits"]["test"]]
-        else:  # as train: test, else validation (a folder without split folders has no test)
-            splits = ["test", "validation"]
-        import keras
-
-        import kerasnets.models  # noqa: F401  (registers the custom objects)
-        from kerasnets.registry import get_entry
-
-        try:
-            model = keras.models.load_model(model_file, compile=False)
-        except Exception as error:  # noqa: BLE001
-            raise ValueError(f"Cannot load {model_file}: {error} Received: checkpoint={path!r}") from None
-        size = args.image_size or model.inputs[0].shape[1] or (run or {}).get("image_size")
-        preprocessing = ((run or {}).get("preprocessing") or {}).get("name")
-        model_name = (run or {}).get("model")
-        if model_name is None:
-            try:
-                get_entry(model.name)
-                model_name = model.name
-            except ValueError:
-                model_name = None
-        load = dict(image_size=size, batch_size=args.batch_size, training=False, model=model_name,
-                    preprocessing=preprocessing, data_dir=args.data_dir, download=args.download,
-                    verify=None if args.verify == "none" else args.verify)
-        if len(splits) == 1:
-            split, split_data = splits[0], data.load(dataset, splits[0], **load)
-        else:
-            split, split_data = training.first_split(dataset, splits, **load)
-        classes = model.outputs[0].shape[-1] if not isinstance(model.output, dict) else None
-        if classes is not None and split_data.num_classes != classes:
-            raise ValueError(
-                f"The model has {classes} classes and {dataset} has {split_data.num_classes}. "
-                f"Received: dataset={dataset!r}"
-            )
-    results = training.evaluate_model(model, split_data)
-    if args.json:
-        print(json.dumps({"checkpoint": path, "dataset": dataset, "split": split, **results}, indent=2))
-    else:
-        print(f"{model_file} on {dataset} ({split}, {results['examples']} images):")
-        print(f"  loss            {results['loss']:.4f}")
-        print(f"  top-1 accuracy  {results['accuracy']:.4f}")
-        if "top5_accuracy" in results:
-            print(f"  top-5 accuracy  {results['top5_accuracy']:.4f}")
+            fail("--dataset", "given: the checkpoint is not inside a run folder with a run.json", dataset,
+                 received=f"checkpoint={path!r}")
+        model = _load_model(model_file, path)
+        split, split_data = _load_split(args, run, dataset, model)
+    _print_results(args, training.evaluate_model(model, split_data), model_file, dataset, split)
     return 0

@@ -19,7 +19,8 @@ import json
 import os
 import sys
 
-from kerasnets.cli import UsageError, check_keras_file, usage_errors
+from kerasnets._validate import fail
+from kerasnets.cli import UsageError, check_keras_file, positive_int, usage_errors
 
 RUN_FILE = "run.json"
 CHECKPOINT_FILE = "model.keras"
@@ -45,11 +46,11 @@ def register(subparsers):
         help="what to write (default: saved_model)")
     add("--model-name", metavar="NAME",
         help="the registered model name (default: from run.json, else the model's name)")
-    add("--image-size", type=int, metavar="N",
+    add("--image-size", type=positive_int, metavar="N",
         help="the model's input size (default: from the model or run.json)")
     add("--class-names", metavar="FILE",
         help="class names: a text file with one name per line, or a JSON list")
-    add("--top-k", type=int, default=5, metavar="K", help="classes in the top-k outputs (default: 5)")
+    add("--top-k", type=positive_int, default=5, metavar="K", help="classes in the top-k outputs (default: 5)")
     add("--fold-batch-norm", action="store_true",
         help="fold BatchNormalization into the convolutions (SavedModel; faster on CPU)")
     add("--compute-dtype", default="float32",
@@ -71,7 +72,7 @@ def find_checkpoint(path):
     if not os.path.isfile(path):
         raise ValueError(f"The checkpoint does not exist. Received: CHECKPOINT={path!r}")
     if not path.endswith(".keras"):
-        raise ValueError(f"The checkpoint must be a .keras file. Received: CHECKPOINT={path!r}")
+        fail("CHECKPOINT", "a .keras file or a run folder holding model.keras", path)
     return path
 
 
@@ -123,41 +124,90 @@ def _image_size(value):
     return value
 
 
-def run(args):
+def _check_arguments(args):
+    """``(checkpoint, run info, class names)``; every argument checked before any work."""
     with usage_errors():
         checkpoint = find_checkpoint(args.checkpoint)
         check_keras_file(checkpoint, f"CHECKPOINT={args.checkpoint!r}")
         run_info = read_run_info(checkpoint)
         class_names = read_class_names(args.class_names) if args.class_names else _first(run_info, "class_names")
-        if args.top_k < 1:
-            raise ValueError(f"--top-k must be a positive integer. Received: --top-k={args.top_k}")
-        if args.image_size is not None and args.image_size < 1:
-            raise ValueError(f"--image-size must be a positive integer. Received: --image-size={args.image_size}")
         if args.fold_batch_norm and args.format != "saved_model":
-            raise ValueError(
-                "--fold-batch-norm applies to --format saved_model (TFLite folds BatchNormalization "
-                f"itself). Received: --format={args.format}"
-            )
+            fail("--format", "saved_model for --fold-batch-norm (TFLite folds BatchNormalization itself)",
+                 args.format, received=f"--format={args.format}")
         if args.compute_dtype != "float32" and args.format != "saved_model":
-            raise ValueError(
-                "--compute-dtype applies to --format saved_model (.keras keeps the model's policy, "
-                f"TFLite computes in float32). Received: --format={args.format}"
-            )
+            fail("--format", "saved_model for --compute-dtype (.keras keeps the model's policy, TFLite "
+                 "computes in float32)", args.format, received=f"--format={args.format}")
         from kerasnets.export import check_destination
 
         check_destination(args.output, overwrite=args.overwrite, source=checkpoint,
                           kind="dir" if args.format == "saved_model" else "file")
+    return checkpoint, run_info, class_names
 
+
+def _load_model(checkpoint):
     print(f"Loading {checkpoint} ...", file=sys.stderr)
     import keras
 
     import kerasnets.models  # noqa: F401  (registers the custom layers for load_model)
-    import kerasnets.export as export
 
     try:
-        model = keras.models.load_model(checkpoint, compile=False)
+        return keras.models.load_model(checkpoint, compile=False)
     except (ValueError, OSError, TypeError) as error:
         raise UsageError(f"Cannot load {checkpoint}: {error}") from None
+
+
+def _write_saved_model(args, model, common, class_names, run_info, checkpoint):
+    import kerasnets.export as export
+
+    print(f"Writing SavedModel to {args.output} ...", file=sys.stderr)
+    record = export.saved_model(
+        model, args.output, **common, class_names=class_names, top_k=args.top_k,
+        builder_kwargs=_first(run_info, "builder_kwargs", "model_kwargs"),
+        fold_batch_norm=args.fold_batch_norm, overwrite=args.overwrite,
+        compute_dtype=None if args.compute_dtype == "model" else args.compute_dtype,
+        source=os.path.abspath(checkpoint),
+    )
+    outputs = ", ".join(record["signatures"]["serving_default"]["outputs"])
+    size = record["input_size"]
+    print(
+        f"Wrote {os.path.abspath(args.output)}\n"
+        f"  model: {record['model_name']}, input {size[0]}x{size[1]}, "
+        f"preprocessing {record['preprocessing']['name']}, computes in "
+        f"{'/'.join(record['compute_dtype'])}\n"
+        "  signatures: serving_default (images: uint8 [batch, height, width, 3]), "
+        "serving_bytes (image_bytes: string [batch])\n"
+        f"  outputs: {outputs}\n"
+        f"  metadata: {os.path.join(os.path.abspath(args.output), export.METADATA_FILE)}"
+    )
+
+
+def _write_keras(args, model, common, class_names, run_info, checkpoint):
+    import kerasnets.export as export
+
+    print(f"Writing {args.output} ...", file=sys.stderr)
+    path = export.keras_file(model, args.output, overwrite=args.overwrite)
+    print(f"Wrote {path} (loads with keras.models.load_model after `import kerasnets`)")
+
+
+def _write_tflite(args, model, common, class_names, run_info, checkpoint):
+    import kerasnets.export as export
+
+    print("Converting to TFLite and checking it against the Keras model ...", file=sys.stderr)
+    report = export.tflite(model, args.output, overwrite=args.overwrite, **common)
+    size = report["input_size"]
+    print(
+        f"Wrote {report['path']}: input uint8 [batch, {size[0]}, {size[1]}, 3], "
+        f"max |TFLite - Keras| = {report['max_abs_diff']:.2g}"
+    )
+
+
+_WRITERS = {"saved_model": _write_saved_model, "keras": _write_keras, "tflite": _write_tflite}
+
+
+def run(args):
+    checkpoint, run_info, class_names = _check_arguments(args)
+    model = _load_model(checkpoint)
+    import kerasnets.export as export
 
     common = dict(
         model_name=args.model_name or _first(run_info, "model_name", "model", "name"),
@@ -169,38 +219,5 @@ def run(args):
         if args.format == "saved_model":
             spec_args["class_names"] = class_names
         export.resolve_spec(export.exportable_model(model), **spec_args)
-
-    if args.format == "saved_model":
-        print(f"Writing SavedModel to {args.output} ...", file=sys.stderr)
-        record = export.saved_model(
-            model, args.output, **common, class_names=class_names, top_k=args.top_k,
-            builder_kwargs=_first(run_info, "builder_kwargs", "model_kwargs"),
-            fold_batch_norm=args.fold_batch_norm, overwrite=args.overwrite,
-            compute_dtype=None if args.compute_dtype == "model" else args.compute_dtype,
-            source=os.path.abspath(checkpoint),
-        )
-        outputs = ", ".join(record["signatures"]["serving_default"]["outputs"])
-        size = record["input_size"]
-        print(
-            f"Wrote {os.path.abspath(args.output)}\n"
-            f"  model: {record['model_name']}, input {size[0]}x{size[1]}, "
-            f"preprocessing {record['preprocessing']['name']}, computes in "
-            f"{'/'.join(record['compute_dtype'])}\n"
-            "  signatures: serving_default (images: uint8 [batch, height, width, 3]), "
-            "serving_bytes (image_bytes: string [batch])\n"
-            f"  outputs: {outputs}\n"
-            f"  metadata: {os.path.join(os.path.abspath(args.output), export.METADATA_FILE)}"
-        )
-    elif args.format == "keras":
-        print(f"Writing {args.output} ...", file=sys.stderr)
-        path = export.keras_file(model, args.output, overwrite=args.overwrite)
-        print(f"Wrote {path} (loads with keras.models.load_model after `import kerasnets`)")
-    else:
-        print("Converting to TFLite and checking it against the Keras model ...", file=sys.stderr)
-        report = export.tflite(model, args.output, overwrite=args.overwrite, **common)
-        size = report["input_size"]
-        print(
-            f"Wrote {report['path']}: input uint8 [batch, {size[0]}, {size[1]}, 3], "
-            f"max |TFLite - Keras| = {report['max_abs_diff']:.2g}"
-        )
+    _WRITERS[args.format](args, model, common, class_names, run_info, checkpoint)
     return 0

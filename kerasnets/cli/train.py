@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+
+from kerasnets._validate import message
 from kerasnets.cli import (
     VERIFY_CHOICES,
     UsageError,
@@ -48,7 +50,7 @@ examples:
 def _key_value(text):
     """``key=value`` -> (key, value); the value is a Python literal when it parses as one."""
     if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be KEY=VALUE. Received: {text!r}")
     key, value = text.split("=", 1)
     key = key.strip().replace("-", "_")
     try:
@@ -126,7 +128,7 @@ def _duplicates(pairs, what):
     keys = [k for k, _ in pairs]
     dup = sorted({k for k in keys if keys.count(k) > 1})
     if dup:
-        raise UsageError(f"{what} given twice: {', '.join(dup)}")
+        raise UsageError(message(what, "given once per key", dup, received=f"{what} {', '.join(dup)} twice"))
     return dict(pairs)
 
 

@@ -9,6 +9,7 @@ import re
 import sys
 import time
 
+from kerasnets._validate import fail, message
 from kerasnets.cli import UsageError, positive_int, usage_errors
 
 _EPILOG = """\
@@ -118,7 +119,7 @@ def _number(text):
     try:
         return float(text)
     except ValueError:
-        raise UsageError(f"--hp takes numbers. Received: {text!r}") from None
+        raise UsageError(message("--hp values", "numbers", text, received=repr(text))) from None
 
 
 def parse_hp(item: str):
@@ -126,7 +127,8 @@ def parse_hp(item: str):
     name, sep, value = item.partition("=")
     name, value = name.strip(), value.strip()
     if not sep or not name or not value:
-        raise UsageError(f"--hp takes NAME=VALUES, e.g. --hp width_multiplier=0.5,1.0. Received: --hp {item!r}")
+        raise UsageError(message("--hp", "NAME=VALUES, e.g. --hp width_multiplier=0.5,1.0", item,
+                                 received=f"--hp {item!r}"))
     if ".." in value:
         lo, _, rest = value.partition("..")
         hi, _, extra = rest.partition(":")
@@ -150,18 +152,6 @@ def parse_hp(item: str):
 
 def _slug(text):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text).strip("/")).strip("_") or "data"
-
-
-def _first_split(dataset, names, **load):
-    from kerasnets import data
-
-    errors = []
-    for name in names:
-        try:
-            return data.load(dataset, name, **load)
-        except data.DataError as error:
-            errors.append(str(error))
-    raise data.DataError(" / ".join(errors))
 
 
 def _check_request(path, request, overwrite):
@@ -208,20 +198,20 @@ def _overrides(items) -> dict:
     for item in items:
         name, override = parse_hp(item)
         if name in overrides:
-            raise UsageError(f"--hp {name} given twice")
+            raise UsageError(message("--hp", "given once per name", name, received=f"--hp {name} twice"))
         overrides[name] = override
     return overrides
 
 
 def _load_data(args, entry):
     """The training split and the first validation split the dataset has."""
-    from kerasnets import data
+    from kerasnets import data, training
 
     load = dict(image_size=args.image_size, batch_size=args.batch_size, model=entry.name,
                 data_dir=args.data_dir, download=args.download)
     train = data.load(args.dataset, args.train_split, training=True, seed=args.seed, **load)
     load["image_size"] = train.image_size
-    val = _first_split(
+    _, val = training.first_split(
         args.dataset, [args.validation_split] if args.validation_split else ["validation", "test"],
         training=False, **load,
     )
@@ -243,83 +233,102 @@ def _print_report(report, objective_name):
         print(f"  {key:8s} {path}")
 
 
-def run_tune(args):
-    import keras
-
-    from kerasnets import training, tuning
+def _setup(args):
+    """``(entry, builder kwargs, hardware, hypermodel arguments)``, every argument checked."""
+    from kerasnets import training
     from kerasnets.cli import model_kwargs
     from kerasnets.registry import get_entry
 
     overrides = _overrides(args.hp)
-    with usage_errors():
-        entry = get_entry(args.model)
-        builder_kwargs = model_kwargs(args, entry.name)
-        info = entry.info
-        size = args.image_size or (info.default_size if args.show_space else None)
-        output = os.path.abspath(args.output or os.path.join("runs", f"tune-{entry.name}-{_slug(args.dataset)}"))
-        hardware = training.setup_hardware(args.strategy, args.precision, "auto", set_policy=False)
-        if args.batch_size % hardware.replicas:
-            raise ValueError(
-                f"--batch-size must be a multiple of the {hardware.replicas} replicas. "
-                f"Received: batch_size={args.batch_size}"
-            )
-        hypermodel_args = dict(
-            per_block=not args.global_only, depth=args.search_depth,
-            learning_rate=args.search_learning_rate, overrides=overrides,
-            batch_size=args.batch_size, epochs=args.epochs, model_kwargs=builder_kwargs,
-            jit_compile=hardware.jit_compile,
-        )
-        if args.show_space:
-            hypermodel = tuning.WidthHyperModel(
-                entry.name, input_shape=(size, size, 3), classes=info.default_classes, **hypermodel_args
-            )
-            print(hypermodel.describe())
-            return 0
+    entry = get_entry(args.model)
+    builder_kwargs = model_kwargs(args, entry.name)
+    hardware = training.setup_hardware(args.strategy, args.precision, "auto", set_policy=False)
+    if args.batch_size % hardware.replicas:
+        fail("--batch-size", f"a multiple of the {hardware.replicas} replicas", args.batch_size,
+             received=f"batch_size={args.batch_size}")
+    hypermodel_args = dict(
+        per_block=not args.global_only, depth=args.search_depth,
+        learning_rate=args.search_learning_rate, overrides=overrides,
+        batch_size=args.batch_size, epochs=args.epochs, model_kwargs=builder_kwargs,
+        jit_compile=hardware.jit_compile,
+    )
+    return entry, builder_kwargs, hardware, hypermodel_args
 
-        train, val = _load_data(args, entry)
-        steps = min(args.steps_per_epoch or train.steps_per_epoch, train.steps_per_epoch)
-        channels_last = keras.config.image_data_format() == "channels_last"
-        n = train.image_size
-        hypermodel = tuning.WidthHyperModel(
-            entry.name, input_shape=(n, n, 3) if channels_last else (3, n, n),
-            classes=train.num_classes, steps_per_epoch=steps, **hypermodel_args,
-        )
-        request = {
-            "model": entry.name, "dataset": str(args.dataset), "image_size": n,
-            "tuner": args.tuner, "objective": args.objective, "batch_size": args.batch_size,
-            "space": hypermodel.describe(), "options": {k: repr(v) for k, v in builder_kwargs.items()},
-        }
-        request_path = os.path.join(output, "search.json")
-        _check_request(request_path, request, args.overwrite)
-        keras.mixed_precision.set_global_policy(hardware.precision)
-        strategy = hardware.strategy if hardware.strategy_name != "default" else None
-        tuner = tuning.make_tuner(
-            args.tuner, hypermodel, objective=args.objective, max_trials=args.max_trials,
-            max_epochs=args.epochs, directory=output, project_name="tuner", overwrite=args.overwrite,
-            distribution_strategy=strategy, seed=args.seed, on_failure="raise",
-        )
-    os.makedirs(output, exist_ok=True)
-    with open(request_path, "w", encoding="utf-8") as f:
-        json.dump(request, f, indent=2)
 
-    objective_name = tuner.oracle.objective.name
-    started = time.time()
-    tuner.trial_callback = _progress(tuner, objective_name, args.max_trials, started)
+def _show_space(args, entry, hypermodel_args):
+    from kerasnets import tuning
+
+    size = args.image_size or entry.info.default_size
+    hypermodel = tuning.WidthHyperModel(
+        entry.name, input_shape=(size, size, 3), classes=entry.info.default_classes, **hypermodel_args
+    )
+    print(hypermodel.describe())
+    return 0
+
+
+def _prepare_search(args, entry, builder_kwargs, hardware, hypermodel_args, output):
+    """Loads the data and builds the tuner; ``(tuner, search request, train batches, validation batches)``."""
+    import keras
+
+    from kerasnets import tuning
+
+    train, val = _load_data(args, entry)
+    steps = min(args.steps_per_epoch or train.steps_per_epoch, train.steps_per_epoch)
+    channels_last = keras.config.image_data_format() == "channels_last"
+    n = train.image_size
+    hypermodel = tuning.WidthHyperModel(
+        entry.name, input_shape=(n, n, 3) if channels_last else (3, n, n),
+        classes=train.num_classes, steps_per_epoch=steps, **hypermodel_args,
+    )
+    request = {
+        "model": entry.name, "dataset": str(args.dataset), "image_size": n,
+        "tuner": args.tuner, "objective": args.objective, "batch_size": args.batch_size,
+        "space": hypermodel.describe(), "options": {k: repr(v) for k, v in builder_kwargs.items()},
+    }
+    _check_request(os.path.join(output, "search.json"), request, args.overwrite)
+    keras.mixed_precision.set_global_policy(hardware.precision)
+    tuner = tuning.make_tuner(
+        args.tuner, hypermodel, objective=args.objective, max_trials=args.max_trials,
+        max_epochs=args.epochs, directory=output, project_name="tuner", overwrite=args.overwrite,
+        distribution_strategy=hardware.strategy if hardware.strategy_name != "default" else None,
+        seed=args.seed, on_failure="raise",
+    )
     print(f"Searching {entry.name} on {args.dataset} ({n}x{n}, {train.num_classes} classes): "
           f"{args.tuner}, {args.max_trials} trials, {args.epochs} epoch(s) each, {hardware.describe()}")
     print(hypermodel.describe(), flush=True)
-
     train_ds = train.dataset.take(steps) if steps < train.steps_per_epoch else train.dataset
     val_ds = val.dataset.take(args.validation_steps) if args.validation_steps else val.dataset
+    return tuner, request, train_ds, val_ds
+
+
+def _search(args, tuner, train_ds, val_ds, output):
+    """Runs the search, then writes and prints the report; the exit status."""
+    from kerasnets import tuning
+
+    objective_name = tuner.oracle.objective.name
+    tuner.trial_callback = _progress(tuner, objective_name, args.max_trials, time.time())
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
     failure = None
     try:
         tuner.search(train_ds, validation_data=val_ds, epochs=args.epochs, verbose=verbose)
     except tuning.TrialsFailedError as error:
         failure = error
-
     _print_report(tuning.write_report(tuner, output), objective_name)
     if failure is not None:
         print(f"kerasnets tune: {failure}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_tune(args):
+    with usage_errors():
+        entry, builder_kwargs, hardware, hypermodel_args = _setup(args)
+        if args.show_space:
+            return _show_space(args, entry, hypermodel_args)
+        output = os.path.abspath(args.output or os.path.join("runs", f"tune-{entry.name}-{_slug(args.dataset)}"))
+        tuner, request, train_ds, val_ds = _prepare_search(args, entry, builder_kwargs, hardware,
+                                                           hypermodel_args, output)
+    os.makedirs(output, exist_ok=True)
+    with open(os.path.join(output, "search.json"), "w", encoding="utf-8") as f:
+        json.dump(request, f, indent=2)
+    return _search(args, tuner, train_ds, val_ds, output)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from kerasnets._validate import check_choice
 from kerasnets.preprocessing import Preprocessing
 
 __all__ = [
@@ -272,12 +273,11 @@ def train_transform(encoded, seed, image_size, preprocessing, augment, flip=True
     """
     seed_window, seed_flip = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     shape = encoded_shape(encoded)
+    check_choice("augment", augment, ("inception", "scale"), context="a per-example augmentation")
     if augment == "inception":
         window = inception_window(shape, seed_window)
-    elif augment == "scale":
-        window = scale_window(shape, seed_window, image_size)
     else:
-        raise ValueError(f"Unknown per-example augmentation. Received: augment={augment!r}")
+        window = scale_window(shape, seed_window, image_size)
     image = _resize(decode_window(encoded, window), image_size)
     if flip:
         image = tf.image.stateless_random_flip_left_right(image, seed_flip)

@@ -235,45 +235,42 @@ def _carve(class_dir, files, split, fraction):
     return [p for p in files if p not in held_out]
 
 
-def folder_records(root, split, *, validation_fraction=0.1, verify="header") -> Records:
-    """The `Records` of ``split`` of the image folder ``root``."""
-    received = f"Received: source={root!r}, split={split!r}"
-    if not os.path.isdir(root):
-        what = "is a file, not a folder" if os.path.exists(root) else "does not exist"
-        raise DataError(f"The image folder {root} {what}. {received}")
-    layout = "root/<class>/<image>"
-    if _is_split_layout(root):
-        layout = "root/<split>/<class>/<image>"
-        split_dir = _split_folder(root, split)
-        if split_dir is None:
-            available = [s for s in SPLIT_FOLDERS if _split_folder(root, s)]
-            raise DataError(
-                f"The image folder {root} has no {split!r} split folder. Available splits: "
-                f"{', '.join(available)} (folder names accepted: "
-                f"{', '.join(SPLIT_FOLDERS.get(split, (split,)))}). {received}"
-            )
-        train_dir = _split_folder(root, "train") or split_dir
-        class_names = _subfolders(train_dir)
-        extra = sorted(set(_subfolders(split_dir)) - set(class_names))
-        if extra:
-            raise DataError(
-                f"The {split!r} folder of {root} has class folders that 'train' lacks: "
-                f"{', '.join(extra)}. {received}"
-            )
-        folders = {name: os.path.join(split_dir, name) for name in class_names}
-        carve = None
-    else:
-        allowed = ("train", "validation", "all") if validation_fraction > 0 else ("train", "all")
-        if split not in allowed:
-            raise DataError(
-                f"The image folder {root} has no split folders (train/, validation/ or val/, "
-                f"test/), so its splits are {', '.join(allowed)} (validation: "
-                f"validation_fraction={validation_fraction} of each class). {received}"
-            )
-        class_names = _subfolders(root)
-        folders = {name: os.path.join(root, name) for name in class_names}
-        carve = validation_fraction
+def _split_folders(root, split, received):
+    """``(class names, {class: folder})`` of a ``root/<split>/<class>/<image>`` folder."""
+    split_dir = _split_folder(root, split)
+    if split_dir is None:
+        available = [s for s in SPLIT_FOLDERS if _split_folder(root, s)]
+        raise DataError(
+            f"The image folder {root} has no {split!r} split folder. Available splits: "
+            f"{', '.join(available)} (folder names accepted: "
+            f"{', '.join(SPLIT_FOLDERS.get(split, (split,)))}). {received}"
+        )
+    train_dir = _split_folder(root, "train") or split_dir
+    class_names = _subfolders(train_dir)
+    extra = sorted(set(_subfolders(split_dir)) - set(class_names))
+    if extra:
+        raise DataError(
+            f"The {split!r} folder of {root} has class folders that 'train' lacks: "
+            f"{', '.join(extra)}. {received}"
+        )
+    return class_names, {name: os.path.join(split_dir, name) for name in class_names}
 
+
+def _class_folders(root, split, validation_fraction, received):
+    """``(class names, {class: folder})`` of a ``root/<class>/<image>`` folder."""
+    allowed = ("train", "validation", "all") if validation_fraction > 0 else ("train", "all")
+    if split not in allowed:
+        raise DataError(
+            f"The image folder {root} has no split folders (train/, validation/ or val/, "
+            f"test/), so its splits are {', '.join(allowed)} (validation: "
+            f"validation_fraction={validation_fraction} of each class). {received}"
+        )
+    class_names = _subfolders(root)
+    return class_names, {name: os.path.join(root, name) for name in class_names}
+
+
+def _labelled_paths(class_names, folders, split, carve):
+    """The image paths and their labels; ``carve``: the held-out fraction of each class, or None."""
     paths, labels = [], []
     for label, name in enumerate(class_names):
         files = list_images(folders[name]) if os.path.isdir(folders[name]) else []
@@ -281,7 +278,10 @@ def folder_records(root, split, *, validation_fraction=0.1, verify="header") -> 
             files = _carve(folders[name], files, split, carve)
         paths.extend(files)
         labels.extend([label] * len(files))
+    return paths, labels
 
+
+def _check_found(root, split, paths, class_names, layout, received):
     if not paths:
         loose = any(f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(root))
         hint = " (images directly in the root need a class folder each)" if loose else ""
@@ -295,6 +295,22 @@ def folder_records(root, split, *, validation_fraction=0.1, verify="header") -> 
             f"{'' if len(class_names) == 1 else 's'} ({', '.join(class_names)}); "
             f"classification needs at least 2, laid out as {layout}. {received}"
         )
+
+
+def folder_records(root, split, *, validation_fraction=0.1, verify="header") -> Records:
+    """The `Records` of ``split`` of the image folder ``root``."""
+    received = f"Received: source={root!r}, split={split!r}"
+    if not os.path.isdir(root):
+        what = "is a file, not a folder" if os.path.exists(root) else "does not exist"
+        raise DataError(f"The image folder {root} {what}. {received}")
+    if _is_split_layout(root):
+        layout, carve = "root/<split>/<class>/<image>", None
+        class_names, folders = _split_folders(root, split, received)
+    else:
+        layout, carve = "root/<class>/<image>", validation_fraction
+        class_names, folders = _class_folders(root, split, validation_fraction, received)
+    paths, labels = _labelled_paths(class_names, folders, split, carve)
+    _check_found(root, split, paths, class_names, layout, received)
     _verify(paths, verify, root)
 
     def make_dataset(shuffle, seed):

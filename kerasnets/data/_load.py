@@ -10,7 +10,9 @@ from typing import Optional, Union
 import tensorflow as tf
 
 from kerasnets import preprocessing as _preprocessing
-from kerasnets._validate import check_choice, check_fraction, check_int, check_probability, fail, is_int
+from kerasnets._validate import (
+    check_choice, check_fraction, check_int, check_path, check_probability, check_string, fail, is_int,
+)
 from kerasnets.data import _augment
 from kerasnets.preprocessing import IMAGENET_MEAN_STD, Preprocessing
 
@@ -82,33 +84,23 @@ def get_preprocessing(name_or_preprocessing) -> Preprocessing:
         if isinstance(value, Preprocessing)
     }
     if name_or_preprocessing not in known:
-        raise ValueError(
-            f"preprocessing must be a kerasnets.preprocessing.Preprocessing or one of "
-            f"{sorted(known)}. Received: preprocessing={name_or_preprocessing!r}"
-        )
+        fail("preprocessing", f"a kerasnets.preprocessing.Preprocessing or one of {sorted(known)}",
+             name_or_preprocessing)
     return known[name_or_preprocessing]
 
 
 def _check_arguments(source, split, image_size, batch_size, augment, cache, seed,
                      crop_fraction, shuffle_buffer, validation_fraction, verify):
-    if not isinstance(source, (str, os.PathLike)) or not os.fspath(source):
-        raise ValueError(
-            "source must be a tensorflow-datasets name, a folder path or 'shapes'. "
-            f"Received: source={source!r}"
-        )
-    if not isinstance(split, str) or not split:
-        fail("split", "a non-empty string", split)
+    check_path("source", source, expected="a tensorflow-datasets name, a folder path or 'shapes'")
+    check_string("split", split)
     for name, value in (("image_size", image_size), ("batch_size", batch_size),
                         ("shuffle_buffer", shuffle_buffer)):
         check_int(name, value, allow_none=name != "batch_size")
     if augment is False or augment == "none":
         augment = None
     check_choice("augment", augment, _AUGMENT_CHOICES)
-    if not (isinstance(cache, bool) or isinstance(cache, (str, os.PathLike))):
-        raise ValueError(
-            "cache must be True (in memory), False or a file path prefix. "
-            f"Received: cache={cache!r}"
-        )
+    if not isinstance(cache, bool):
+        check_path("cache", cache, expected="True (in memory), False or a file path prefix")
     if seed is not None and not is_int(seed):
         fail("seed", "an integer or None", seed)
     if crop_fraction is not None:

@@ -36,7 +36,7 @@ import json
 import os
 import zipfile
 
-from kerasnets._validate import check_bool, check_choice
+from kerasnets._validate import check_bool, check_choice, check_path, fail
 from kerasnets.export._atomic import METADATA_FILE, atomic_destination, check_destination
 from kerasnets.export._dtype import policy_names, with_dtype_policy
 from kerasnets.export._fold import fold_batch_norm
@@ -195,17 +195,13 @@ def keras_file(model, path, *, overwrite=False, verify=True):
     """
     import keras
 
-    if not str(os.fspath(path) if isinstance(path, os.PathLike) else path).endswith(".keras"):
-        raise ValueError(f"A Keras model file must end in `.keras`. Received: path={path!r}")
+    check_path("path", path, suffix=".keras", expected="a Keras model file path ending in .keras")
     path = check_destination(path, overwrite=overwrite, kind="file")
     model = exportable_model(model)
     lambdas = find_lambda_layers(model)
     if lambdas:
-        raise ValueError(
-            "The model has Lambda layers, which keras.models.load_model refuses in safe "
-            "mode; replace them with registered layers. "
-            f"Received: Lambda layers {lambdas}"
-        )
+        fail("model", "a model without Lambda layers (keras.models.load_model refuses them in safe mode; "
+             "replace them with registered layers)", model, received=f"model with the Lambda layers {lambdas}")
     if getattr(model, "optimizer", None) is not None:  # an inference file: no optimizer state, no compile config
         model = keras.Model(model.input, model.output, name=model.name)
     with atomic_destination(path, overwrite=overwrite) as staging:

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import zipfile
 
-from kerasnets._validate import check_bool
+from kerasnets._validate import check_bool, check_path
 from kerasnets.files import check_writable, partial_prefix, remove_stale_partials
 
 __all__ = ["check_destination", "atomic_destination", "METADATA_FILE"]
@@ -41,8 +41,7 @@ def check_destination(path, *, overwrite: bool, kind: str, source=None) -> str:
         kind: ``"dir"`` or ``"file"``: what the artifact is.
         source: the file the model was loaded from, if any.
     """
-    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise ValueError(f"The export path must be a non-empty string or path. Received: path={path!r}")
+    check_path("path", path, expected="a non-empty string or path (where the export goes)")
     check_bool("overwrite", overwrite)
     given = path
     path = os.path.abspath(os.fspath(path))

@@ -97,13 +97,10 @@ def _output_specs(model, spec, input_shape):
     return specs
 
 
-def serving_functions(model, spec):
-    """Returns ``{signature name: (python function, input_signature)}`` for ``model``.
-
-    ``model`` is the single-output inference model; ``spec`` an `ExportSpec`.
-    """
+def _traced_model(model, spec, channels_first):
+    """The model and its outputs as the signatures name them (``probabilities`` and ``top_k_*``,
+    or ``features``), traced once: every signature (and both branches of tracing) calls it."""
     h, w = spec.image_size
-    channels_first = keras.config.image_data_format() == "channels_first"
     class_names = list(spec.class_names) if spec.class_names else None
 
     def run_model(x):
@@ -123,6 +120,19 @@ def serving_functions(model, spec):
             result["top_k_class_names"] = tf.gather(tf.constant(class_names), top.indices)
         return result
 
+    return tf.function(run_model, autograph=False).get_concrete_function(
+        tf.TensorSpec([None, h, w, 3], tf.float32)
+    )
+
+
+def serving_functions(model, spec):
+    """Returns ``{signature name: (python function, input_signature)}`` for ``model``.
+
+    ``model`` is the single-output inference model; ``spec`` an `ExportSpec`.
+    """
+    h, w = spec.image_size
+    channels_first = keras.config.image_data_format() == "channels_first"
+
     # TensorFlow's CPU convolutions fail on an empty batch, so an empty request
     # skips the model and gets empty outputs of the right shapes and types.
     channels_shape = (3, h, w) if channels_first else (h, w, 3)
@@ -130,11 +140,7 @@ def serving_functions(model, spec):
         key: (spec[1:], spec_dtype)
         for key, (spec, spec_dtype) in _output_specs(model, spec, channels_shape).items()
     }
-
-    # Traced once, called by every signature (and both branches of tracing).
-    run_model = tf.function(run_model, autograph=False).get_concrete_function(
-        tf.TensorSpec([None, h, w, 3], tf.float32)
-    )
+    run_model = _traced_model(model, spec, channels_first)
 
     def classify(x):
         def empty():

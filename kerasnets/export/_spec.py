@@ -16,7 +16,7 @@ import sys
 import keras
 
 from kerasnets._keras_compat import nested_layers, producing_layer
-from kerasnets._validate import check_choice, check_int, check_size, fail
+from kerasnets._validate import check_choice, check_instance, check_int, check_size, fail
 from kerasnets.preprocessing import Preprocessing
 
 __all__ = ["ExportSpec", "resolve_spec", "exportable_model", "find_lambda_layers", "OUTPUT_KINDS"]
@@ -91,14 +91,11 @@ def exportable_model(model):
     """`kerasnets.inference_model` (auxiliary heads stripped), checked to have one output."""
     from kerasnets.models import inference_model
 
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"Expected a keras.Model. Received: model={type(model).__name__}")
+    check_instance("model", model, keras.Model, "a keras.Model")
     model = inference_model(model)
     if len(model.outputs) != 1:
-        raise ValueError(
-            "Only single-output models, or models with auxiliary heads and a 'main' output, "
-            f"can be exported. Received: outputs {list(model.output_names)}"
-        )
+        fail("model", "a model with one output, or with auxiliary heads and a 'main' output, to be exported",
+             model, received=f"model outputs {list(model.output_names)}")
     return model
 
 
@@ -149,10 +146,7 @@ def _as_preprocessing(value) -> Preprocessing:
             return Preprocessing(**{k: v for k, v in value.items() if k in fields})
         except TypeError:
             pass
-    raise ValueError(
-        "preprocessing must be a kerasnets.preprocessing.Preprocessing, its name or its to_dict(). "
-        f"Received: preprocessing={value!r}"
-    )
+    fail("preprocessing", "a kerasnets.preprocessing.Preprocessing, its name or its to_dict()", value)
 
 
 def _as_size(image_size):
@@ -202,44 +196,34 @@ def _image_size_of(model, info, image_size):
     """The square ``(height, width)`` the serving graph resizes to, checked against the input."""
     shape = tuple(model.inputs[0].shape[1:])
     if len(shape) != 3:
-        raise ValueError(f"Only image models (4D inputs) can be exported. Received: input shape {shape}")
+        fail("model", "an image model (4D inputs) to be exported", model, received=f"model input shape {shape}")
     channels_last = keras.config.image_data_format() == "channels_last"
     spatial, channels = (shape[:2], shape[2]) if channels_last else (shape[1:], shape[0])
     if channels != 3:
-        raise ValueError(
-            "The serving signatures take RGB images, so the model needs 3 input channels. "
-            f"Received: input shape {shape}"
-        )
+        fail("model", "a model with 3 input channels (the serving signatures take RGB images)", model,
+             received=f"model input shape {shape}")
     if image_size is not None:
         image_size = _as_size(image_size)
         if any(d is not None and d != s for d, s in zip(spatial, image_size)):
-            raise ValueError(
-                f"image_size disagrees with the model's input size {spatial}. "
-                f"Received: image_size={image_size}"
-            )
+            fail("image_size", f"None or the model's input size {spatial}", image_size)
     elif all(d is not None for d in spatial):
         image_size = tuple(int(d) for d in spatial)
     elif info is not None:
         image_size = (info.default_size, info.default_size)
     else:
-        raise ValueError(
-            "The model takes any input size; pass image_size= (the size the serving graph "
-            f"resizes and crops images to). Received: input shape {shape}"
-        )
+        fail("image_size", "given for a model that takes any input size (it is the size the serving graph "
+             "resizes and crops images to)", image_size, received=f"image_size=None, model input shape {shape}")
     if image_size[0] != image_size[1]:
-        raise ValueError(
-            "The serving preprocessing (kerasnets.data.preprocess_for_eval) crops square "
-            f"images, so the model's input must be square. Received: image_size={image_size}"
-        )
+        fail("image_size", "square (the serving preprocessing, kerasnets.data.preprocess_for_eval, crops "
+             "square images)", image_size)
     return image_size
 
 
 def _num_classes(model, kind):
     out_shape = tuple(model.outputs[0].shape[1:])
     if kind != "features" and len(out_shape) != 1:
-        raise ValueError(
-            f"output={kind!r} needs a 2D (batch, classes) output. Received: output shape {out_shape}"
-        )
+        fail("output", "'features' for a model without a 2D (batch, classes) output", kind,
+             received=f"output={kind!r}, model output shape {out_shape}")
     return int(out_shape[0]) if kind != "features" else None
 
 
@@ -247,20 +231,14 @@ def _check_class_names(class_names, kind, num_classes):
     if class_names is None:
         return None
     if kind == "features":
-        raise ValueError(
-            "class_names only apply to a model with a classifier; this model outputs "
-            f"features (include_top=False). Received: class_names of length {len(class_names)}"
-        )
+        fail("class_names", "None for a model without a classifier (this one outputs features: "
+             "include_top=False)", class_names, received=f"class_names of length {len(class_names)}")
     if isinstance(class_names, (str, bytes)) or not all(isinstance(c, str) for c in class_names):
-        raise ValueError(
-            f"class_names must be a list of strings. Received: class_names={class_names!r:.200}"
-        )
+        fail("class_names", "a list of strings", class_names, received=f"class_names={class_names!r:.200}")
     class_names = tuple(class_names)
     if len(class_names) != num_classes:
-        raise ValueError(
-            f"class_names must have one name per class ({num_classes}). "
-            f"Received: {len(class_names)} class_names"
-        )
+        fail("class_names", f"one name per class ({num_classes})", class_names,
+             received=f"{len(class_names)} class_names")
     return class_names
 
 
@@ -277,16 +255,14 @@ def resolve_spec(
     source=None,
 ) -> ExportSpec:
     """Validates the export arguments against ``model`` (the inference model)."""
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"Expected a keras.Model. Received: model={type(model).__name__}")
+    check_instance("model", model, keras.Model, "a keras.Model")
     if len(model.inputs) != 1:
-        raise ValueError(
-            f"Only single-input image models can be exported. Received: {len(model.inputs)} inputs"
-        )
+        fail("model", "a single-input image model to be exported", model,
+             received=f"model with {len(model.inputs)} inputs")
     check_choice("output", output, OUTPUT_KINDS)
     check_int("top_k", top_k)
-    if builder_kwargs is not None and not isinstance(builder_kwargs, dict):
-        fail("builder_kwargs", "a dict", builder_kwargs)
+    if builder_kwargs is not None:
+        check_instance("builder_kwargs", builder_kwargs, dict, "a dict")
 
     model_name, info = _registered_name(model, model_name, preprocessing)
     preprocessing = _preprocessing_of(model, model_name, info, preprocessing)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 
 import numpy as np
 
-from kerasnets._validate import check_number
+from kerasnets._validate import check_number, check_path, fail
 from kerasnets.export._atomic import atomic_destination, check_destination
 from kerasnets.export._dtype import with_dtype_policy
 from kerasnets.export._spec import exportable_model, resolve_spec
@@ -66,10 +65,8 @@ def _check_images(check_images, h, w):
         return np.random.default_rng(0).integers(0, 256, (4, h, w, 3), dtype=np.uint8)
     check_images = np.asarray(check_images)
     if check_images.dtype != np.uint8 or check_images.ndim != 4 or check_images.shape[1:] != (h, w, 3):
-        raise ValueError(
-            f"check_images must be a uint8 array (n, {h}, {w}, 3). "
-            f"Received: check_images of dtype {check_images.dtype} and shape {check_images.shape}"
-        )
+        fail("check_images", f"a uint8 array (n, {h}, {w}, 3)", check_images,
+             received=f"check_images of dtype {check_images.dtype} and shape {check_images.shape}")
     return check_images
 
 
@@ -155,8 +152,7 @@ def tflite(
     >>> report["max_abs_diff"] < 1e-4
     True
     """
-    if not str(os.fspath(path) if isinstance(path, os.PathLike) else path).endswith(".tflite"):
-        raise ValueError(f"A TFLite file must end in `.tflite`. Received: path={path!r}")
+    check_path("path", path, suffix=".tflite", expected="a TFLite file path ending in .tflite")
     check_number("atol", atol, allow_zero=True)
     from kerasnets.export._backend import export_in_tensorflow, needs_tensorflow
 

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import keras
 
-from kerasnets._validate import check_bool, check_choice, check_int, check_keras_name, check_number
+from kerasnets._validate import check_bool, check_choice, check_int, check_keras_name, check_number, fail
 from kerasnets.preprocessing import Preprocessing
 from kerasnets.registry import ModelSpec, register_spec
 
@@ -193,11 +193,8 @@ def _validate_weights(weights, model_name):
     if weights is None or isinstance(weights, os.PathLike):
         return
     if not isinstance(weights, str) or not os.path.isfile(weights):
-        raise ValueError(
-            "The `weights` argument should be either None (random initialization), "
-            "'imagenet', a preset name, or the path to an existing weights file. "
-            f"Received: weights={weights!r}"
-        )
+        fail("weights", "None (random initialization), 'imagenet', a preset name, or the path "
+             "to an existing weights file", weights)
 
 
 def _validate_activation(activation):
@@ -211,43 +208,31 @@ def _resolve_input_shape(input_shape, input_tensor, info, model_name):
     tensor_shape = None
     if input_tensor is not None:
         if not keras.backend.is_keras_tensor(input_tensor):
-            raise ValueError(
-                "input_tensor must be a Keras tensor, such as the output of keras.Input(). "
-                f"Received: input_tensor={input_tensor!r}"
-            )
+            fail("input_tensor", "a Keras tensor, such as the output of keras.Input()", input_tensor)
         tensor_shape = tuple(input_tensor.shape[1:])
     if input_shape is not None:
         try:
             input_shape = tuple(None if d is None else int(d) for d in input_shape)
-        except TypeError:
-            raise ValueError(
-                f"input_shape must be a tuple of 3 integers or None. Received: input_shape={input_shape!r}"
-            ) from None
+        except (TypeError, ValueError):
+            fail("input_shape", "a tuple of 3 integers or None", input_shape)
         if len(input_shape) != 3:
-            raise ValueError(
-                "input_shape must have 3 entries (height, width, channels in the layout of "
-                f"keras.config.image_data_format()). Received: input_shape={input_shape}"
-            )
+            fail("input_shape", "a tuple of 3 entries (height, width, channels in the layout of "
+                 "keras.config.image_data_format())", input_shape)
         if tensor_shape is not None and any(
             a is not None and b is not None and a != b for a, b in zip(input_shape, tensor_shape)
         ):
-            raise ValueError(
-                f"input_shape and the shape of input_tensor disagree for {model_name}. "
-                f"Received: input_shape={input_shape}, input_tensor.shape={input_tensor.shape}"
-            )
+            fail("input_shape", "None or the shape of input_tensor", input_shape, context=model_name,
+                 received=f"input_shape={input_shape}, input_tensor.shape={input_tensor.shape}")
     shape = input_shape or tensor_shape
     if shape is None:
         size = info.default_size
         shape = (size, size, 3) if _channels_last() else (3, size, size)
     if len(shape) != 3:
-        raise ValueError(
-            f"{model_name} takes 4D image batches. Received: input_tensor.shape={input_tensor.shape}"
-        )
+        fail("input_tensor", "a 4D image batch", input_tensor, context=model_name,
+             received=f"input_tensor.shape={input_tensor.shape}")
     channels = shape[-1] if _channels_last() else shape[0]
     if channels is None or channels < 1:
-        raise ValueError(
-            f"The number of input channels must be known and positive. Received: input_shape={shape}"
-        )
+        fail("input_shape", "a shape with a known, positive number of channels", shape)
     return shape
 
 
@@ -290,16 +275,11 @@ def build_application(
     shape = _resolve_input_shape(input_shape, input_tensor, info, model_name)
     spatial = _spatial(shape)
     if include_top and fixed_size_top and any(d is None for d in spatial):
-        raise ValueError(
-            f"{model_name} with include_top=True flattens its last feature map into "
-            "fully-connected layers, so the input needs a fixed height and width. Pass "
-            f"include_top=False for variable sizes. Received: input_shape={shape}"
-        )
+        fail("input_shape", f"of a fixed height and width when {model_name} has include_top=True "
+             "(it flattens its last feature map into fully-connected layers, so the input needs a "
+             "fixed height and width; pass include_top=False for variable sizes)", shape)
     if any(d is not None and d < min_size for d in spatial):
-        raise ValueError(
-            f"input_shape must be at least {min_size}x{min_size} for {model_name}. "
-            f"Received: input_shape={shape}"
-        )
+        fail("input_shape", f"at least {min_size}x{min_size}", shape, context=model_name)
 
     # --- build ---
     if input_tensor is not None:
@@ -382,10 +362,8 @@ def _apply_aliases(spec, passed, arguments):
         if alias not in passed:
             continue
         if argument in passed:
-            raise ValueError(
-                f"{alias} is another name of {argument}; pass one of them. "
-                f"Received: {alias}={value!r}, {argument}={passed[argument]!r}"
-            )
+            fail(alias, f"left out when {argument} is given ({alias} is another name of {argument}; "
+                 "pass one of them)", value, received=f"{alias}={value!r}, {argument}={passed[argument]!r}")
         arguments[argument] = value
         passed[argument] = passed.pop(alias)
 

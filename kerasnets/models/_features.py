@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keras
 
+from kerasnets._validate import fail
 from kerasnets.registry import get_entry, list_models
 
 __all__ = ["feature_extractor", "feature_stages"]
@@ -32,10 +33,8 @@ def _stages_of_model(model):
     matches = [stages for stages in matches if stages and set(stages.values()) <= position.keys()]
     if matches:
         return max(matches, key=lambda stages: [position[layer] for layer in reversed(stages.values())])
-    raise ValueError(
-        f"{model.name} has none of the declared feature stages of the registered models; pass a "
-        f"kerasnets model or a registered name. Received: model_or_name={model.name!r}"
-    )
+    fail("model_or_name", f"a kerasnets model or a registered name ({model.name} has none of the "
+         "declared feature stages of the registered models)", model, received=f"model_or_name={model.name!r}")
 
 
 def feature_extractor(model_or_name, stages=None, **builder_kwargs):
@@ -62,14 +61,12 @@ def feature_extractor(model_or_name, stages=None, **builder_kwargs):
         entry = get_entry(model_or_name)
         declared = entry.feature_stages
         if not declared:
-            raise ValueError(f"{entry.name} declares no feature stages. Received: {model_or_name!r}")
+            fail("model_or_name", f"a model with feature stages ({entry.name} declares none)", model_or_name)
         model = entry.build(**{"include_top": False, **builder_kwargs})
     else:
         if builder_kwargs:
-            raise ValueError(
-                "builder arguments apply to a model built from its name; this one is built. "
-                f"Received: {sorted(builder_kwargs)}"
-            )
+            fail("builder_kwargs", "empty for a built model (builder arguments apply to a model built "
+                 "from its name)", builder_kwargs, received=f"builder_kwargs={sorted(builder_kwargs)}")
         model = model_or_name
         declared = _stages_of_model(model)
     if stages is None:
@@ -78,9 +75,7 @@ def feature_extractor(model_or_name, stages=None, **builder_kwargs):
         stages = [stages]
     unknown = [s for s in stages if s not in declared]
     if unknown or not stages:
-        raise ValueError(
-            f"Unknown feature stage(s) {unknown} of {model.name}; its stages are "
-            f"{', '.join(declared)}. Received: stages={stages!r}"
-        )
+        fail("stages", f"some of the feature stages of {model.name}: its stages are "
+             f"{', '.join(declared)}", stages)
     outputs = {s: model.get_layer(declared[s]).output for s in stages}
     return keras.Model(model.inputs, outputs, name=f"{model.name}_features")

@@ -13,7 +13,7 @@ from typing import Mapping, NamedTuple
 
 import keras
 
-from kerasnets._validate import check_bool, check_number
+from kerasnets._validate import check_bool, check_instance, check_int, check_keys, check_number, fail
 from kerasnets.models._application import scale_width
 from kerasnets.models._multi_output import with_named_outputs
 
@@ -25,12 +25,8 @@ def _override(row: NamedTuple, value, key, model_name):
     if isinstance(value, type(row)):
         return value
     if isinstance(value, Mapping):
-        unknown = set(value) - set(fields)
-        if unknown:
-            raise ValueError(
-                f"stage_widths['{key}'] of {model_name} has unknown fields {sorted(unknown)}; "
-                f"a {type(row).__name__} has {list(fields)}. Received: {dict(value)!r}"
-            )
+        check_keys(f"stage_widths['{key}']", dict(value), fields, what=f"fields of {type(row).__name__}",
+                   context=model_name)
         return row._replace(**value)
     if (
         isinstance(value, (list, tuple))
@@ -38,10 +34,8 @@ def _override(row: NamedTuple, value, key, model_name):
         and len(value) == len(fields)
     ):
         return type(row)(*value)
-    raise ValueError(
-        f"stage_widths['{key}'] of {model_name} must be a {type(row).__name__}, a dict of "
-        f"some of its fields {list(fields)} or {len(fields)} integers. Received: {value!r}"
-    )
+    fail(f"stage_widths['{key}']", f"a {type(row).__name__}, a dict of some of its fields "
+         f"{list(fields)} or {len(fields)} integers", value, context=model_name)
 
 
 def resolve_widths(table: Mapping[str, NamedTuple], stage_widths, width_multiplier, model_name):
@@ -58,17 +52,9 @@ def resolve_widths(table: Mapping[str, NamedTuple], stage_widths, width_multipli
         A new ``{module name: record}``.
     """
     overrides = {} if stage_widths is None else stage_widths
-    if not isinstance(overrides, Mapping):
-        raise ValueError(
-            f"stage_widths of {model_name} must be a dict keyed by module name "
-            f"({', '.join(table)}). Received: stage_widths={stage_widths!r}"
-        )
-    unknown = set(overrides) - set(table)
-    if unknown:
-        raise ValueError(
-            f"stage_widths of {model_name} names unknown modules {sorted(unknown)}; the "
-            f"modules are {list(table)}. Received: stage_widths={stage_widths!r}"
-        )
+    check_instance("stage_widths", overrides, Mapping, f"a dict keyed by module name ({', '.join(table)})",
+                   context=model_name)
+    check_keys("stage_widths", overrides, table, what="modules", context=model_name)
     resolved = {}
     for key, row in table.items():
         if key in overrides:
@@ -76,11 +62,7 @@ def resolve_widths(table: Mapping[str, NamedTuple], stage_widths, width_multipli
         for field, value in zip(row._fields, row):
             if value is None and table[key]._asdict()[field] is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"Widths must be positive integers: stage_widths['{key}'].{field} of "
-                    f"{model_name}. Received: {field}={value!r}"
-                )
+            check_int(f"stage_widths['{key}'].{field}", value, context=model_name)
         resolved[key] = type(row)(
             *(None if v is None else scale_width(v, width_multiplier) for v in row)
         )
@@ -102,11 +84,9 @@ def check_aux_args(aux_classifiers, aux_loss_weight, include_top, model_name):
     """Resolves ``aux_classifiers`` (``None``: the family default) and validates both."""
     check_bool("aux_classifiers", aux_classifiers, context=model_name)
     if aux_classifiers and not include_top:
-        raise ValueError(
-            f"The auxiliary classifiers of {model_name} are classifiers: they need "
-            "include_top=True. Pass aux_classifiers=False for a feature extractor. "
-            f"Received: aux_classifiers=True, include_top={include_top!r}"
-        )
+        fail("aux_classifiers", f"False when include_top=False (the auxiliary classifiers of {model_name} "
+             "are classifiers: they need include_top=True; aux_classifiers=False makes a feature extractor)",
+             aux_classifiers, received=f"aux_classifiers=True, include_top={include_top!r}")
     check_number("aux_loss_weight", aux_loss_weight, allow_zero=True, context=model_name)
     return aux_classifiers
 

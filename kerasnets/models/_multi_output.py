@@ -47,7 +47,7 @@ from __future__ import annotations
 import keras
 
 from kerasnets._keras_compat import classifier_layer, producing_layer
-from kerasnets._validate import check_number
+from kerasnets._validate import check_instance, check_keys, check_number, fail
 
 __all__ = ["AuxiliaryClassifierModel", "inference_model", "outputs_logits", "MAIN_OUTPUT"]
 
@@ -128,34 +128,16 @@ class AuxiliaryClassifierModel(keras.Model):
         if loss is None:
             return None, loss_weights
         if isinstance(loss, (list, tuple)):
-            raise ValueError(
-                f"{self.name} has the outputs {heads}: pass one loss (used by every "
-                "head) or a dict keyed by output name, not a positional list "
-                f"(Keras sorts dict outputs by name). Received: loss={loss!r}"
-            )
+            fail("loss", f"one loss (used by every head) or a dict keyed by output name {heads}, "
+                 "not a positional list (Keras sorts dict outputs by name)", loss, context=self.name)
         if isinstance(loss, dict):
-            unknown = set(loss) - set(heads)
-            if unknown:
-                raise ValueError(
-                    f"The loss dict of {self.name} has keys that are no output: "
-                    f"{sorted(unknown)}; the outputs are {heads}. Received: loss={loss!r}"
-                )
+            check_keys("loss", loss, heads, what="outputs", context=self.name)
         else:
             loss = {name: loss for name in heads}
-        if loss_weights is not None and not isinstance(loss_weights, dict):
-            raise ValueError(
-                f"loss_weights of {self.name} must be None (main 1.0, auxiliary "
-                f"heads {self.aux_loss_weight}) or a dict keyed by output name {heads}. "
-                f"Received: loss_weights={loss_weights!r}"
-            )
-        given = dict(loss_weights or {})
-        unknown = set(given) - set(heads)
-        if unknown:
-            raise ValueError(
-                f"loss_weights of {self.name} has keys that are no output: "
-                f"{sorted(unknown)}; the outputs are {heads}. "
-                f"Received: loss_weights={loss_weights!r}"
-            )
+        if loss_weights is not None:
+            check_instance("loss_weights", loss_weights, dict, f"None (main 1.0, auxiliary heads "
+                           f"{self.aux_loss_weight}) or a dict keyed by output name {heads}", context=self.name)
+        given = dict(check_keys("loss_weights", loss_weights or {}, heads, what="outputs", context=self.name))
         weights = {**self.default_loss_weights, **given}
         return loss, {name: float(weights[name]) for name in loss}
 
@@ -165,11 +147,8 @@ class AuxiliaryClassifierModel(keras.Model):
         if not isinstance(metrics, (list, tuple)):
             metrics = [metrics]
         if any(_is_nested(m) for m in metrics):
-            raise ValueError(
-                f"{self.name} has the outputs {self.head_names}: pass `{argument}` as "
-                "one flat list (measured on every head) or a dict keyed by output "
-                f"name, not a positional nested list. Received: {argument}={metrics!r}"
-            )
+            fail(argument, "one flat list (measured on every head) or a dict keyed by output name "
+                 f"{self.head_names}, not a positional nested list", metrics, context=self.name)
         return {
             name: [m if name == MAIN_OUTPUT else _fresh_metric(m) for m in metrics]
             for name in self.head_names
@@ -254,8 +233,7 @@ def inference_model(model):
     >>> serving.output_shape
     (None, 1000)
     """
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"inference_model expects a keras.Model. Received: model={model!r}")
+    check_instance("model", model, keras.Model, "a keras.Model", context="inference_model")
     names = list(getattr(model, "output_names", None) or [])
     if len(names) < 2 or MAIN_OUTPUT not in names:
         return model

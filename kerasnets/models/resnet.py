@@ -17,7 +17,7 @@ import functools
 
 import keras
 
-from kerasnets._validate import check_bool, check_choice, check_widths
+from kerasnets._validate import check_bool, check_choice, check_widths, fail
 from kerasnets.layers import ChannelZeroPad, channel_axis, conv_bn_act
 from kerasnets.models._application import (
     ModelInfo,
@@ -139,10 +139,9 @@ def _stages(x, block, blocks, widths, *, shortcut, downsample_on="1x1", zero_ini
 def _check_zero_init(zero_init_residual, residual, model_name):
     check_bool("zero_init_residual", zero_init_residual, context=model_name)
     if zero_init_residual and not residual:
-        raise ValueError(
-            f"zero_init_residual needs the shortcuts: without them a zero gamma blocks the "
-            f"signal of the plain {model_name}. Received: residual=False, zero_init_residual=True"
-        )
+        fail("zero_init_residual", f"False for the plain {model_name} (zero_init_residual needs the "
+             "shortcuts: without them a zero gamma blocks the signal)", zero_init_residual,
+             received="residual=False, zero_init_residual=True")
 
 
 def _check_widths(stage_widths, default, model_name):
@@ -194,10 +193,8 @@ def resnet_cifar(
     _check_zero_init(zero_init_residual, residual, model_name)
     widths = [scale_width(w, width_multiplier) for w in _check_widths(stage_widths, CIFAR_WIDTHS, model_name)]
     if residual and any(b < a for a, b in zip(widths, widths[1:])):
-        raise ValueError(
-            f"The zero-padding shortcuts of {model_name} (option A) can only add channels, "
-            f"so stage_widths must not decrease. Received: stage_widths={stage_widths!r}"
-        )
+        fail("stage_widths", f"non-decreasing: the zero-padding shortcuts of {model_name} (option A) "
+             "can only add channels, so the widths must not decrease", stage_widths)
 
     def backbone(inputs, head):
         x = _conv(inputs, widths[0], 3, name="conv1")

@@ -34,13 +34,12 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 
 import keras
 
 from kerasnets._keras_compat import deferred_variables
-from kerasnets._validate import check_size
+from kerasnets._validate import check_size, fail
 from kerasnets.profiling._blocks import describe, inception_widths, is_quiet, kind, patch_of, split_name
 from kerasnets.profiling._graph import COUNTED, NOT_COUNTED, conv_macs, walk
 from kerasnets.profiling._render import render
@@ -259,10 +258,8 @@ def _build(name, input_size, builder_kwargs):
     kwargs = dict(builder_kwargs)
     if input_size is not None:
         if "input_shape" in kwargs:
-            raise ValueError(
-                "Pass either input_size or input_shape, not both. "
-                f"Received: input_size={input_size!r}, input_shape={kwargs['input_shape']!r}"
-            )
+            fail("input_size", "None when input_shape is given (pass one of them, not both)", input_size,
+                 received=f"input_size={input_size!r}, input_shape={kwargs['input_shape']!r}")
         size = check_size("input_size", input_size)
         channels = 3
         kwargs["input_shape"] = (*size, channels) if keras.config.image_data_format() == "channels_last" else (channels, *size)
@@ -312,17 +309,12 @@ def profile(model_or_name, *, input_size=None, **builder_kwargs) -> Profile:
         model = _build(model_or_name, input_size, builder_kwargs)
     elif isinstance(model_or_name, keras.Model):
         if builder_kwargs or input_size is not None:
-            raise ValueError(
-                "input_size and builder arguments apply when profiling a model by name; a "
-                "built model has its own. Received: "
-                f"input_size={input_size!r}, builder_kwargs={builder_kwargs!r}"
-            )
+            fail("input_size", "None, with no builder arguments, for a built model (they apply when "
+                 "profiling a model by name; a built model has its own)", input_size,
+                 received=f"input_size={input_size!r}, builder_kwargs={builder_kwargs!r}")
         model = model_or_name
     else:
-        raise ValueError(
-            "profile() takes a registered model name or a keras.Model. "
-            f"Received: model_or_name={model_or_name!r}"
-        )
+        fail("model_or_name", "a registered model name or a keras.Model", model_or_name, context="profile()")
     return profile_model(model)
 
 
@@ -336,11 +328,9 @@ def profile_model(model) -> Profile:
     ]
     missing = [n.name for n in nodes if not n.counted]
     if unknown:
-        raise ValueError(
-            f"Multiply-adds depend on the input size, and the height and width of {model.name}'s "
-            f"input are not fixed (first affected layer: {unknown[0]}). Profile it by name "
-            f"with input_size=N, or build it with a fixed input_shape. Received: input_shape={input_shape}"
-        )
+        fail("model", f"a model with a fixed input height and width: multiply-adds depend on the input "
+             f"size (first affected layer of {model.name}: {unknown[0]}). Profile it by name with "
+             "input_size=N, or build it with a fixed input_shape", model, received=f"input_shape={input_shape}")
 
     main_key = outputs[0][0]
     layer_rows = []

@@ -11,7 +11,7 @@ import math
 import keras
 
 from kerasnets._keras_compat import inbound_nodes, keras_history
-from kerasnets._validate import check_int
+from kerasnets._validate import check_int, fail
 
 __all__ = ["NodeStats", "walk", "layer_macs", "conv_macs", "COUNTED", "NOT_COUNTED"]
 
@@ -82,9 +82,7 @@ def conv_macs(output_size, in_channels, filters, kernel_size, groups=1):
     for value, label in ((in_channels, "in_channels"), (filters, "filters"), (groups, "groups")):
         check_int(label, value)
     if in_channels % groups:
-        raise ValueError(
-            f"in_channels must be divisible by groups. Received: in_channels={in_channels}, groups={groups}"
-        )
+        fail("in_channels", "divisible by groups", in_channels, received=f"in_channels={in_channels}, groups={groups}")
     return math.prod(out) * filters * (in_channels // groups) * math.prod(kernel)
 
 
@@ -217,10 +215,7 @@ def walk(model):
     if isinstance(model, keras.Sequential):
         model = getattr(model, "_functional", None) or model
     if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth"):
-        raise ValueError(
-            "profile() needs a functional (or built Sequential) Keras model whose graph "
-            f"it can walk. Received: model={model!r}"
-        )
+        fail("model", "a functional (or built Sequential) Keras model whose graph profile() can walk", model)
     outputs = output_structure(model)
     nodes = _ordered_nodes([t for _, t in outputs])
     index = {id(n): i for i, n in enumerate(nodes)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keras
 
+from kerasnets._validate import check_instance
 from kerasnets.models import outputs_logits
 from kerasnets.training.recipes import Recipe, get_recipe, recipe_for
 
@@ -166,8 +167,7 @@ def compile(
     >>> model.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs,
     ...           callbacks=recipe.callbacks())  # doctest: +SKIP
     """
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"compile expects a keras.Model. Received: model={model!r}")
+    check_instance("model", model, keras.Model, "a keras.Model", context="compile")
     if recipe is None:
         resolved = recipe_for(model, **overrides)
     else:

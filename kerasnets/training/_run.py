@@ -66,7 +66,7 @@ import sys
 
 import keras
 
-from kerasnets._validate import check_int, check_number
+from kerasnets._validate import check_free_of, check_int, check_number, fail
 from kerasnets.files import LOCK_FILE, RunLock, check_writable
 from kerasnets.training import _io
 from kerasnets.training import distribution as _distribution
@@ -490,27 +490,17 @@ def prepare(model: str, dataset: str = "shapes", *, output: str | None = None, *
 
 def _check_model_kwargs(model_kwargs) -> dict:
     model_kwargs = dict(model_kwargs or {})
-    reserved = {"classes", "input_shape", "weights", "include_top", "input_tensor"} & set(model_kwargs)
-    if reserved:
-        raise ValueError(
-            f"train sets {sorted(reserved)} itself (from the dataset and image size). "
-            f"Received: model_kwargs={model_kwargs!r}"
-        )
-    return model_kwargs
+    return check_free_of("model_kwargs", model_kwargs, {"classes", "input_shape", "weights", "include_top", "input_tensor"},
+                         "train sets them itself, from the dataset and image size")
 
 
 def _check_batch_and_size(hardware, global_batch, entry, image_size):
     if global_batch < hardware.replicas:
-        raise ValueError(
-            f"The batch size ({global_batch}) is the global batch, split between the "
-            f"{hardware.replicas} replicas of the {hardware.strategy_name} strategy: it must be "
-            f"at least {hardware.replicas}. Received: batch_size={global_batch}"
-        )
+        fail(f"batch_size (the global batch, split between the {hardware.replicas} replicas of the "
+             f"{hardware.strategy_name} strategy)", f"at least {hardware.replicas}", global_batch,
+             received=f"batch_size={global_batch}")
     if image_size is not None and image_size < entry.info.min_size:
-        raise ValueError(
-            f"image_size must be at least {entry.info.min_size} for {entry.name}. "
-            f"Received: image_size={image_size}"
-        )
+        fail("image_size", f"at least {entry.info.min_size}", image_size, context=entry.name)
 
 
 def _load_data(entry, dataset, load, train_split, validation_split, test_split, augment, seed):

@@ -41,7 +41,7 @@ import time
 import keras
 
 from kerasnets._keras_compat import set_initial_epoch
-from kerasnets._validate import check_choice
+from kerasnets._validate import check_choice, check_instance, check_path, fail
 from kerasnets.training import _io
 
 __all__ = [
@@ -108,11 +108,8 @@ class WarmupUntilAccuracy(keras.callbacks.Callback):
         # Keras 3 keeps the schedule object as the optimizer's _learning_rate.
         schedule = getattr(self.model.optimizer, "_learning_rate", None)
         if getattr(schedule, "warmup_end_step", None) is None:
-            raise ValueError(
-                "WarmupUntilAccuracy needs an optimizer whose learning rate is an "
-                "EpochSchedule with adaptive_warmup=True (Recipe.warmup_until_accuracy). "
-                f"Received: learning_rate={schedule!r}"
-            )
+            fail("learning_rate", "an EpochSchedule with adaptive_warmup=True for WarmupUntilAccuracy "
+                 "(Recipe.warmup_until_accuracy)", schedule)
         self._schedule = schedule
         self._ended_at = schedule.warmup_ended_at
 
@@ -174,17 +171,11 @@ class BackupAndRestore(keras.callbacks.Callback):
 
     def __init__(self, backup_dir, tracked=()):
         super().__init__()
-        if not backup_dir:
-            raise ValueError(f"backup_dir must be a folder path. Received: backup_dir={backup_dir!r}")
-        self.backup_dir = os.fspath(backup_dir)
+        self.backup_dir = check_path("backup_dir", backup_dir, expected="a folder path")
         self.tracked = list(tracked)
         for callback in self.tracked:
-            if not isinstance(callback, tuple(_TRACKED_ATTRIBUTES)):
-                raise ValueError(
-                    "tracked callbacks must be ReduceLROnPlateau, EarlyStopping or "
-                    "WarmupUntilAccuracy. "
-                    f"Received: {callback!r}"
-                )
+            check_instance("tracked", callback, tuple(_TRACKED_ATTRIBUTES),
+                           "a ReduceLROnPlateau, EarlyStopping or WarmupUntilAccuracy callback")
         self.restored_epoch = 0
         self._seconds_before = 0.0
         self._started = None
@@ -316,9 +307,7 @@ class BestCheckpoint(keras.callbacks.Callback):
 
     def __init__(self, path, monitor="val_accuracy", mode="auto"):
         super().__init__()
-        self.path = os.fspath(path)
-        if not self.path.endswith(".keras"):
-            raise ValueError(f"path must end in .keras. Received: path={path!r}")
+        self.path = check_path("path", path, suffix=".keras")
         check_choice("mode", mode, ("auto", "min", "max"))
         self.monitor = monitor
         self.mode = ("min" if "loss" in monitor else "max") if mode == "auto" else mode

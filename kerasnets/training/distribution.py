@@ -42,7 +42,7 @@ import tempfile
 
 import keras
 
-from kerasnets._validate import check_int
+from kerasnets._validate import check_host_port, check_int, fail
 
 __all__ = [
     "BackendStrategy",
@@ -250,12 +250,8 @@ def initialize_processes(num_processes: int, process_id: int, coordinator: str, 
     for label, value, low in (("num_processes", num_processes, 1), ("process_id", process_id, 0)):
         check_int(label, value, minimum=low)
     if process_id >= num_processes:
-        raise ValueError(
-            f"process_id must be below num_processes ({num_processes}). Received: process_id={process_id}"
-        )
-    host, sep, port = str(coordinator or "").rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"coordinator must be HOST:PORT. Received: coordinator={coordinator!r}")
+        fail("process_id", f"below num_processes ({num_processes})", process_id)
+    check_host_port("coordinator", coordinator)
     import jax
 
     if cpu_devices is not None:

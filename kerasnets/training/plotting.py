@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 
+from kerasnets._validate import check_instance, fail
+
 __all__ = ["plot_history", "curve_groups"]
 
 
@@ -24,11 +26,7 @@ def _as_columns(history):
         keys = sorted({k for r in rows for k in r} - {"epoch"})
         return [r["epoch"] for r in rows], {k: [r.get(k) for r in rows] for k in keys}
     history = getattr(history, "history", history)
-    if not isinstance(history, dict):
-        raise ValueError(
-            "history must be a log.csv path, a keras History or its history dict. "
-            f"Received: history={history!r}"
-        )
+    check_instance("history", history, dict, "a log.csv path, a keras History or its history dict")
     length = max((len(v) for v in history.values()), default=0)
     return list(range(1, length + 1)), {k: list(v) for k, v in history.items()}
 
@@ -70,7 +68,8 @@ def plot_history(history, path, *, title=None):
     epochs, columns = _as_columns(history)
     groups = curve_groups(columns)
     if not epochs or not groups:
-        raise ValueError(f"The history has no loss or accuracy to plot. Received keys: {sorted(columns)}")
+        fail("history", "a history with a loss or an accuracy to plot", history,
+             received=f"history with the keys {sorted(columns)}")
     fig = Figure(figsize=(5.2 * len(groups), 4.0), dpi=100)
     FigureCanvasAgg(fig)
     colours = {}

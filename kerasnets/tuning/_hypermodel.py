@@ -11,7 +11,7 @@ from typing import Mapping
 import keras
 import keras_tuner
 
-from kerasnets._validate import check_bool, check_int
+from kerasnets._validate import check_bool, check_free_of, check_int, fail
 from kerasnets.tuning import _space
 
 __all__ = ["WidthHyperModel", "build_from_args"]
@@ -127,12 +127,8 @@ class WidthHyperModel(keras_tuner.HyperModel):
         space = _space.family_space(entry.name)
         if space.argument:  # the searched widths, under any of their names
             reserved |= {space.argument} | {a for a, arg in entry.spec.aliases.items() if arg == space.argument}
-        clash = sorted(reserved & set(model_kwargs))
-        if clash:
-            raise ValueError(
-                f"model_kwargs may not set {clash}: the hypermodel sets them from its own "
-                f"arguments and the hyperparameters. Received: model_kwargs={model_kwargs!r}"
-            )
+        check_free_of("model_kwargs", model_kwargs, reserved,
+                      "the hypermodel sets them from its own arguments and the hyperparameters")
         super().__init__(name=name or f"{entry.name}_widths", tunable=tunable)
         self.model = entry.name
         self.input_shape = tuple(int(d) for d in input_shape)
@@ -271,10 +267,8 @@ class WidthHyperModel(keras_tuner.HyperModel):
         info = get_entry(self.model).info
         spatial = self.input_shape[:2] if keras.config.image_data_format() == "channels_last" else self.input_shape[1:]
         if len(self.input_shape) != 3 or any(d < info.min_size for d in spatial):
-            raise ValueError(
-                f"input_shape must be 3 integers with a height and width of at least "
-                f"{info.min_size} for {self.model}. Received: input_shape={self.input_shape}"
-            )
+            fail("input_shape", f"3 integers with a height and width of at least {info.min_size}",
+                 self.input_shape, context=self.model)
 
     def get_config(self):
         return {"model": self.model, "input_shape": list(self.input_shape), "classes": self.classes}

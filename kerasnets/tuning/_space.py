@@ -23,10 +23,10 @@ top of the groups in every case, inside the builder.
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 from typing import Any, Mapping
 
+from kerasnets._validate import check_int, check_number, fail
 from kerasnets.layers import channel_axis
 from kerasnets.models import scale_width
 from kerasnets.registry import WidthSpace, entries, get_entry
@@ -127,18 +127,13 @@ class Hyperparameter:
         if isinstance(override, Mapping):
             unknown = set(override) - {"min_value", "max_value", "step", "sampling", "default"}
             if unknown or not {"min_value", "max_value"} <= set(override):
-                raise ValueError(
-                    f"A range override of '{self.name}' is a dict with min_value and max_value "
-                    "(and optionally step, sampling, default). "
-                    f"Received: {self.name}={dict(override)!r}"
-                )
+                fail(self.name, "a range: a dict with min_value and max_value (and optionally step, "
+                     "sampling, default)", dict(override))
             lo, hi = override["min_value"], override["max_value"]
             for value in (lo, hi):
                 self.check(value)
             if hi < lo:
-                raise ValueError(
-                    f"The range of '{self.name}' is empty. Received: {self.name}={dict(override)!r}"
-                )
+                fail(self.name, "a range that is not empty (max_value >= min_value)", dict(override))
             default = override.get("default", self.default if lo <= self.default <= hi else lo)
             return dataclasses.replace(
                 self, values=None, min_value=lo, max_value=hi, step=override.get("step"),
@@ -146,7 +141,7 @@ class Hyperparameter:
             )
         values = tuple(override) if isinstance(override, (list, tuple)) else (override,)
         if not values:
-            raise ValueError(f"An override of '{self.name}' needs at least one value. Received: {self.name}=[]")
+            fail(self.name, "a value or a non-empty list of values", [])
         for value in values:
             self.check(value)
         default = self.default if self.default in values else values[0]
@@ -164,24 +159,17 @@ def _number(value):
 
 
 def _positive_int(hp, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"'{hp.name}' takes positive integers. Received: {hp.name}={value!r}")
+    check_int(hp.name, value)
 
 
 def _positive_number(hp, value):
-    if (
-        isinstance(value, bool) or not isinstance(value, numbers.Real)
-        or not math.isfinite(value) or value <= 0
-    ):
-        raise ValueError(f"'{hp.name}' takes positive numbers. Received: {hp.name}={value!r}")
+    check_number(hp.name, value)
 
 
 def _depth(hp, value):
     if value not in hp.allowed:
-        raise ValueError(
-            f"'{hp.name}' takes the depths of the same family and block type: "
-            f"{', '.join(str(d) for d in hp.allowed)}. Received: {hp.name}={value!r}"
-        )
+        fail(hp.name, "one of the depths of the same family and block type: "
+             f"{', '.join(str(d) for d in hp.allowed)}", value)
 
 
 _CHECKS = {
@@ -198,10 +186,8 @@ def family_space(model_name: str) -> WidthSpace:
     entry = get_entry(model_name)
     if entry.widths is None:
         searchable = [e.name for e in entries() if e.widths is not None]
-        raise ValueError(
-            f"No width search space is declared for {entry.name} (it was registered without a "
-            f"ModelSpec); the models with one are {', '.join(searchable)}. Received: model={model_name!r}"
-        )
+        fail("model", f"a model with a declared width search space, {', '.join(searchable)} "
+             f"({entry.name} was registered without a ModelSpec)", model_name)
     return entry.widths
 
 
@@ -263,20 +249,33 @@ def search_space(
         )
     ]
     if depth:
-        choices = depth_choices(model_name)
-        if len(choices) < 2:
-            raise ValueError(
-                f"{model_name} has no other depths to search (its family and block type "
-                f"have one). Pass depth=False. Received: model={model_name!r}, depth=True"
-            )
-        hps.append(
-            Hyperparameter(
-                "depth", "depth", values=tuple(choices), default=_depth_of(model_name),
-                doc=f"the depth: one of the registered {', '.join(choices.values())}",
-                allowed=tuple(choices),
-            )
-        )
-    if per_block and space.kind == "stage":
+        hps.append(_depth_hp(model_name, depth))
+    if per_block:
+        hps.extend(_group_hps(space))
+    if learning_rate is not None:
+        hps.append(_learning_rate_hp(learning_rate))
+    hps = _with_overrides(hps, dict(overrides or {}), model_name)
+    if space.monotonic:
+        _check_monotonic([hp for hp in hps if hp.kind == "width"], model_name)
+    return hps
+
+
+def _depth_hp(model_name, depth):
+    choices = depth_choices(model_name)
+    if len(choices) < 2:
+        fail("depth", f"False for {model_name}: it has no other depths to search (its family and "
+             "block type have one)", depth, received=f"model={model_name!r}, depth=True")
+    return Hyperparameter(
+        "depth", "depth", values=tuple(choices), default=_depth_of(model_name),
+        doc=f"the depth: one of the registered {', '.join(choices.values())}",
+        allowed=tuple(choices),
+    )
+
+
+def _group_hps(space):
+    """One hyperparameter per width group: a stage's base width, or a module's scale."""
+    hps = []
+    if space.kind == "stage":
         previous = 0
         for name, base in space.groups.items():
             step = max(1, base // _STAGE_STEPS)
@@ -288,7 +287,7 @@ def search_space(
                     doc=f"the base filters of {name[: -len('_width')]} (paper: {base}), before width_multiplier",
                 )
             )
-    elif per_block and space.kind == "module":
+    elif space.kind == "module":
         for name, (key, row) in space.groups.items():
             fields = "/".join(str(v) for v in row if v is not None)
             hps.append(
@@ -297,26 +296,22 @@ def search_space(
                     doc=f"scales every branch of module {key} (paper: {fields}) together",
                 )
             )
-    if learning_rate is not None:
-        hps.append(_learning_rate_hp(learning_rate))
+    return hps
 
-    overrides = dict(overrides or {})
+
+def _with_overrides(hps, overrides, model_name):
+    """``hps`` with the user's overrides applied; a name outside the space raises."""
     names = [hp.name for hp in hps]
     unknown = [k for k in overrides if k not in names]
     if unknown:
         hint = ""
         if "depth" in unknown:
-            hint = " Searching the depth needs depth=True (--search-depth)."
+            hint = "; searching the depth needs depth=True (--search-depth)"
         if "learning_rate" in unknown:
-            hint += " Searching the learning rate needs learning_rate (--search-learning-rate)."
-        raise ValueError(
-            f"Unknown hyperparameters {unknown} for {model_name}; the search space has "
-            f"{', '.join(names)}.{hint} Received: overrides={overrides!r}"
-        )
-    hps = [hp.with_values(overrides[hp.name]) if hp.name in overrides else hp for hp in hps]
-    if space.monotonic:
-        _check_monotonic([hp for hp in hps if hp.kind == "width"], model_name)
-    return hps
+            hint += "; searching the learning rate needs learning_rate (--search-learning-rate)"
+        fail("overrides", f"keyed by the hyperparameters of {model_name}'s search space, {', '.join(names)} "
+             f"(unknown hyperparameters: {unknown}){hint}", overrides)
+    return [hp.with_values(overrides[hp.name]) if hp.name in overrides else hp for hp in hps]
 
 
 def _bounds(hp):
@@ -328,12 +323,10 @@ def _bounds(hp):
 def _check_monotonic(stages, model_name):
     for before, after in zip(stages, stages[1:]):
         if _bounds(after)[0] < _bounds(before)[1]:
-            raise ValueError(
-                f"The stage widths of {model_name} must not decrease (its zero-padding shortcuts "
-                f"only add channels), but {after.name} can be {_bounds(after)[0]} while "
-                f"{before.name} can be {_bounds(before)[1]}. Received: {before.name} "
-                f"{before.describe()}, {after.name} {after.describe()}"
-            )
+            fail("overrides", f"ranges in which {after.name} is never below {before.name} ({after.name} "
+                 f"can be {_bounds(after)[0]} while {before.name} can be {_bounds(before)[1]}: the stage "
+                 f"widths of {model_name} must not decrease, its zero-padding shortcuts only add channels)",
+                 None, received=f"{before.name} {before.describe()}, {after.name} {after.describe()}")
 
 
 def builder_kwargs(model_name: str, values: Mapping) -> tuple[str, dict]:

@@ -18,7 +18,7 @@ import warnings
 
 import keras_tuner
 
-from kerasnets._validate import check_choice, check_int
+from kerasnets._validate import check_choice, check_int, check_string
 
 __all__ = [
     "TrialFailure",
@@ -168,8 +168,7 @@ TUNERS = {"random": RandomSearch, "hyperband": Hyperband, "bayesian": BayesianOp
 
 def resolve_objective(hypermodel, objective: str):
     """``"val_accuracy"`` becomes ``Objective("val_main_accuracy", "max")`` for models with auxiliary heads."""
-    if not isinstance(objective, str) or not objective:
-        raise ValueError(f"objective must be a metric name such as 'val_accuracy'. Received: objective={objective!r}")
+    check_string("objective", objective, expected="a metric name such as 'val_accuracy'")
     from kerasnets.profiling import profile
 
     args = hypermodel.builder_args(hypermodel.values(keras_tuner.HyperParameters()))

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from kerasnets._validate import fail, is_int
+from kerasnets._validate import check_instance, fail, is_int
 from kerasnets.weights import _convert, _files, _readers
 from kerasnets.weights._presets import PRESETS, Preset
 
@@ -131,28 +131,17 @@ def resolve_weights(model_name, registry_name, family, passed, arguments, parame
     if isinstance(weights, os.PathLike) or (isinstance(weights, str) and _looks_like_path(weights)):
         path = os.fspath(weights)
         if not os.path.isfile(path):
-            raise ValueError(
-                f"The weights file does not exist: {path}. Pass None (random initialisation), "
-                f"'imagenet', a preset name or the path of an existing weights file. "
-                f"Received: weights={weights!r}"
-            )
+            fail("weights", "None (random initialisation), 'imagenet', a preset name or the path of an "
+                 f"existing weights file (the file {path} does not exist)", weights)
         if not path.endswith((".h5", ".hdf5") + _TORCH_SUFFIXES):
-            raise ValueError(
-                "A weights file must be a Keras `.weights.h5` (model.save_weights), a keras.applications "
-                "legacy `.h5`, or a torchvision state dict (`.safetensors`, `.pth`). "
-                f"Received: weights={weights!r}"
-            )
+            fail("weights", "a Keras `.weights.h5` file (model.save_weights), a keras.applications "
+                 "legacy `.h5`, or a torchvision state dict (`.safetensors`, `.pth`)", weights)
         if path.endswith(_TORCH_SUFFIXES) and family not in _TORCH_CONVERTERS:
-            raise ValueError(
-                f"torchvision state dicts load into ResNet, VGG and AlexNet models, not {model_name}. "
-                f"Received: weights={weights!r}"
-            )
+            fail("weights", f"a Keras weights file for {model_name} (torchvision state dicts load into "
+                 "ResNet, VGG and AlexNet models only)", weights)
         return WeightsRequest(path=path, family=family)
-    if not isinstance(weights, str):
-        raise ValueError(
-            "The `weights` argument should be None (random initialization), 'imagenet', a preset "
-            f"name or the path to a weights file. Received: weights={weights!r}"
-        )
+    check_instance("weights", weights, str, "None (random initialization), 'imagenet', a preset name "
+                   "or the path to a weights file")
     options = {
         k: v for k, v in passed.items()
         if k in parameters and parameters[k].kind == parameters[k].KEYWORD_ONLY
@@ -162,30 +151,25 @@ def resolve_weights(model_name, registry_name, family, passed, arguments, parame
         if key in _FREE_OPTIONS or preset.builder_kwargs.get(key) == value:
             continue
         if value != parameters[key].default or key in preset.builder_kwargs:
-            raise ValueError(
-                f"The {preset.name} weights of {model_name} are for its default architecture"
-                + (f" with {preset.builder_kwargs}" if preset.builder_kwargs else "")
-                + f"; {key}={value!r} changes it. Pass weights=None to train it from scratch. "
-                f"Received: weights={weights!r}, {key}={value!r}"
-            )
+            architecture = f" with {preset.builder_kwargs}" if preset.builder_kwargs else ""
+            fail(key, f"left as it is for the {preset.name} weights of {model_name}: they are for its default "
+                 f"architecture{architecture}, and {key}={value!r} changes it (pass weights=None to train it "
+                 "from scratch)", value, received=f"weights={weights!r}, {key}={value!r}")
     arguments.update(preset.builder_kwargs)
     if arguments.get("include_top", True):
         if arguments.get("classes") != 1000:
-            raise ValueError(
-                "If using `weights` as an ImageNet preset with `include_top=True`, `classes` should "
-                f"be 1000 (pass include_top=False for a new classifier). Received: classes={arguments.get('classes')}"
-            )
+            fail("classes", "1000 with include_top=True and an ImageNet preset as `weights` (pass "
+                 "include_top=False for a new classifier)", arguments.get("classes"))
         shape = arguments.get("input_shape")
         if preset.fixed_size_top and shape is not None:
             import keras
 
             spatial = tuple(shape[:2]) if keras.config.image_data_format() == "channels_last" else tuple(shape[1:3])
             if spatial != (preset.input_size, preset.input_size):
-                raise ValueError(
-                    f"{model_name} with include_top=True and ImageNet weights flattens a "
-                    f"{preset.input_size}x{preset.input_size} input into its classifier; pass "
-                    f"include_top=False for other sizes. Received: input_shape={shape}"
-                )
+                size = f"{preset.input_size}x{preset.input_size}"
+                fail("input_shape", f"{size} for {model_name} with include_top=True and ImageNet weights (it "
+                     f"flattens a {size} input into its classifier; pass include_top=False for other sizes)",
+                     shape)
     return WeightsRequest(preset=preset, family=family)
 
 
@@ -367,10 +351,8 @@ def decode_predictions(preds, top=5):
     """
     preds = np.asarray(preds)
     if preds.ndim != 2 or preds.shape[1] != 1000:
-        raise ValueError(
-            "decode_predictions expects a batch of 1000 ImageNet scores (batch, 1000). "
-            f"Received: preds.shape={preds.shape}"
-        )
+        fail("preds", "a batch of 1000 ImageNet scores (batch, 1000)", preds, context="decode_predictions",
+             received=f"preds.shape={preds.shape}")
     if not is_int(top) or not 1 <= top <= 1000:
         fail("top", "an integer from 1 to 1000", top)
     classes = imagenet_classes()
