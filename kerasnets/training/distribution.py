@@ -251,7 +251,7 @@ def initialize_processes(num_processes: int, process_id: int, coordinator: str, 
         check_int(label, value, minimum=low)
     if process_id >= num_processes:
         fail("process_id", f"below num_processes ({num_processes})", process_id)
-    check_host_port("coordinator", coordinator)
+    port = check_host_port("coordinator", coordinator).rpartition(":")[2]
     import jax
 
     if cpu_devices is not None:
