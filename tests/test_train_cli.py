@@ -209,11 +209,11 @@ def test_shapes_defaults_short_run_small_batch(capsys):
 
 # What `kerasnets train resnet20` (its default run on shapes) reaches, as the README
 # states: the level every measured default run reached, less a margin. With the demo run's
-# linear warm-up, seeds 11 to 15 ended at 89.65% to 97.25% test top-1 (float32, 2-core AMD
-# EPYC; benchmarks/README.md). Seed 11, run here, was chosen before any was measured.
-# Seeded runs repeat on one machine; other CPUs (bfloat16) and thread counts change the
-# numbers a little, hence the margin.
-PROMISED_TEST_ACCURACY = 0.85
+# three-epoch linear warm-up, seeds 11 to 15 ended at 93.70% to 97.50% test top-1 (seed 11:
+# 95.75%; float32, one thread, 2-core AMD EPYC; benchmarks/README.md). Seed 11, run here, was
+# chosen before any was measured. Seeded runs repeat on one machine; other CPUs (bfloat16)
+# and thread counts change the numbers a little, hence the margin.
+PROMISED_TEST_ACCURACY = 0.90
 
 
 # The whole default run: about 5 minutes with bfloat16, about 22 CPU-minutes in float32 on a

@@ -144,15 +144,18 @@ def test_linear_warmup_recipe_field():
     assert training.get_recipe("resnet_cifar").warmup == "constant", "the paper's recipe"
 
 
-def test_the_demo_run_warms_up_linearly_over_its_first_half_and_the_paper_is_one_override_away():
+def test_the_demo_run_warms_up_linearly_over_three_epochs_and_the_paper_is_one_override_away():
     recipe, epochs, batch = _run.resolve_recipe("resnet20", "shapes")
     assert (epochs, batch) == (10, 32)
-    assert recipe.warmup == "linear" and recipe.warmup_epochs == pytest.approx(5)
+    assert recipe.warmup == "linear" and recipe.warmup_epochs == pytest.approx(3)
     assert recipe.warmup_learning_rate == pytest.approx(0.0025) and recipe.learning_rate == pytest.approx(0.025)
-    assert recipe.decay_epochs == pytest.approx((5, 7.4725)), "the warm-up ends at the first drop"
+    assert recipe.decay_epochs == pytest.approx((5, 7.4725)), "two epochs at the full rate, then the drops"
     schedule = recipe.learning_rate_schedule(steps_per_epoch=313)
-    # Hand-computed: 0.0025 + 0.0225 * step / 1565, then x0.1 at step 1565 (epoch 5).
-    for step, rate in {0: 0.0025, 313: 0.0070, 1252: 0.0205, 1565: 0.0025, 2400: 0.00025}.items():
+    # Hand-computed: 0.0025 + 0.0225 * step / 939 up to step 939 (epoch 3), 0.025 until
+    # step 1565 (epoch 5), then x0.1, and x0.1 again after step 2338 (epoch 7.4725).
+    expected = {0: 0.0025, 313: 0.01, 626: 0.0175, 939: 0.025, 1252: 0.025, 1564: 0.025, 1565: 0.0025,
+                2338: 0.0025, 2400: 0.00025}
+    for step, rate in expected.items():
         assert _rate(schedule, step) == pytest.approx(rate, rel=1e-4), step
     # Only the demo dataset: CIFAR-10 and folders get the paper's recipe.
     assert _run.resolve_recipe("resnet20", "cifar10")[0].warmup_epochs == 0
