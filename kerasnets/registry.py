@@ -13,7 +13,8 @@ builders from them (`kerasnets.models._application.make_builder`); the profiler,
 tuning search spaces, the CLI, export metadata and training read them here, through
 `get_entry(name).spec`.
 
-The registry imports nothing of kerasnets: the model modules import it, one way.
+The registry imports nothing of kerasnets but the shared argument checks (`_validate`): the
+model modules import it, one way.
 It is filled when ``kerasnets.models`` is imported, which ``import kerasnets`` (and
 so any ``import kerasnets.registry``) does first.
 
@@ -29,6 +30,8 @@ import difflib
 import fnmatch
 import types
 from typing import Any, Callable, Mapping
+
+from kerasnets._validate import check_choice, check_string, fail
 
 __all__ = [
     "ModelSpec",
@@ -78,8 +81,7 @@ class WidthSpace:
     monotonic: bool = False
 
     def __post_init__(self):
-        if self.kind not in ("stage", "module", "global"):
-            raise ValueError(f"kind must be 'stage', 'module' or 'global'. Received: kind={self.kind!r}")
+        check_choice("kind", self.kind, ("stage", "module", "global"))
         object.__setattr__(self, "groups", _frozen_mapping(self.groups))
 
     @property
@@ -130,8 +132,8 @@ class ModelSpec:
     aliases: Mapping = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        if self.name != self.name.lower():
-            raise ValueError(f"A registered name is lowercase. Received: name={self.name!r}")
+        if check_string("name", self.name) != self.name.lower():
+            fail("name", "lowercase (a registered name)", self.name)
         for field in ("arguments", "feature_stages", "aliases"):
             object.__setattr__(self, field, _frozen_mapping(getattr(self, field)))
         object.__setattr__(self, "presets", tuple(self.presets))
@@ -216,8 +218,7 @@ def register_model(name: str | None = None, builder: Callable | None = None, **d
 
 def get_entry(name: str) -> ModelEntry:
     """Returns the `ModelEntry` of ``name``; unknown names raise with suggestions."""
-    if not isinstance(name, str):
-        raise ValueError(f"A model name must be a string. Received: name={name!r}")
+    check_string("name", name, expected="a model name (a string)")
     key = name.lower()
     if key not in _REGISTRY:
         close = difflib.get_close_matches(key, list(_REGISTRY), n=5, cutoff=0.5)
