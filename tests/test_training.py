@@ -221,8 +221,11 @@ def test_each_family_trains_with_its_recipe(model_name, kwargs, shapes_batches):
     model = kerasnets.get_model(model_name, classes=10, input_shape=(size, size, 3), **kwargs)
     recipe = training.compile(model, steps_per_epoch=100, global_batch_size=32)
     assert recipe.name == training.recipe_for(model_name).name
-    model.run_eagerly = True  # for 8 steps, tracing the big graphs costs more than it saves
-    losses = [float(model.train_on_batch(x, y, return_dict=True)["loss"]) for _ in range(8)]
+    model.run_eagerly = True  # for 12 steps, tracing the big graphs costs more than it saves
+    # 12 steps: InceptionV3's RMSprop at 0.045 (with dropout and its auxiliary head) is noisy
+    # step to step; on one thread its loss was above its start again at steps 7-8 of 8, and
+    # steps 10-12 were well below it.
+    losses = [float(model.train_on_batch(x, y, return_dict=True)["loss"]) for _ in range(12)]
     assert all(math.isfinite(v) for v in losses), losses
     assert np.mean(losses[-3:]) < np.mean(losses[:3]), losses
 
