@@ -216,7 +216,7 @@ def test_shapes_defaults_short_run_small_batch(capsys):
 PROMISED_TEST_ACCURACY = 0.90
 
 
-# The whole default run: about 5 minutes with bfloat16, about 22 CPU-minutes in float32 on a
+# The whole default run: about 5 minutes with bfloat16, about 22-24 CPU-minutes in float32 on a
 # 2-core AMD EPYC, hence the hour's timeout. One TensorFlow thread, as benchmarks/main_job_seeds.py
 # measured it: the run keeps one core and the other pytest worker has the other (two threads
 # would take a share of both and slow every test beside it).
