@@ -44,6 +44,13 @@ def no_random_init(monkeypatch):
     )
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--main-job", action="store_true",
+        help="also run the tests marked main_job: the whole README main job (about 24 CPU-minutes "
+             "in float32 on 2 cores), which CI leaves out; CI runs its first three epochs")
+
+
 def _minutes(item):
     marker = item.get_closest_marker("slow")
     return marker.kwargs.get("minutes", 1) if marker else 0
@@ -60,6 +67,12 @@ def pytest_collection_modifyitems(config, items):
     than wait behind it (see `pytest_configure`). The order is deterministic, so
     every worker collects the same list.
     """
+    if not config.getoption("--main-job"):
+        skip = pytest.mark.skip(reason="the whole main job: run with --main-job (or "
+                                       "benchmarks/main_job_seeds.py)")
+        for item in items:
+            if item.get_closest_marker("main_job"):
+                item.add_marker(skip)
     slow = sorted((i for i in items if _minutes(i)), key=_minutes, reverse=True)
     rest = [i for i in items if not _minutes(i)]
     items[:] = slow[:1] + rest[:1] + slow[1:] + rest[1:]
