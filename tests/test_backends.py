@@ -12,7 +12,8 @@ seconds):
   DataParallel over two logical CPU devices against one device;
 * ``kerasnets train`` end to end, the SavedModel export included (converted in a
   TensorFlow-backend child);
-* (JAX) two processes on loopback against one process at the same global batch.
+* (JAX) two processes on loopback, one of them killed and both restarted, against one
+  process at the same global batch.
 
 Skipped when the backend's package is not installed (`.ci/run` installs both).
 """
@@ -20,6 +21,7 @@ Skipped when the backend's package is not installed (`.ci/run` installs both).
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -175,52 +177,84 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.slow(minutes=5)
-def test_two_jax_processes_on_loopback_equal_one_process(shapes_data_dir, tmp_path):  # noqa: F811
-    _needs("jax")
-    script = os.path.join(REPO, "tests", "_two_process.py")
-    port = str(_free_port())
-    shared = str(tmp_path / "run")  # the same --output for both processes: only process 0 writes it
-    env = _env("jax", JAX_COORDINATOR_BIND_ADDRESS="127.0.0.1")
-    procs = [
-        subprocess.Popen([sys.executable, script, role, port, shapes_data_dir, output, str(tmp_path / f"{role}.npz")],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        for role, output in (("0", shared), ("1", shared), ("reference", str(tmp_path / "reference")))
-    ]
+def _start(script, role, port, data_dir, output, result, phase, env):
+    return subprocess.Popen([sys.executable, script, role, port, data_dir, output, result, phase],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _finish(procs, timeout):
+    """``(returncode, stdout, stderr)`` of each process; kills what is still running at the end."""
     outputs = []
     try:
         for proc in procs:
-            stdout, stderr = proc.communicate(timeout=900)
+            stdout, stderr = proc.communicate(timeout=timeout)
             outputs.append((proc.returncode, stdout, stderr))
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
-    for returncode, stdout, stderr in outputs:
+    return outputs
+
+
+@pytest.mark.slow(minutes=5)
+def test_two_jax_processes_on_loopback_survive_a_kill_and_equal_one_process(shapes_data_dir, tmp_path):  # noqa: F811
+    _needs("jax")
+    script = os.path.join(REPO, "tests", "_two_process.py")
+    shared = str(tmp_path / "run")  # the same --output for both processes: only process 0 writes it
+    env = _env("jax", JAX_COORDINATOR_BIND_ADDRESS="127.0.0.1")
+    result = {role: str(tmp_path / f"{role}.npz") for role in ("0", "1", "reference")}
+
+    # Process 1 dies (SIGKILL) at the end of epoch 2, before that epoch commits; process 0
+    # is left to find out. The single-process reference dies at the same point.
+    port = str(_free_port())
+    reference_folder = str(tmp_path / "reference")
+    first = _finish([
+        _start(script, "0", port, shapes_data_dir, shared, result["0"], "survive", env),
+        _start(script, "1", port, shapes_data_dir, shared, result["1"], "die", env),
+        _start(script, "reference", port, shapes_data_dir, reference_folder, result["reference"], "die", env),
+    ], timeout=900)
+    (survivor_code, _, survivor_err), *dead = first
+    for code, stdout, stderr in dead:
+        assert code == -signal.SIGKILL and '"dying"' in stdout, stderr[-3000:]
+    assert survivor_code not in (0, -signal.SIGKILL), survivor_err[-3000:]  # it stopped by itself
+    # JAX's coordination service stopped it once process 1's heartbeats stopped (10 s here).
+    assert "heartbeat timeout" in survivor_err, survivor_err[-3000:]
+    with open(os.path.join(shared, "run.json")) as f:
+        assert json.load(f)["status"] == "running"  # interrupted, resumable
+    assert not os.path.exists(result["0"])
+
+    # All restarted with the same command: they resume from epoch 1's backup.
+    port = str(_free_port())
+    second = _finish([
+        _start(script, role, port, shapes_data_dir, folder, result[role], "resume", env)
+        for role, folder in (("0", shared), ("1", shared), ("reference", reference_folder))
+    ], timeout=900)
+    for returncode, stdout, stderr in second:
         assert returncode == 0, stdout[-2000:] + stderr[-4000:]
-    reports = [_last_json(stdout) for _, stdout, _ in outputs]
+    reports = [_last_json(stdout) for _, stdout, _ in second]
     assert [(r["process_index"], r["process_count"]) for r in reports] == [(0, 2), (1, 2), (0, 1)]
-    assert [r["first_replicas"] for r in reports] == [2, 2, 1]
-    # Process 1 wrote nothing in the run folder: it worked in a scratch folder.
-    assert reports[0]["first_output"] == shared and reports[1]["first_output"] != shared
-    assert not os.path.exists(reports[1]["first_output"])  # removed at exit
-    # The second phase resumed from the first epoch's backup, in every process.
-    assert [r["resumed_resume_epoch"] for r in reports] == [1, 1, 1]
+    assert [r["replicas"] for r in reports] == [2, 2, 1]
+    assert [r["resume_epoch"] for r in reports] == [1, 1, 1]
+    # Process 1 wrote nothing in the run folder: it worked in a scratch folder (removed at exit).
+    assert reports[0]["output"] == shared and reports[1]["output"] != shared
+    assert not os.path.exists(reports[1]["output"])
     # Every process kept the same best checkpoint (process 1 from its copy of the run
     # folder's): a save is a collective, so a process deciding alone would hang the others.
-    assert len({r["resumed_best_epoch"] for r in reports}) == 1, reports
+    assert len({r["best_epoch"] for r in reports}) == 1, reports
     with open(os.path.join(shared, "run.json")) as f:
         run = json.load(f)
     assert run["status"] == "complete" and run["completed_epochs"] == 2
     assert run["hardware"]["processes"] == 2 and run["hardware"]["replicas"] == 2
+    with open(os.path.join(shared, "log.csv")) as f:
+        assert [line.split(",")[0] for line in f.read().splitlines()[1:]] == ["1", "2"]
 
-    zero, one, reference = (np.load(tmp_path / f"{role}.npz") for role in ("0", "1", "reference"))
+    zero, one, reference = (np.load(result[role]) for role in ("0", "1", "reference"))
+    first = np.load(result["reference"].replace(".npz", "-first.npz"))
     assert sorted(zero.files) == sorted(one.files) == sorted(reference.files)
     assert any("moving_mean" in k for k in zero.files)
     moved = 0.0
     for key in zero.files:
         np.testing.assert_array_equal(zero[key], one[key], err_msg=key)  # one replicated model
         np.testing.assert_allclose(zero[key], reference[key], rtol=1e-4, atol=1e-5, err_msg=key)
-        if key.startswith("resumed/"):
-            moved = max(moved, float(np.max(np.abs(zero[key] - zero[key.replace("resumed/", "first/")]))))
+        moved = max(moved, float(np.max(np.abs(zero[key] - first[key.replace("resumed/", "first/")]))))
     assert moved > 1e-4  # the resumed epoch trained

@@ -319,6 +319,22 @@ def test_option_values_are_checked_by_type(args, message, capsys, tmp_path, monk
     assert code == 2 and message in err, err
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--num-processes", "2", "--process-id", "0"], "--num-processes, --process-id, --coordinator must be given "
+                                                    "together (all three). Received: --num-processes 2, --process-id 0"),
+    (["--num-processes", "2", "--process-id", "0", "--coordinator", "10.0.0.1:1234"],
+     "Training on several processes needs the JAX backend (KERAS_BACKEND=jax)"),
+    (["--num-processes", "2", "--process-id", "0", "--coordinator", "10.0.0.1", "--heartbeat-timeout", "0"],
+     "--heartbeat-timeout"),
+])
+def test_several_process_flags_are_checked_before_any_work(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_run, "_load_split", _no_data)
+    code, err = _cli(["train", "resnet20", *args], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) <= 2, err
+    assert os.listdir(tmp_path) == []
+
+
 def test_option_values_of_the_right_type_pass():
     from kerasnets.cli import build_parser, model_kwargs
     from kerasnets.cli.train import check_overrides

@@ -17,6 +17,9 @@ def add_arguments(parser):
     group.add_argument("--coordinator", metavar="HOST:PORT",
                        help="process 0's address, reachable from every process; process 0 listens on "
                             "JAX_COORDINATOR_BIND_ADDRESS if set (127.0.0.1 for one machine)")
+    group.add_argument("--heartbeat-timeout", type=positive_int, metavar="SECONDS",
+                       help="when a process dies, the others stop after this many seconds without "
+                            "its heartbeat (default: JAX's, 100); rerun every command to resume")
 
 
 def initialize(args):
@@ -32,5 +35,5 @@ def initialize(args):
 
     with usage_errors():
         initialize_processes(args.num_processes, args.process_id, args.coordinator,
-                             cpu_devices=args.cpu_devices)
+                             cpu_devices=args.cpu_devices, heartbeat_timeout=args.heartbeat_timeout)
     return True

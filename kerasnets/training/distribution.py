@@ -218,7 +218,8 @@ def split_jax_cpu(devices: int):
 # -- several processes (JAX) ---------------------------------------------------------
 
 def initialize_processes(num_processes: int, process_id: int, coordinator: str, *,
-                         bind_address: str | None = None, cpu_devices: int | None = None):
+                         bind_address: str | None = None, cpu_devices: int | None = None,
+                         heartbeat_timeout: int | None = None):
     """Joins this process to a multi-process JAX run; call it first, in every process.
 
     Args:
@@ -232,6 +233,10 @@ def initialize_processes(num_processes: int, process_id: int, coordinator: str, 
             ``JAX_COORDINATOR_BIND_ADDRESS`` environment variable, else JAX's
             default. Use ``127.0.0.1`` for processes on one machine.
         cpu_devices: logical CPU devices per process (for CPU-only runs and tests).
+        heartbeat_timeout: seconds without a heartbeat after which JAX's coordination
+            service declares a process dead and stops the others (they abort with
+            ``Task N heartbeat timeout``); default: JAX's (100). A survivor waits this
+            long before it stops, then the run resumes when restarted everywhere.
 
     On CPUs the collectives use gloo; on GPUs NCCL. JAX must not have computed
     anything yet in this process.
@@ -252,6 +257,8 @@ def initialize_processes(num_processes: int, process_id: int, coordinator: str, 
     if process_id >= num_processes:
         fail("process_id", f"below num_processes ({num_processes})", process_id)
     port = check_host_port("coordinator", coordinator).rpartition(":")[2]
+    if heartbeat_timeout is not None:
+        check_int("heartbeat_timeout", heartbeat_timeout, minimum=1)
     import jax
 
     if cpu_devices is not None:
@@ -261,9 +268,10 @@ def initialize_processes(num_processes: int, process_id: int, coordinator: str, 
     bind = bind_address or os.environ.get("JAX_COORDINATOR_BIND_ADDRESS") or None
     if bind and ":" not in bind:
         bind = f"{bind}:{port}"
+    timeouts = {} if heartbeat_timeout is None else {"heartbeat_timeout_seconds": int(heartbeat_timeout)}
     jax.distributed.initialize(
         coordinator_address=coordinator, num_processes=num_processes, process_id=process_id,
-        coordinator_bind_address=bind,
+        coordinator_bind_address=bind, **timeouts,
     )
 
 
