@@ -18,8 +18,8 @@ import sys
 import time
 import traceback
 
-if os.environ.get("KERAS_BACKEND") == "jax":
-    os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+if os.environ.get("KERAS_BACKEND") == "jax" and "device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
 
 import numpy as np  # noqa: E402
 
