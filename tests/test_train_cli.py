@@ -236,8 +236,9 @@ def test_default_run_learns_shapes(shapes_data_dir, tmp_path):  # noqa: F811
 
 # The default run's first three epochs, its linear warm-up from 0.0025 to 0.025: where runs
 # of the paper's recipe without it stalled at chance (training accuracy .10-.14 for epochs),
-# and where every measured seed of the demo run left chance (epoch 3: training accuracy
-# .341-.433, validation .299-.454; seed 11, run here: .420 / .299; benchmarks/README.md).
+# and where every measured seed of the demo run left chance (epoch 3, seeds 11-15 in float32
+# and in bfloat16: training accuracy .271-.433, validation .299-.506; seed 11, run here:
+# .420 / .299 in float32, .422 / .506 in bfloat16; benchmarks/README.md).
 # The README's command, stopped (SIGKILL) once epoch 3's row is in log.csv.
 WARMUP_EPOCHS = 3
 WARMUP_TRAIN_ACCURACY = 0.25
