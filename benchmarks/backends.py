@@ -180,13 +180,14 @@ def run_gpu(args):
     if len(devices) > 1:
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
     batch = args.batch_size * len(devices)
-    model = kerasnets.ResNet50(weights=None, input_shape=(224, 224, 3), classes=1000)
+    size = args.image_size
+    model = kerasnets.ResNet50(weights=None, input_shape=(size, size, 3), classes=1000)
     model.compile(keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy",
                   jit_compile=True)
     rng = np.random.default_rng(0)
-    x = rng.uniform(0, 1, (batch, 224, 224, 3)).astype("float32")
+    x = rng.uniform(0, 1, (batch, size, size, 3)).astype("float32")
     y = rng.integers(0, 1000, (batch,)).astype("int32")
-    print(f"ResNet-50 224x224, {len(devices)} x {devices[0].device_kind} ({platform}), {precision}, "
+    print(f"ResNet-50 {size}x{size}, {len(devices)} x {devices[0].device_kind} ({platform}), {precision}, "
           f"global batch {batch}, jit")
     for kind, step in (("train", lambda: model.train_on_batch(x, y)),
                        ("infer", lambda: np.asarray(model.predict_on_batch(x)))):
@@ -213,6 +214,7 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="also print the medians as JSON")
     parser.add_argument("--gpu", action="store_true", help="accelerator mode (JAX only, no TensorFlow)")
     parser.add_argument("--batch-size", type=int, default=128, help="--gpu: per device")
+    parser.add_argument("--image-size", type=int, default=224, help="--gpu: the input size (default 224)")
     parser.add_argument("--precision", help="--gpu: the dtype policy (default: by platform)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--jit", type=int, default=0, help=argparse.SUPPRESS)
