@@ -144,7 +144,7 @@ def test_models_contract_heads_keras_file_profile_and_data(backend, shapes_data_
 
 @pytest.mark.slow(minutes=2)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_kerasnets_train_then_export(backend, shapes_data_dir, tmp_path):  # noqa: F811
+def test_kerasnets_train_then_export(backend, shapes_data_dir, tmp_path, capsys):  # noqa: F811
     _needs(backend)
     out = str(tmp_path / "run")
     strategy = ["--strategy", "mirrored", "--cpu-devices", "2"] if backend == "jax" else []
@@ -174,6 +174,43 @@ def test_kerasnets_train_then_export(backend, shapes_data_dir, tmp_path):  # noq
     assert probabilities.shape == (2, 10)
     np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
     assert result["top_k_class_names"].shape == (2, 5)
+
+    if backend != "torch":  # the rest once: the conversion is the same for both backends
+        return
+    # The backend's model.keras, evaluated here under TensorFlow, gives the run's own test
+    # numbers (computed under torch): the weights the exports are converted from are the
+    # trained ones.
+    import kerasnets
+    from kerasnets.cli import main
+    from kerasnets.preprocessing import Preprocessing
+
+    capsys.readouterr()
+    assert main(["evaluate", out, "--data-dir", shapes_data_dir, "--json", "--verify", "none"]) == 0
+    printed = capsys.readouterr().out
+    evaluated = json.loads(printed[printed.index("{"):])
+    assert evaluated["split"] == run["test"]["split"] and evaluated["examples"] == 64
+    for key in ("loss", "accuracy"):
+        assert evaluated[key] == pytest.approx(run["test"][key], abs=1e-4), key
+    # TFLite from the torch run, converted in the TensorFlow child too, matches that model.
+    tflite = str(tmp_path / "model.tflite")
+    done = _python(backend, ["-m", "kerasnets", "export", out, "--output", tflite, "--format", "tflite"])
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "under the TensorFlow backend (this model is torch's)" in done.stderr
+    assert "max |TFLite - Keras|" in done.stdout
+    images = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    interpreter = tf.lite.Interpreter(model_path=tflite)
+    detail = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(detail["index"], images.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(detail["index"], images)
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    assert kerasnets.__name__  # registers the layers for load_model
+    import keras
+
+    model = keras.models.load_model(os.path.join(out, "model.keras"), compile=False)
+    expected = keras.ops.convert_to_numpy(model(Preprocessing(**run["preprocessing"]).normalize_numpy(images)))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
 def test_gpu_benchmark_runs_without_tensorflow():
