@@ -182,6 +182,7 @@ def test_kerasnets_train_then_export(backend, shapes_data_dir, tmp_path, capsys)
     # trained ones.
     import kerasnets
     from kerasnets.cli import main
+    from kerasnets.export._tflite import _run_interpreter
     from kerasnets.preprocessing import Preprocessing
 
     capsys.readouterr()
@@ -198,13 +199,8 @@ def test_kerasnets_train_then_export(backend, shapes_data_dir, tmp_path, capsys)
     assert "under the TensorFlow backend (this model is torch's)" in done.stderr
     assert "max |TFLite - Keras|" in done.stdout
     images = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
-    interpreter = tf.lite.Interpreter(model_path=tflite)
-    detail = interpreter.get_input_details()[0]
-    interpreter.resize_tensor_input(detail["index"], images.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(detail["index"], images)
-    interpreter.invoke()
-    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    with open(tflite, "rb") as f:
+        got = _run_interpreter(f.read(), images)
     assert kerasnets.__name__  # registers the layers for load_model
     import keras
 
