@@ -189,6 +189,18 @@ def main(data_dir, out_dir):
             mirrored = training.setup_hardware("mirrored", "float32", set_policy=False)
             report["mirrored"] = mirrored.to_dict()
             keras.distribution.set_distribution(None)
+            # Bad several-process arguments: one clear error before jax.distributed starts.
+            from kerasnets.training import distribution
+
+            errors = []
+            for args, kwargs in (((2, 2, "127.0.0.1:1234"), {}), ((2, 0, "127.0.0.1"), {}),
+                                 ((2, 0, "127.0.0.1:1234"), {"heartbeat_timeout": 0})):
+                try:
+                    distribution.initialize_processes(*args, **kwargs)
+                    errors.append("no error")
+                except ValueError as error:
+                    errors.append(str(error))
+            report["process_errors"] = errors
         else:
             try:
                 training.setup_hardware("mirrored", "float32", set_policy=False)

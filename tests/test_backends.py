@@ -133,6 +133,10 @@ def test_models_contract_heads_keras_file_profile_and_data(backend, shapes_data_
         assert hardware["auto"]["strategy"] == "data_parallel" and hardware["auto"]["replicas"] == 2
         assert values["data_to_fit"]["jit_compile"] is True  # jit by default under JAX
         assert hardware["mirrored"]["strategy"] == "data_parallel" and hardware["mirrored"]["replicas"] == 2
+        bad_id, no_port, heartbeat = hardware["process_errors"]
+        assert "process_id must be below num_processes (2). Received: process_id=2" in bad_id, bad_id
+        assert "coordinator" in no_port and "HOST:PORT" in no_port, no_port
+        assert "heartbeat_timeout must be" in heartbeat and "Received: heartbeat_timeout=0" in heartbeat, heartbeat
         dp = values["data_parallel_equals_one_device"]
         assert dp["max_diff"] < 1e-4 and dp["bn_moved"] > 1e-4
     else:
