@@ -11,7 +11,9 @@ seconds):
   the tf.data pipeline feeding ``fit``, the hardware choices, and (JAX)
   DataParallel over two logical CPU devices against one device;
 * ``kerasnets train`` end to end, the SavedModel export included (converted in a
-  TensorFlow-backend child);
+  TensorFlow-backend child), and from the torch run a TFLite export and an evaluation
+  under TensorFlow;
+* ``benchmarks/backends.py --gpu`` (JAX only) with every import of tensorflow failing;
 * (JAX) two processes on loopback, one of them killed and both restarted, against one
   process at the same global batch.
 
