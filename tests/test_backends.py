@@ -134,6 +134,7 @@ def test_models_contract_heads_keras_file_profile_and_data(backend, shapes_data_
     if backend == "jax":  # the script split the CPU into 2 logical devices: auto uses both
         assert hardware["auto"]["strategy"] == "data_parallel" and hardware["auto"]["replicas"] == 2
         assert values["data_to_fit"]["jit_compile"] is True  # jit by default under JAX
+        assert values["data_to_fit"]["evaluate_warnings"] == []  # Keras warned of the input structure
         assert hardware["mirrored"]["strategy"] == "data_parallel" and hardware["mirrored"]["replicas"] == 2
         bad_id, no_port, heartbeat = hardware["process_errors"]
         assert "process_id must be below num_processes (2). Received: process_id=2" in bad_id, bad_id

@@ -703,6 +703,10 @@ def train(model: str, dataset: str = "shapes", **options) -> RunResult:
     return prepare(model, dataset, **options).run()
 
 
+def _one(tensors):
+    return tensors[0] if isinstance(tensors, (list, tuple)) and len(tensors) == 1 else tensors
+
+
 def evaluate_model(model, split, *, strategy=None, verbose="auto") -> dict:
     """Loss (cross-entropy), top-1 and top-5 accuracy of ``model`` on a `DataSplit`.
 
@@ -719,7 +723,9 @@ def evaluate_model(model, split, *, strategy=None, verbose="auto") -> dict:
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
         single = inference_model(model)
-        evaluator = keras.Model(single.inputs, single.outputs, name=f"{model.name}_eval")
+        # One input and one output, not lists of one: a list makes Keras warn under JAX that
+        # the batches (tensors) do not match the structure.
+        evaluator = keras.Model(_one(single.inputs), _one(single.outputs), name=f"{model.name}_eval")
         classes = evaluator.outputs[0].shape[-1]
         from_logits = outputs_logits(evaluator)
         metrics = [
@@ -730,7 +736,10 @@ def evaluate_model(model, split, *, strategy=None, verbose="auto") -> dict:
             metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy"))
         # The reported loss is the crossentropy metric: Keras's "loss" would add the
         # weight decay penalty of the variables' regularizers.
-        evaluator.compile(loss=SparseCrossentropy(from_logits=from_logits), metrics=metrics, jit_compile=False)
+        # Compiled (jit) under JAX, whose eager mode is several times slower; XLA stays off
+        # under TensorFlow, as for training on CPUs.
+        evaluator.compile(loss=SparseCrossentropy(from_logits=from_logits), metrics=metrics,
+                          jit_compile=keras.backend.backend() == "jax")
     values = evaluator.evaluate(split.dataset, return_dict=True, verbose=verbose)
     result = {"loss": float(values["crossentropy"]), "accuracy": float(values["accuracy"])}
     if "top5_accuracy" in values:
