@@ -703,10 +703,6 @@ def train(model: str, dataset: str = "shapes", **options) -> RunResult:
     return prepare(model, dataset, **options).run()
 
 
-def _one(tensors):
-    return tensors[0] if isinstance(tensors, (list, tuple)) and len(tensors) == 1 else tensors
-
-
 def evaluate_model(model, split, *, strategy=None, verbose="auto") -> dict:
     """Loss (cross-entropy), top-1 and top-5 accuracy of ``model`` on a `DataSplit`.
 
@@ -723,9 +719,9 @@ def evaluate_model(model, split, *, strategy=None, verbose="auto") -> dict:
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
         single = inference_model(model)
-        # One input and one output, not lists of one: a list makes Keras warn under JAX that
-        # the batches (tensors) do not match the structure.
-        evaluator = keras.Model(_one(single.inputs), _one(single.outputs), name=f"{model.name}_eval")
+        # The model's own input and output structure (`.input`, not the list `.inputs`): under
+        # JAX a list of one made Keras warn that the batches did not match it.
+        evaluator = keras.Model(single.input, single.output, name=f"{model.name}_eval")
         classes = evaluator.outputs[0].shape[-1]
         from_logits = outputs_logits(evaluator)
         metrics = [
