@@ -52,8 +52,11 @@ def pytest_addoption(parser):
 
 
 def _minutes(item):
+    """The test's ``slow(minutes=N)``; 0 for a fast or a skipped one (it takes no time)."""
     marker = item.get_closest_marker("slow")
-    return marker.kwargs.get("minutes", 1) if marker else 0
+    if not marker or item.get_closest_marker("skip"):
+        return 0
+    return marker.kwargs.get("minutes", 1)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the xdist_group marks added here
