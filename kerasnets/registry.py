@@ -6,9 +6,9 @@ registered under a lowercase name, ``get_model(name, **kwargs)`` builds it and
 
 Every model of kerasnets is declared once, as data: a `ModelSpec` holds its family
 builder and that builder's fixed arguments (``depth=50``, ``config="D"``), its
-`kerasnets.models.ModelInfo`, the names of its weight presets (the files are
-`kerasnets.weights`' business), its searchable width groups (`WidthSpace`) and its
-named feature stages. The model modules declare the specs and make the public
+`kerasnets.models.ModelInfo`, its weight presets (`kerasnets.weights.Preset`: file, hash,
+converter, preprocessing, accuracy, declared here and nowhere else), its searchable width
+groups (`WidthSpace`) and its named feature stages. The model modules declare the specs and make the public
 builders from them (`kerasnets.models._application.make_builder`); the profiler, the
 tuning search spaces, the CLI, export metadata and training read them here, through
 `get_entry(name).spec`.
@@ -108,8 +108,9 @@ class ModelSpec:
         example: the docstring's example line (default: ``model = kerasnets.X(weights=None)``).
         depth: the depth in the model's name (ResNet-50: 50, VGG-16: 16), ``None``
             for models without one; the depth search moves along it.
-        presets: the names of its ImageNet weight presets, default first
-            (`kerasnets.weights.presets_of` returns the presets' files and facts).
+        presets: its ImageNet weight presets (`kerasnets.weights.Preset`), default first:
+            each preset is declared here, once; the spec gives each its registered name
+            (``Preset.for_model``). `kerasnets.weights.presets_of` returns them.
         widths: its searchable width groups (`WidthSpace`).
         feature_stages: ``{stage: layer name}`` that `kerasnets.feature_extractor`
             returns, finest first.
@@ -136,7 +137,7 @@ class ModelSpec:
             fail("name", "lowercase (a registered name)", self.name)
         for field in ("arguments", "feature_stages", "aliases"):
             object.__setattr__(self, field, _frozen_mapping(getattr(self, field)))
-        object.__setattr__(self, "presets", tuple(self.presets))
+        object.__setattr__(self, "presets", tuple(p.for_model(self.name) for p in self.presets))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +156,7 @@ class ModelEntry:
 
     @property
     def presets(self) -> tuple:
-        """The names of the model's ImageNet weight presets, default first (``()``: none)."""
+        """The model's ImageNet weight presets (`kerasnets.weights.Preset`), default first (``()``: none)."""
         return self.spec.presets if self.spec is not None else ()
 
     @property

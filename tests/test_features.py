@@ -58,9 +58,9 @@ def test_the_registry_holds_the_stages_and_presets():
 
     entry = get_entry("resnet50")
     assert entry.feature_stages == kerasnets.models.feature_stages("resnet50")
-    # The spec names the presets; kerasnets.weights holds their files, in the spec's order.
-    assert entry.presets == ("keras_applications", "torchvision_v1", "torchvision_v2")
-    assert [p.name for p in kerasnets.weights.presets_of("resnet50")] == list(entry.presets)
+    # The spec declares the presets (file, hash, preprocessing), default first.
+    assert [p.name for p in entry.presets] == ["keras_applications", "torchvision_v1", "torchvision_v2"]
+    assert kerasnets.weights.presets_of("resnet50") == entry.presets
     assert get_entry("googlenet").presets == () and kerasnets.weights.presets_of("googlenet") == ()
 
 

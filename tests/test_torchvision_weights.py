@@ -4,40 +4,22 @@ from a seed); here the same weights are drawn with NumPy, written in the source'
 real file format (safetensors, as the Hugging Face mirrors publish them; a real
 ``torch.save`` file for the torch-free ``.pth`` reader), loaded and compared."""
 
-import dataclasses
-import importlib.util
-import json
 import os
 
 import numpy as np
 import pytest
 
 import kerasnets
+from _weight_cache import (  # noqa: F401  (weight_cache: an autouse fixture)
+    FIXTURES, META, SCRIPT, place, save_safetensors, weight_cache,
+)
 from kerasnets.models.vgg import CONFIGS
-from kerasnets.weights import _convert, _presets, _readers, file_hash
+from kerasnets.weights import _convert, _readers
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 REL_TOL = 1e-4
 
 
-def _script():
-    path = os.path.join(os.path.dirname(__file__), "..", "scripts", "torchvision_fixtures.py")
-    spec = importlib.util.spec_from_file_location("torchvision_fixtures", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SCRIPT = _script()
-META = json.load(open(os.path.join(FIXTURES, "torchvision.json")))
 OUTPUTS = np.load(os.path.join(FIXTURES, "torchvision_outputs.npz"))
-
-
-@pytest.fixture(autouse=True)
-def weight_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERASNETS_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("KERASNETS_OFFLINE", "1")
-    os.makedirs(kerasnets.weights.cache_dir())
 
 
 def _state(case):
@@ -50,12 +32,6 @@ def _images(case):
     return SCRIPT.images(c["size"], c["image_seed"])
 
 
-def _save_safetensors(state, path):
-    from safetensors.numpy import save_file
-
-    save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, path)
-
-
 def _run(model, x):
     """An eager call: no graph to trace for each new input shape (predict would)."""
     return np.asarray(model(np.asarray(x, np.float32), training=False))
@@ -66,17 +42,9 @@ def _rel_err(a, b):
 
 
 def _place_preset(monkeypatch, model, preset_name, state):
-    presets = _presets.PRESETS[model]
-    preset = next(p for p in presets if p.name == preset_name)
-    path = os.path.join(kerasnets.weights.cache_dir(), preset.file.name)
-    if path.endswith(".safetensors"):
-        _save_safetensors(state, path)
-    else:
+    if not kerasnets.weights.get_preset(model, preset_name).file.name.endswith(".safetensors"):
         pytest.skip("this preset's file is a .pth; covered by the .pth reader test")
-    patched = dataclasses.replace(
-        preset, file=dataclasses.replace(preset.file, file_hash=file_hash(path, "sha256"))
-    )
-    monkeypatch.setitem(_presets.PRESETS, model, tuple(patched if p is preset else p for p in presets))
+    return place(monkeypatch, model, preset_name, True, lambda path: save_safetensors(state, path))
 
 
 @pytest.mark.parametrize("case,preset", [("resnet18", "torchvision_v1"), ("resnet50", "torchvision_v1")])
@@ -106,7 +74,7 @@ def test_vgg_from_a_safetensors_state_dict(tmp_path, case, layout):
         state["head.fc.weight"] = state.pop("classifier.6.weight")
         state["head.fc.bias"] = state.pop("classifier.6.bias")
     path = str(tmp_path / f"{case}.safetensors")
-    _save_safetensors(state, path)
+    save_safetensors(state, path)
     model = getattr(kerasnets, c["builder"])(
         weights=path, classes=10, classifier_activation=None, **c["kwargs"]
     )
@@ -213,7 +181,7 @@ def test_a_wrong_or_truncated_state_dict_is_one_clear_error(tmp_path):
     state = _state("resnet18")
     del state["layer4.1.bn2.running_var"]
     path = str(tmp_path / "partial.safetensors")
-    _save_safetensors(state, path)
+    save_safetensors(state, path)
     with pytest.raises(ValueError, match="lacks 'layer4.1.bn2.running_var'"):
         kerasnets.ResNet18(weights=path, input_shape=(32, 32, 3))
     truncated = str(tmp_path / "truncated.safetensors")

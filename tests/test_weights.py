@@ -7,67 +7,18 @@ compared after each side's own preprocessing. torchvision sources: see
 ``test_torchvision_weights.py``.
 """
 
-import dataclasses
 import os
 
-import h5py
 import keras
 import numpy as np
 import pytest
 
 import kerasnets
-from kerasnets.weights import _presets, file_hash
+from _weight_cache import (  # noqa: F401  (weight_cache: an autouse fixture)
+    drop_layers, place, randomize, weight_cache, write_legacy_h5,
+)
 
 REL_TOL = 1e-4
-
-
-@pytest.fixture(autouse=True)
-def weight_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERASNETS_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("KERASNETS_OFFLINE", "1")
-    os.makedirs(kerasnets.weights.cache_dir())
-    return kerasnets.weights.cache_dir()
-
-
-def _randomize(model, seed=0):
-    rng = np.random.default_rng(seed)
-    values = []
-    for w in model.weights:
-        if "variance" in w.path:
-            values.append(rng.uniform(0.5, 1.5, w.shape).astype("float32"))
-        else:
-            scale = 1.0 / np.sqrt(np.prod(w.shape[:-1])) if len(w.shape) > 1 else 0.1
-            values.append(rng.normal(0, scale, w.shape).astype("float32"))
-    model.set_weights(values)
-
-
-def write_legacy_h5(model, path, rename=None):
-    """The Keras 2 HDF5 weights layout keras.applications' files have."""
-    from keras.src.legacy.saving import legacy_h5_format
-
-    with h5py.File(path, "w") as f:
-        legacy_h5_format.save_weights_to_hdf5_group(f, model)
-        for old, new in (rename or {}).items():  # e.g. keras-applications' "probs"
-            f.move(old, new)
-            names = [n.decode() if isinstance(n, bytes) else n for n in f.attrs["layer_names"]]
-            f.attrs["layer_names"] = [(new if n == old else n).encode() for n in names]
-
-
-def place(monkeypatch, model_name, preset_name, include_top, write):
-    """Writes a file under the preset's published name; the preset takes its hash."""
-    presets = _presets.PRESETS[model_name]
-    preset = next(p for p in presets if p.name == preset_name)
-    field = "file" if include_top or preset.notop_file is None else "notop_file"
-    file = getattr(preset, field)
-    path = os.path.join(kerasnets.weights.cache_dir(), file.name)
-    write(path)
-    patched = dataclasses.replace(
-        preset, **{field: dataclasses.replace(file, file_hash=file_hash(path, file.algorithm))}
-    )
-    monkeypatch.setitem(
-        _presets.PRESETS, model_name, tuple(patched if p is preset else p for p in presets)
-    )
-    return path, patched
 
 
 def _images(size, n=2, seed=1):
@@ -81,17 +32,6 @@ def _run(model, x):
 
 def _rel_err(a, b):
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
-
-
-def _drop_layers(path, prefixes):
-    """The same file without some layers (keras.applications' no-top file is its
-    top file without the classifier)."""
-    with h5py.File(path, "a") as f:
-        names = [n.decode() if isinstance(n, bytes) else n for n in f.attrs["layer_names"]]
-        keep = [n for n in names if not n.startswith(prefixes)]
-        for n in set(names) - set(keep):
-            del f[n]
-        f.attrs["layer_names"] = [n.encode() for n in keep]
 
 
 KA_CASES = [
@@ -117,7 +57,7 @@ def test_keras_applications_preset_matches_source(
         weights=None, include_top=top, input_shape=(size, size, 3),
         **({"classifier_activation": None} if top else {}),
     )
-    _randomize(ka)
+    randomize(ka)
     x = _images(size)
     ka_x = ka_preprocess(x.copy())
     x = kerasnets.preprocess_input(x, model=name, weights="imagenet")
@@ -137,7 +77,7 @@ def test_keras_applications_preset_matches_source(
     def write_notop(path):
         write_legacy_h5(ka, path)
         if top_layers:
-            _drop_layers(path, top_layers)
+            drop_layers(path, top_layers)
 
     place(monkeypatch, name, "keras_applications", False, write_notop)
     # No-top weights load at any allowed size: a variable-size model.
@@ -248,7 +188,7 @@ def test_a_wrong_file_with_the_right_hash_never_half_loads(monkeypatch):
 
     def write(path):  # a VGG-16 file without its last block
         write_legacy_h5(ka, path)
-        _drop_layers(path, ("block5",))
+        drop_layers(path, ("block5",))
 
     _, preset = place(monkeypatch, "vgg16", "keras_applications", False, write)
     with pytest.raises(ValueError, match="no weights for layer 'block5_conv1'.*Nothing was loaded"):
@@ -303,7 +243,7 @@ def test_a_keras_applications_legacy_file_loads_by_path_as_stored(tmp_path):
     """By path, a keras.applications file loads as stored (BGR: feed it keras.applications'
     own preprocess_input); the presets convert it to RGB."""
     ka = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
-    _randomize(ka, seed=5)
+    randomize(ka, seed=5)
     path = str(tmp_path / "vgg16_notop.h5")
     write_legacy_h5(ka, path)
     model = kerasnets.VGG16(weights=path, include_top=False, input_shape=(32, 32, 3))

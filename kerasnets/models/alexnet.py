@@ -49,6 +49,7 @@ from kerasnets.models._application import (
 )
 from kerasnets.preprocessing import IMAGENET_MEAN_STD, MEAN_SUBTRACTION
 from kerasnets.registry import ModelSpec, WidthSpace
+from kerasnets.weights import torchvision_preset
 
 PAPER = (
     "Krizhevsky, Sutskever & Hinton, ImageNet Classification with Deep Convolutional "
@@ -170,7 +171,10 @@ SPEC = ModelSpec(
     "alexnet", "AlexNet", alexnet, INFO, options_doc=_DOC,
     feature_stages={"conv1": "pool1", "conv2": "pool2", "conv5": "pool5"},  # after each max-pool
     widths=WidthSpace("global"),  # width searches: width_multiplier only
-    presets=("torchvision_v1",),  # torchvision's one-GPU network: variant="torchvision"
+    # ImageNet weights: torchvision's one-GPU network (variant="torchvision"; no mirror on the
+    # hub: torchvision's file).
+    presets=(torchvision_preset("torchvision_v1", "alexnet-owt-7be5be79.pth", 56.522, 79.066, "torchvision_alexnet",
+                                builder_kwargs={"variant": "torchvision"}, fixed_size_top=True),),
     summary=(
         "AlexNet of Krizhevsky et al. (2012): 60,965,224 parameters with the paper's\n"
         "    two-GPU grouping (groups=2), 62,378,344 with groups=1, 61,100,840 for\n"

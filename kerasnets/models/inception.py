@@ -56,6 +56,7 @@ from kerasnets.models._inception_common import (
 )
 from kerasnets.preprocessing import INCEPTION
 from kerasnets.registry import ModelSpec, WidthSpace
+from kerasnets.weights import keras_applications_preset
 
 PAPER = (
     "Szegedy et al., Rethinking the Inception Architecture for Computer Vision, "
@@ -424,7 +425,10 @@ SPECS = [
     _spec(
         "v3", "InceptionV3",
         "Inception v3 as released (Szegedy et al. 2015), weights as keras.applications.InceptionV3.",
-        presets=("keras_applications",),
+        # ImageNet weights: keras.applications' (by layer order: its file has automatic names).
+        presets=(keras_applications_preset(
+            "inception_v3", "inception_v3_weights_tf_dim_ordering_tf_kernels", "9a0d58056eeedaa3f26cb7ebd46da564",
+            "bcbd6486424b2319ff4ef7d526e38f63", "keras_by_order", 77.9, 93.7, size=299, preprocessing=INCEPTION),),
         example=(
             "model = kerasnets.InceptionV3(weights=None)  # keras.applications' weight layout\n"
             "    >>> trainer = kerasnets.InceptionV3(weights=None, aux_classifiers=True)  # main, aux"

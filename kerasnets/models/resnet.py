@@ -29,6 +29,7 @@ from kerasnets.models._application import (
 )
 from kerasnets.preprocessing import IMAGENET_MEAN_STD
 from kerasnets.registry import ModelSpec, WidthSpace
+from kerasnets.weights import keras_applications_preset, torchvision_preset
 
 PAPER = "He et al., Deep Residual Learning for Image Recognition, CVPR 2016 (arXiv:1512.03385)"
 
@@ -259,13 +260,28 @@ def _width_space(widths, depth_group, monotonic=False):
     )
 
 
-# The weight presets of each model (kerasnets.weights holds their files), default first.
+# The ImageNet weights of each model, default first: keras.applications' v1 (stride on the
+# 1x1: kerasnets' default) and torchvision's v1.5 (stride on the 3x3, which the preset sets).
+_V15 = {"downsample_on": "3x3"}
+_TV = functools.partial(torchvision_preset, converter="torchvision_resnet")
+_KA = functools.partial(keras_applications_preset, "resnet", converter="keras_resnet")
 PRESETS = {
-    18: ("torchvision_v1",),
-    34: ("torchvision_v1",),
-    50: ("keras_applications", "torchvision_v1", "torchvision_v2"),
-    101: ("keras_applications", "torchvision_v1", "torchvision_v2"),
-    152: ("keras_applications", "torchvision_v1", "torchvision_v2"),
+    18: (_TV("torchvision_v1", "resnet18-f37072fd.pth", 69.758, 89.078, hf=(
+        "resnet18.tv_in1k", "694f673df6520a3158624e8a89af086f59923ee4cd7436fe5bc3bc71d295ad81")),),
+    34: (_TV("torchvision_v1", "resnet34-b627a593.pth", 73.314, 91.420),),
+    50: (_KA("resnet50_weights_tf_dim_ordering_tf_kernels", "2cb95161c43110f7111970584f804107",
+             "4d473c1dd8becc155b73f8504c6f6626", top1=74.9, top5=92.1),
+         _TV("torchvision_v1", "resnet50-0676ba61.pth", 76.130, 92.862, builder_kwargs=_V15, hf=(
+             "resnet50.tv_in1k", "5d061a3c593d795bfe682d9b152bafbcf550579873492def3515b46db1189888")),
+         _TV("torchvision_v2", "resnet50-11ad3fa6.pth", 80.858, 95.434, builder_kwargs=_V15)),
+    101: (_KA("resnet101_weights_tf_dim_ordering_tf_kernels", "f1aeb4b969a6efcfb50fad2f0c20cfc5",
+              "88cf7a10940856eca736dc7b7e228a21", top1=76.4, top5=92.8),
+          _TV("torchvision_v1", "resnet101-63fe2227.pth", 77.374, 93.546, builder_kwargs=_V15),
+          _TV("torchvision_v2", "resnet101-cd907fc2.pth", 81.886, 95.780, builder_kwargs=_V15)),
+    152: (_KA("resnet152_weights_tf_dim_ordering_tf_kernels", "100835be76be38e30d865e96f2aaae62",
+              "ee4c566cf9a93f14d82f913c2dc6dd0c", top1=76.6, top5=93.1),
+          _TV("torchvision_v1", "resnet152-394f9c45.pth", 78.312, 94.046, builder_kwargs=_V15),
+          _TV("torchvision_v2", "resnet152-f82ba261.pth", 82.284, 96.002, builder_kwargs=_V15)),
 }
 
 SPECS = [

@@ -53,6 +53,7 @@ from kerasnets.models._application import (
 )
 from kerasnets.preprocessing import MEAN_SUBTRACTION
 from kerasnets.registry import ModelSpec, WidthSpace
+from kerasnets.weights import keras_applications_preset, torchvision_preset
 
 PAPER = (
     "Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image "
@@ -170,12 +171,25 @@ _GROUPS = {f"block{b}_width": w for b, w in enumerate(BLOCK_WIDTHS, start=1)}
 # Each block ends at its max-pool (strides 2, 4, 8, 16, 32).
 FEATURE_STAGES = {f"block{b}": f"block{b}_pool" for b in range(1, 6)}
 _INPUTS = "\n\n    Inputs: 224x224 RGB (at least 32x32) with the mean RGB value subtracted."
-# The weight presets of each model (kerasnets.weights holds their files), default first.
+# The ImageNet weights of each model, default first: keras.applications' (16, 19) and
+# torchvision's (all, with and without BatchNorm). The classifier flattens a 7x7 map.
+_TV = functools.partial(torchvision_preset, "torchvision_v1", converter="torchvision_vgg", fixed_size_top=True)
+_KA = functools.partial(keras_applications_preset, converter="keras_vgg", fixed_size_top=True)
 PRESETS = {
-    "vgg11": ("torchvision_v1",), "vgg11_bn": ("torchvision_v1",),
-    "vgg13": ("torchvision_v1",), "vgg13_bn": ("torchvision_v1",),
-    "vgg16": ("keras_applications", "torchvision_v1"), "vgg16_bn": ("torchvision_v1",),
-    "vgg19": ("keras_applications", "torchvision_v1"), "vgg19_bn": ("torchvision_v1",),
+    "vgg11": (_TV("vgg11-8a719046.pth", 69.020, 88.628, hf=(
+        "vgg11.tv_in1k", "682c023808812148d4e60c76d80ad83dbeaf5d50eb1a952a0b836895003151e5")),),
+    "vgg11_bn": (_TV("vgg11_bn-6002323d.pth", 70.370, 89.810),),
+    "vgg13": (_TV("vgg13-19584684.pth", 69.928, 89.246),),
+    "vgg13_bn": (_TV("vgg13_bn-abd245e5.pth", 71.586, 90.374),),
+    "vgg16": (_KA("vgg16", "vgg16_weights_tf_dim_ordering_tf_kernels", "64373286793e3c8b2b4e3219cbf3544b",
+                  "6d6bbae143d832006294945121d1f1fc", top1=71.3, top5=90.1),
+              _TV("vgg16-397923af.pth", 71.592, 90.382, hf=(
+                  "vgg16.tv_in1k", "57b026918159a6bf9faf8405c3a551903768e7138989d9c6224a14227203fad8"))),
+    "vgg16_bn": (_TV("vgg16_bn-6c64b313.pth", 73.360, 91.516),),
+    "vgg19": (_KA("vgg19", "vgg19_weights_tf_dim_ordering_tf_kernels", "cbe5617147190e668d6c5d5026f83318",
+                  "253f8cb515780f3b799900260a226db6", top1=71.3, top5=90.0),
+              _TV("vgg19-dcbb9e9d.pth", 72.376, 90.876)),
+    "vgg19_bn": (_TV("vgg19_bn-c79401a0.pth", 74.218, 91.842),),
 }
 
 

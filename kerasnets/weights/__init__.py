@@ -25,11 +25,12 @@ from kerasnets.weights._api import (
 )
 from kerasnets.weights._convert import ConversionError
 from kerasnets.weights._files import WeightFile, cache_dir, fetch, file_hash
-from kerasnets.weights._presets import PRESETS, Preset
+from kerasnets.weights._presets import Preset, keras_applications_preset, torchvision_preset
 from kerasnets.weights._readers import WeightFileError
 
 __all__ = [
-    "Preset", "PRESETS", "WeightFile", "WeightsRequest", "ConversionError", "WeightFileError",
+    "Preset", "keras_applications_preset", "torchvision_preset", "WeightFile", "WeightsRequest",
+    "ConversionError", "WeightFileError",
     "cache_dir", "fetch", "file_hash", "get_preset", "list_presets", "presets_of",
     "models_with_weights", "load_preset", "load_file", "preprocess_input", "preprocessing_for",
     "decode_predictions", "imagenet_classes", "fine_tuning_model", "resolve_weights",
@@ -37,7 +38,7 @@ __all__ = [
 
 
 def list_presets(model: str | None = None) -> list[Preset]:
-    """Every preset (of ``model`` when given), in the order the models' specs name them."""
+    """Every preset (of ``model`` when given), in the order the models' specs declare them."""
     if model is not None:
         return list(presets_of(model))
     return [p for name in models_with_weights() for p in presets_of(name)]

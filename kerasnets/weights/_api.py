@@ -11,7 +11,7 @@ import numpy as np
 
 from kerasnets._validate import check_instance, fail, is_int
 from kerasnets.weights import _convert, _files, _readers
-from kerasnets.weights._presets import PRESETS, Preset
+from kerasnets.weights._presets import Preset
 
 # Family options that do not change a weight's shape or value: free with a preset.
 _FREE_OPTIONS = {"dropout", "aux_loss_weight"}
@@ -20,21 +20,12 @@ _TORCH_CONVERTERS = {"resnet": "torchvision_resnet", "vgg": "torchvision_vgg", "
 
 
 def presets_of(model: str) -> tuple[Preset, ...]:
-    """The presets of a registered model, in the order its spec names them (``()`` when none).
-
-    The model's `kerasnets.registry.ModelSpec` names its presets; `PRESETS` holds
-    each one's file, hash, preprocessing and published accuracy."""
+    """The presets of a registered model, default first (``()`` when none): those its
+    `kerasnets.registry.ModelSpec` declares, with their files, hashes, preprocessing and
+    published accuracy."""
     from kerasnets.registry import get_entry
 
-    entry = get_entry(model)
-    held = {p.name: p for p in PRESETS.get(entry.name, ())}
-    missing = [n for n in entry.presets if n not in held]
-    if missing:
-        raise LookupError(
-            f"The spec of {entry.name} names presets that kerasnets.weights does not hold: "
-            f"{missing}. Received: model={model!r}"
-        )
-    return tuple(held[n] for n in entry.presets)
+    return get_entry(model).presets
 
 
 def models_with_weights() -> list[str]:
