@@ -13,6 +13,7 @@ if _startup.started_as_cli():  # before TensorFlow is imported: its start-up noi
     _startup.quiet_tensorflow_startup()
 
 from kerasnets.registry import get_model, list_models, register_model  # noqa: E402
+from kerasnets.card import ModelCard, model_card  # noqa: E402
 from kerasnets.models import *  # noqa: E402,F401,F403
 from kerasnets.models import ModelInfo  # noqa: E402
 from kerasnets.layers import LocalResponseNormalization  # noqa: E402

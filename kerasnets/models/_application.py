@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import keras
 
 from kerasnets._validate import check_bool, check_choice, check_int, check_keras_name, check_number, fail
+from kerasnets.card import CARD_LAYER, ModelCard, ModelCardLayer, set_model_card
 from kerasnets.preprocessing import Preprocessing
 from kerasnets.registry import ModelSpec, register_spec
 
@@ -287,7 +288,8 @@ def build_application(
     else:
         inputs = keras.Input(shape=shape, name="input_layer")
     head = Head(include_top, classes, classifier_activation)
-    features = backbone(inputs, head)
+    # The model's record (kerasnets.card): an identity the public builder fills in.
+    features = backbone(ModelCardLayer(name=CARD_LAYER)(inputs), head)
     aux = {}
     if isinstance(features, dict):
         aux = {k: v for k, v in features.items() if k != "main"}
@@ -381,11 +383,27 @@ def _docstring(spec):
     )
 
 
+def _recorded_arguments(arguments, parameters):
+    """The builder arguments that differ from their defaults, for the model card: not
+    ``weights`` (the card's own field) nor ``name``; ``input_tensor`` as its ``input_shape``."""
+    recorded = {}
+    for key, value in arguments.items():
+        if key == "input_shape" and arguments.get("input_tensor") is not None:
+            value = tuple(arguments["input_tensor"].shape[1:])
+        if key in ("weights", "name", "input_tensor"):
+            continue
+        if key not in parameters or value is not parameters[key].default and value != parameters[key].default:
+            recorded[key] = value
+    return recorded
+
+
 def make_builder(spec: ModelSpec):
     """Makes the public builder ``spec.builder_name`` of ``spec`` and registers both.
 
     The builder calls ``spec.family(model_name=spec.builder_name, **spec.arguments,
-    **arguments)``. Its signature and docstring are set so that
+    **arguments)``, loads the weights and fills the model's `kerasnets.card.ModelCard`
+    (its registered name, the arguments that differ from their defaults, the weights'
+    origin and preprocessing). Its signature and docstring are set so that
     ``help(kerasnets.ResNet50)`` reads like keras.applications; everything else
     the package knows of the model is read from the spec (`kerasnets.registry.get_entry`).
     """
@@ -404,11 +422,14 @@ def make_builder(spec: ModelSpec):
         request = resolve_weights(
             spec.builder_name, spec.name, spec.info.family, passed, arguments, parameters
         )
-        if request is None:
-            return spec.family(model_name=spec.builder_name, **spec.arguments, **arguments)
-        arguments["weights"] = None
+        arguments["weights"] = None  # loaded below, into the built model
         model = spec.family(model_name=spec.builder_name, **spec.arguments, **arguments)
-        request.load(model, include_top=arguments["include_top"])
+        origin = None if request is None else request.load(model, include_top=arguments["include_top"])
+        preprocessing = None if request is None else request.preprocessing
+        set_model_card(model, ModelCard(
+            spec.name, _recorded_arguments(arguments, parameters), preprocessing or spec.info.preprocessing,
+            weights=origin,
+        ))
         return model
 
     builder.__name__ = builder.__qualname__ = spec.builder_name

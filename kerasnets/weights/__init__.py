@@ -20,6 +20,7 @@ from kerasnets.weights._api import (
     models_with_weights,
     preprocess_input,
     preprocessing_for,
+    preset_file,
     presets_of,
     resolve_weights,
 )
@@ -29,8 +30,8 @@ from kerasnets.weights._presets import Preset, keras_applications_preset, torchv
 from kerasnets.weights._readers import WeightFileError
 
 __all__ = [
-    "Preset", "keras_applications_preset", "torchvision_preset", "WeightFile", "WeightsRequest",
-    "ConversionError", "WeightFileError",
+    "Preset", "keras_applications_preset", "torchvision_preset", "preset_file", "WeightFile",
+    "WeightsRequest", "ConversionError", "WeightFileError",
     "cache_dir", "fetch", "file_hash", "get_preset", "list_presets", "presets_of",
     "models_with_weights", "load_preset", "load_file", "preprocess_input", "preprocessing_for",
     "decode_predictions", "imagenet_classes", "fine_tuning_model", "resolve_weights",

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 
 from kerasnets._validate import check_instance, fail, is_int
+from kerasnets.card import WeightsOrigin, model_card, set_model_card
 from kerasnets.weights import _convert, _files, _readers
 from kerasnets.weights._presets import Preset
 
@@ -99,13 +100,19 @@ class WeightsRequest:
     path: str | None = None
     family: str = ""
 
-    def load(self, model, *, include_top=True):
+    @property
+    def preprocessing(self):
+        """What the weights expect: the preset's; ``None`` for a file (the model's own)."""
+        return None if self.preset is None else self.preset.preprocessing
+
+    def load(self, model, *, include_top=True) -> WeightsOrigin:
+        """Loads the weights into ``model``; returns where they came from (for its model card)."""
         if self.preset is not None:
+            file = preset_file(self.preset, include_top)
             load_preset(model, self.preset, include_top=include_top)
-            # What the export signature applies (kerasnets.export reads it; not saved in .keras files).
-            model.kerasnets_preprocessing = self.preset.preprocessing
-        else:
-            load_file(model, self.path, family=self.family)
+            return WeightsOrigin(self.preset.name, self.preset.source, file.name, file.file_hash)
+        load_file(model, self.path, family=self.family)
+        return WeightsOrigin(None, "file", self.path, _files.file_hash(self.path, "sha256"))
 
 
 def resolve_weights(model_name, registry_name, family, passed, arguments, parameters):
@@ -178,11 +185,16 @@ def _read(converter, path):
     return _readers.read_state_dict(path)
 
 
+def preset_file(preset: Preset, include_top=True) -> _files.WeightFile:
+    """The file of ``preset`` that a model with or without its classifier loads."""
+    return preset.file if include_top or preset.notop_file is None else preset.notop_file
+
+
 def load_preset(model, preset: Preset, *, include_top=True):
     """Fetches ``preset``'s file (cache or download), converts and assigns it.
 
     The model is left unchanged when anything fails."""
-    file = preset.file if include_top or preset.notop_file is None else preset.notop_file
+    file = preset_file(preset, include_top)
     path = _files.fetch(file)
     source = f"{path} (the {preset.name} weights of {preset.model})"
     converted = _convert.convert(preset.converter, model, _read(preset.converter, path), source=source)
@@ -274,9 +286,37 @@ def _collect(group, stored):
 # Preprocessing and class names
 # ---------------------------------------------------------------------------
 
-def preprocessing_for(model: str, weights=None, **builder_kwargs):
-    """The `Preprocessing` that ``model`` with ``weights`` expects: the preset's, else
-    the model's default (`kerasnets.get_model_info(model).preprocessing`)."""
+def preprocessing_for(model, weights=None, **builder_kwargs):
+    """The `Preprocessing` that ``model`` with ``weights`` expects.
+
+    One answer per ``(model, weights)``, which `preprocess_input`, `kerasnets.data.load`,
+    ``kerasnets train`` and the export's serving signature all take from here:
+
+    * a model built by kerasnets: its `kerasnets.model_card`'s (the preset's, or what
+      ``kerasnets train`` fed it);
+    * a registered name with a preset (``"imagenet"``, ``"torchvision_v2"``): the preset's;
+    * a registered name with ``weights=None`` (or a file): the model's own,
+      ``kerasnets.get_model_info(model).preprocessing``: what kerasnets trains it with
+      from scratch.
+
+    Args:
+        model: a registered name (``"resnet50"``) or a `keras.Model` built by kerasnets.
+        weights: with a name: ``None``, ``"imagenet"``, a preset name or a file path.
+        **builder_kwargs: with a name: the builder arguments the preset is chosen by.
+    """
+    import keras
+
+    if isinstance(model, keras.Model):
+        card = model_card(model)
+        if card is None:
+            fail("model", "a registered model name or a model built by kerasnets (this one carries no "
+                 "kerasnets model card, so its preprocessing is unknown)", model,
+                 received=f"model={model.name!r} without a model card")
+        if weights is not None or builder_kwargs:
+            fail("weights", "None, with no builder arguments, for a built model (its model card records its "
+                 "weights and architecture)", weights,
+                 received=f"weights={weights!r}, builder_kwargs={sorted(builder_kwargs)}")
+        return card.preprocessing
     if weights is not None and not (isinstance(weights, str) and not _looks_like_path(weights)):
         weights = None  # a file: the model's own preprocessing
     if weights is None:
@@ -286,16 +326,18 @@ def preprocessing_for(model: str, weights=None, **builder_kwargs):
     return get_preset(model, weights, **builder_kwargs).preprocessing
 
 
-def preprocess_input(images, model: str, weights="imagenet", **builder_kwargs):
+def preprocess_input(images, model, weights=None, **builder_kwargs):
     """Normalises ``[0, 255]`` RGB images as ``model`` with ``weights`` expects.
 
     Args:
         images: a NumPy array or tensor ``(..., H, W, 3)`` (``(..., 3, H, W)`` under
             channels_first), RGB, values in ``[0, 255]``.
-        model: a registered model name (``"resnet50"``).
-        weights: a preset name, ``"imagenet"`` (the default preset) or ``None``
-            (the model's own preprocessing).
-        **builder_kwargs: the builder arguments the preset is chosen by
+        model: a model built by kerasnets (its `kerasnets.model_card` says what it
+            expects), or a registered model name (``"resnet50"``).
+        weights: with a name: a preset name, ``"imagenet"`` (the default preset) or
+            ``None`` (the default: the model's own preprocessing, as for
+            ``weights=None`` everywhere in kerasnets; see `preprocessing_for`).
+        **builder_kwargs: with a name: the builder arguments the preset is chosen by
             (``downsample_on="3x3"`` selects torchvision's ResNet-50 weights).
 
     Returns:
@@ -303,7 +345,9 @@ def preprocess_input(images, model: str, weights="imagenet", **builder_kwargs):
 
     Example:
 
-    >>> x = kerasnets.preprocess_input(np.full((1, 224, 224, 3), 128.0), model="resnet50")
+    >>> model = kerasnets.ResNet50(weights="imagenet")  # doctest: +SKIP
+    >>> x = kerasnets.preprocess_input(np.full((1, 224, 224, 3), 128.0), model)  # doctest: +SKIP
+    >>> x = kerasnets.preprocess_input(np.full((1, 224, 224, 3), 128.0), "resnet50", weights="imagenet")
     """
     import keras
 
@@ -365,7 +409,8 @@ def fine_tuning_model(model: str, weights="imagenet", **builder_kwargs):
     no-top weights at the requested input size; the head (the classifier, and VGG's
     and AlexNet's fully-connected layers) is new. Returns ``(model, builder_kwargs)``,
     the latter with the preset's builder arguments (``downsample_on="3x3"``), so that
-    ``get_model(model, **builder_kwargs)`` rebuilds the same architecture.
+    ``get_model(model, **builder_kwargs)`` rebuilds the same architecture. The model's
+    `kerasnets.model_card` names the preset (``new_head=True``) and its preprocessing.
     """
     from kerasnets.registry import get_entry
 
@@ -380,5 +425,6 @@ def fine_tuning_model(model: str, weights="imagenet", **builder_kwargs):
     for layer in backbone.layers:
         if layer.weights:
             built.get_layer(layer.name).set_weights(layer.get_weights())
-    built.kerasnets_preprocessing = preset.preprocessing
+    origin = dataclasses.replace(model_card(backbone).weights, new_head=True)
+    set_model_card(built, model_card(built).replace(weights=origin, preprocessing=preset.preprocessing))
     return built, kwargs
