@@ -16,6 +16,7 @@ import tensorflow as tf
 import kerasnets
 import kerasnets.cli
 import kerasnets.export as ke
+from kerasnets.card import ModelCard, ModelCardLayer
 from kerasnets.data import preprocess_for_eval
 from kerasnets.data._augment import eval_transform
 from kerasnets.export._fold import foldable_pairs
@@ -229,7 +230,8 @@ def test_softmax_model_and_explicit_preprocessing(served):
     cases, _ = served
     case = cases["softmax_custom"]
     assert case["record"]["output"] == "probabilities"
-    assert case["record"]["model_name"] is None and case["record"]["preprocessing"]["name"] == "custom"
+    # Named "my_net", it is still a ResNet-20 (its model card); the preprocessing given wins.
+    assert case["record"]["model_name"] == "resnet20" and case["record"]["preprocessing"]["name"] == "custom"
     for signature, _, expected, outputs in case["served"]:
         assert np.max(np.abs(outputs["probabilities"] - expected)) <= 1e-6
     # With crop_fraction=1 an image of the model's size is only normalised:
@@ -259,10 +261,15 @@ def test_metadata_records_what_produced_the_export(served):
 # ---------------------------------------------------------------------------
 
 
-def _tiny_model(name="tiny"):
+# The record of a ResNet-20 (kerasnets.card): what a tiny model with it exports as.
+RESNET20_CARD = ModelCard("resnet20", {}, kerasnets.get_model_info("resnet20").preprocessing)
+
+
+def _tiny_model(name="tiny", card=None):
     """A few layers (Conv2D, BatchNorm, softmax classifier): exports in about a second."""
     inputs = keras.Input((32, 32, 3))
-    x = keras.layers.Conv2D(4, 3, use_bias=False, name="conv")(inputs)
+    x = inputs if card is None else ModelCardLayer(card, name="model_card")(inputs)
+    x = keras.layers.Conv2D(4, 3, use_bias=False, name="conv")(x)
     x = keras.layers.BatchNormalization(name="bn")(x)
     x = keras.layers.Activation("relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
@@ -272,7 +279,7 @@ def _tiny_model(name="tiny"):
 @pytest.fixture(scope="module")
 def tiny():
     keras.utils.set_random_seed(1)
-    return _tiny_model(name="resnet20")  # a registered name: its preprocessing is used
+    return _tiny_model(card=RESNET20_CARD)  # its model card: a ResNet-20's preprocessing
 
 
 def _boom(*args, **kwargs):
@@ -335,8 +342,8 @@ def test_bad_arguments_fail_before_writing(tiny, tmp_path):
         ke.keras_file(tiny, tmp_path / "model.h5")
     with pytest.raises(ValueError, match=r"\.tflite"):
         ke.tflite(tiny, tmp_path / "model.lite")
-    with pytest.raises(ValueError, match="Cannot tell which preprocessing"):
-        ke.saved_model(_tiny_model("mystery"), tmp_path / "out")
+    with pytest.raises(ValueError, match="Cannot tell which preprocessing.*no kerasnets model card"):
+        ke.saved_model(_tiny_model("resnet20"), tmp_path / "out")  # a registered name is no card
     variable = kerasnets.ResNet20(classes=3, width_multiplier=0.25, input_shape=(None, None, 3))
     assert ke.resolve_spec(variable).image_size == (32, 32)  # the family's default size
     assert ke.resolve_spec(variable, image_size=48).image_size == (48, 48)
@@ -345,7 +352,7 @@ def test_bad_arguments_fail_before_writing(tiny, tmp_path):
 
 def test_mixed_precision_model_is_served_in_float32(tmp_path):
     keras.config.set_dtype_policy("mixed_bfloat16")
-    model = _tiny_model("resnet20")  # as `kerasnets train --precision mixed_bfloat16` builds it
+    model = _tiny_model(card=RESNET20_CARD)  # as `kerasnets train --precision mixed_bfloat16` builds it
     keras.config.set_dtype_policy("float32")
     record = ke.saved_model(model, tmp_path / "f32")
     assert record["compute_dtype"] == ["float32"]
@@ -415,7 +422,7 @@ def test_tflite_matches_keras(tmp_path, monkeypatch):
     # A conversion whose outputs disagree is refused and writes nothing.
     monkeypatch.setattr("kerasnets.export._tflite._run_interpreter", lambda content, x: np.zeros((len(x), 3)))
     with pytest.raises(ValueError, match="differ from the Keras model"):
-        ke.tflite(_tiny_model("resnet20"), tmp_path / "bad.tflite")
+        ke.tflite(_tiny_model(card=RESNET20_CARD), tmp_path / "bad.tflite")
     assert os.listdir(tmp_path) == ["m.tflite"]
 
 

@@ -90,17 +90,16 @@ def _load_model(model_file, path):
         raise ValueError(f"Cannot load {model_file}: {error} Received: checkpoint={path!r}") from None
 
 
-def _model_name(run, model):
-    """The registered name: the run's, else the model's own if it is registered, else None."""
-    from kerasnets.registry import get_entry
+def _model_and_preprocessing(run, model):
+    """What `kerasnets.data.load` normalises the images by: the model itself when it carries a
+    model card (the preprocessing it was fed), else the run.json's model and preprocessing,
+    else `kerasnets.data.load`'s default."""
+    from kerasnets.card import model_card
 
-    if run and run.get("model") is not None:
-        return run["model"]
-    try:
-        get_entry(model.name)
-    except ValueError:
-        return None
-    return model.name
+    if model_card(model) is not None:
+        return dict(model=model, preprocessing=None)
+    run = run or {}
+    return dict(model=run.get("model"), preprocessing=(run.get("preprocessing") or {}).get("name"))
 
 
 def _load_split(args, run, dataset, model):
@@ -109,9 +108,8 @@ def _load_split(args, run, dataset, model):
 
     splits = _splits(args, run, dataset)
     size = args.image_size or model.inputs[0].shape[1] or (run or {}).get("image_size")
-    load = dict(image_size=size, batch_size=args.batch_size, training=False, model=_model_name(run, model),
-                preprocessing=((run or {}).get("preprocessing") or {}).get("name"),
-                data_dir=args.data_dir, download=args.download,
+    load = dict(image_size=size, batch_size=args.batch_size, training=False,
+                **_model_and_preprocessing(run, model), data_dir=args.data_dir, download=args.download,
                 verify=None if args.verify == "none" else args.verify)
     if len(splits) == 1:
         split, split_data = splits[0], data.load(dataset, splits[0], **load)

@@ -1,10 +1,12 @@
 """``kerasnets export CHECKPOINT --output PATH``: a SavedModel (or .keras, TFLite) for serving.
 
 The checkpoint is a ``.keras`` file (or a run directory holding ``model.keras``).
-What the model is (registered name, builder arguments, image size, class names)
-is read from the ``run.json`` that training writes next to the checkpoint (in
-its folder or the folder above); ``--model-name``, ``--image-size`` and
-``--class-names`` override it or stand in for it.
+What the model is (registered name, builder arguments, weights, preprocessing) is
+read from its model card (`kerasnets.model_card`), which every model a kerasnets
+builder made carries; image size and class names from the ``run.json`` that
+training writes next to the checkpoint (in its folder or the folder above).
+``--model-name``, ``--image-size`` and ``--class-names`` override them or stand in
+for them; a model without a card takes its name and preprocessing from ``run.json``.
 
 Examples::
 
@@ -45,7 +47,7 @@ def register(subparsers):
     add("--format", default="saved_model", choices=("saved_model", "keras", "tflite"),
         help="what to write (default: saved_model)")
     add("--model-name", metavar="NAME",
-        help="the registered model name (default: from run.json, else the model's name)")
+        help="the registered model name (default: the model's model card, else run.json)")
     add("--image-size", type=positive_int, metavar="N",
         help="the model's input size (default: from the model or run.json)")
     add("--class-names", metavar="FILE",
@@ -158,20 +160,23 @@ def _load_model(checkpoint):
 
 def _write_saved_model(args, model, common, class_names, run_info, checkpoint):
     import kerasnets.export as export
+    from kerasnets.card import model_card
 
     print(f"Writing SavedModel to {args.output} ...", file=sys.stderr)
     record = export.saved_model(
         model, args.output, **common, class_names=class_names, top_k=args.top_k,
-        builder_kwargs=_first(run_info, "builder_kwargs", "model_kwargs"),
+        builder_kwargs=None if model_card(model) is not None else _first(run_info, "builder_kwargs", "model_kwargs"),
         fold_batch_norm=args.fold_batch_norm, overwrite=args.overwrite,
         compute_dtype=None if args.compute_dtype == "model" else args.compute_dtype,
         source=os.path.abspath(checkpoint),
     )
     outputs = ", ".join(record["signatures"]["serving_default"]["outputs"])
     size = record["input_size"]
+    weights = record["weights"] or {}
     print(
         f"Wrote {os.path.abspath(args.output)}\n"
         f"  model: {record['model_name']}, input {size[0]}x{size[1]}, "
+        + (f"weights {weights['preset'] or weights['file']}, " if weights else "") +
         f"preprocessing {record['preprocessing']['name']}, computes in "
         f"{'/'.join(record['compute_dtype'])}\n"
         "  signatures: serving_default (images: uint8 [batch, height, width, 3]), "
@@ -208,11 +213,15 @@ def run(args):
     checkpoint, run_info, class_names = _check_arguments(args)
     model = _load_model(checkpoint)
     import kerasnets.export as export
+    from kerasnets.card import model_card
 
+    # The model card says what the model is and what it was fed; run.json stands in for
+    # a model without one (saved before kerasnets recorded it).
+    fallback = {} if model_card(model) is not None else run_info
     common = dict(
-        model_name=args.model_name or _first(run_info, "model_name", "model", "name"),
+        model_name=args.model_name or _first(fallback, "model_name", "model", "name"),
         image_size=args.image_size or _image_size(_first(run_info, "image_size")),
-        preprocessing=_first(run_info, "preprocessing"),  # what the model was trained with
+        preprocessing=_first(fallback, "preprocessing"),
     )
     with usage_errors():  # the arguments against the model, before any work
         spec_args = dict(common, top_k=args.top_k)

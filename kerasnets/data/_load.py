@@ -13,6 +13,7 @@ from kerasnets import preprocessing as _preprocessing
 from kerasnets._validate import (
     check_choice, check_fraction, check_int, check_path, check_probability, check_string, fail, is_int,
 )
+from kerasnets.card import model_card
 from kerasnets.data import _augment
 from kerasnets.preprocessing import IMAGENET_MEAN_STD, Preprocessing
 
@@ -136,26 +137,39 @@ class _Plan:
     augment: Optional[str]  # None for evaluation
 
 
-def _model_defaults(model, preprocessing):
-    """The model's `ModelInfo` (or ``None``) and the preprocessing: given, the model's, or
+def _model_defaults(model, weights, preprocessing):
+    """The default image size (``None``: the source's) and the preprocessing: given, else
+    `kerasnets.weights.preprocessing_for` of ``(model, weights)`` (a built model's card), else
     ``IMAGENET_MEAN_STD``. Checked before the source is read."""
-    info = None
-    if model is not None:
-        from kerasnets.registry import get_entry
+    if model is None:
+        if weights is not None:
+            fail("weights", "None when no model is given (the preprocessing of a model's weights needs "
+                 "the model)", weights)
+        return None, get_preprocessing(preprocessing) if preprocessing is not None else IMAGENET_MEAN_STD
+    import keras
 
-        info = get_entry(model).info
-    if preprocessing is not None:
-        return info, get_preprocessing(preprocessing)
-    return info, info.preprocessing if info is not None else IMAGENET_MEAN_STD
+    from kerasnets.registry import get_entry
+    from kerasnets.weights import preprocessing_for
+
+    if isinstance(model, keras.Model):
+        card = model_card(model)
+        size = model.inputs[0].shape[1 if keras.config.image_data_format() == "channels_last" else 2]
+        default_size = size if size is not None else (get_entry(card.model).info.default_size if card else None)
+        if preprocessing is not None and card is None:
+            return default_size, get_preprocessing(preprocessing)
+    else:
+        default_size = get_entry(model).info.default_size
+    default = preprocessing_for(model, weights)  # checks the model (and its card) and the weights
+    return default_size, get_preprocessing(preprocessing) if preprocessing is not None else default
 
 
-def _plan(records, info, split, image_size, preprocessing, training, shuffle, augment, crop_fraction):
+def _plan(records, default_size, split, image_size, preprocessing, training, shuffle, augment, crop_fraction):
     """The defaults: the model's size, the source's size, the split's role, the augmentation."""
     if training is None:  # "train", and slices of it such as "train[:90%]"
         training = split.split("[")[0].strip() == "train"
     training = bool(training)
     if image_size is None:
-        image_size = info.default_size if info else (records.native_size or 224)
+        image_size = default_size or records.native_size or 224
     small = (records.native_size if records.native_size is not None else image_size) <= SMALL_IMAGE_SIZE
     if crop_fraction is None:
         crop_fraction = 1.0 if small else preprocessing.crop_fraction
@@ -238,7 +252,8 @@ def load(
     image_size: Optional[int] = None,
     batch_size: int = 32,
     training: Optional[bool] = None,
-    model: Optional[str] = None,
+    model=None,
+    weights: Optional[str] = None,
     preprocessing: Union[Preprocessing, str, None] = None,
     augment: Optional[str] = "auto",
     data_dir: Optional[str] = None,
@@ -272,10 +287,17 @@ def load(
         batch_size: examples per batch.
         training: shuffle and augment. Default: true for ``"train"`` and its
             slices (``"train[:90%]"``), false for every other split.
-        model: a registered model name (``"resnet50"``): its ``default_size`` and
-            ``preprocessing`` become the defaults.
+        model: a registered model name (``"resnet50"``) or a model built by
+            kerasnets: its input size (a name's ``default_size``) and the
+            preprocessing it expects (`kerasnets.weights.preprocessing_for`: a built
+            model's `kerasnets.model_card`, a name's preset with ``weights``, else the
+            name's own) become the defaults.
+        weights: with a model name: ``None`` (the model's own preprocessing, as
+            everywhere in kerasnets), ``"imagenet"`` or a preset name: the data is
+            normalised as that preset's weights expect (`kerasnets.preprocess_input`
+            gives the same numbers for the same model and weights).
         preprocessing: a `kerasnets.preprocessing.Preprocessing` or its name;
-            default: the model's, else ``IMAGENET_MEAN_STD``.
+            default: the model's (above), else ``IMAGENET_MEAN_STD``.
         augment: training augmentation: ``"auto"`` (``"pad_crop"`` for sources of
             images up to 64 pixels, CIFAR-style; ``"inception"`` otherwise),
             ``"inception"`` (random-resized crop, 8%-100% of the area, aspect 3/4-4/3),
@@ -330,9 +352,9 @@ def load(
     """
     augment = _check_arguments(source, split, image_size, batch_size, augment, cache, seed,
                                crop_fraction, shuffle_buffer, validation_fraction, verify)
-    info, preprocessing = _model_defaults(model, preprocessing)
+    default_size, preprocessing = _model_defaults(model, weights, preprocessing)
     records = _records(source, split, data_dir, download, validation_fraction, verify)
-    plan = _plan(records, info, split, image_size, preprocessing, training, shuffle, augment,
+    plan = _plan(records, default_size, split, image_size, preprocessing, training, shuffle, augment,
                  crop_fraction)
     ds = _ordered(records, plan, cache, shuffle_buffer, seed)
     ds = _batched(ds, plan, batch_size, drop_remainder, seed, flip)

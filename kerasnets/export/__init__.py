@@ -11,7 +11,8 @@
 * outputs ``probabilities`` (float32), ``top_k_indices``, ``top_k_scores`` and,
   when class names are given, ``top_k_class_names``; a variable batch dimension;
 * ``kerasnets_export.json`` next to ``saved_model.pb``: the model name, builder
-  arguments, input size, preprocessing, class names and library versions.
+  arguments, weights (preset, source, file hash), input size, preprocessing, class
+  names and library versions, from the model's `kerasnets.model_card`.
 
 `keras_file` writes a ``.keras`` file of the inference model that loads with
 ``keras.models.load_model(path)`` (``safe_mode=True``, no ``custom_objects``)
@@ -37,6 +38,7 @@ import os
 import zipfile
 
 from kerasnets._validate import check_bool, check_choice, check_path, fail
+from kerasnets.card import model_card
 from kerasnets.export._atomic import METADATA_FILE, atomic_destination, check_destination
 from kerasnets.export._dtype import policy_names, with_dtype_policy
 from kerasnets.export._fold import fold_batch_norm
@@ -62,19 +64,22 @@ FORMATS = ("saved_model", "keras", "tflite")
 
 _SPEC_ARGS_DOC = """
         model_name: the registered name (``"resnet50"``), used to find the
-            preprocessing and default input size. Default: ``model.name`` when it
-            is a registered name (as it is for a model built by a kerasnets builder).
+            preprocessing and default input size. Default: the one in the model's
+            `kerasnets.model_card` (every model a kerasnets builder made has one,
+            whatever its ``name``); needed, or ``preprocessing``, for a model without.
         image_size: the size the model sees, an int or ``(height, width)``.
             Default: the model's input size, or the family's default size for a
             model built with ``input_shape=(None, None, 3)``.
-        preprocessing: a `kerasnets.preprocessing.Preprocessing`. Default: the
+        preprocessing: a `kerasnets.preprocessing.Preprocessing`. Default: the model
+            card's (its weight preset's, or what ``kerasnets train`` fed it), else the
             registered model's.
         class_names: one string per class, served as ``top_k_class_names``.
         top_k: how many classes ``top_k_indices`` / ``top_k_scores`` hold (at most
             the number of classes).
         output: ``"auto"`` (detected from the last layer), ``"probabilities"``,
             ``"logits"`` (a softmax is added) or ``"features"`` (no top-k).
-        builder_kwargs: the builder's arguments, recorded in the metadata.
+        builder_kwargs: the builder's arguments, recorded in the metadata. Default:
+            the model card's (those that differ from their defaults).
         overwrite: replace a previous kerasnets export at ``path`` (never anything
             else: see `check_destination`).
 """
@@ -185,9 +190,10 @@ def keras_file(model, path, *, overwrite=False, verify=True):
         overwrite: replace a previous ``.keras`` export of kerasnets.
         verify: load the written file in safe mode before moving it into place.
 
-    The file holds ``kerasnets_export.json`` (the model name and library
-    versions) next to Keras's own entries: it marks the file as an export that
-    a later ``overwrite=True`` may replace. Keras ignores it.
+    The model's `kerasnets.model_card` is part of the model and travels with it. The
+    file also holds ``kerasnets_export.json`` (the model card and library versions)
+    next to Keras's own entries: it marks the file as an export that a later
+    ``overwrite=True`` may replace. Keras ignores it.
 
     Raises:
         ValueError: for a path without ``.keras``, an existing path, or a model
@@ -203,12 +209,15 @@ def keras_file(model, path, *, overwrite=False, verify=True):
         fail("model", "a model without Lambda layers (keras.models.load_model refuses them in safe mode; "
              "replace them with registered layers)", model, received=f"model with the Lambda layers {lambdas}")
     if getattr(model, "optimizer", None) is not None:  # an inference file: no optimizer state, no compile config
-        model = keras.Model(model.input, model.output, name=model.name)
+        model = keras.Model(model.input, model.output, name=model.name)  # the same layers: the card too
+    card = model_card(model)
     with atomic_destination(path, overwrite=overwrite) as staging:
         model.save(staging)
         with zipfile.ZipFile(staging, "a") as archive:
-            archive.writestr(METADATA_FILE, json.dumps(
-                {"format": "keras", "model_name": model.name, "versions": _versions()}, indent=2) + "\n")
+            archive.writestr(METADATA_FILE, json.dumps({
+                "format": "keras", "model_name": None if card is None else card.model,
+                "model_card": None if card is None else card.to_dict(), "versions": _versions(),
+            }, indent=2) + "\n")
         if verify:
             keras.models.load_model(staging, safe_mode=True, compile=False)
     return path

@@ -1,9 +1,10 @@
 """What an export serves, resolved and validated before any work is done.
 
 `resolve_spec` turns the user's arguments plus what the model and the registry
-know (input size, preprocessing, number of classes, whether the classifier
-ends in a softmax) into an `ExportSpec`, raising a clear ``ValueError`` for
-anything inconsistent. `exportable_model` strips auxiliary heads and checks one output is left.
+know (its model card: registered name, builder arguments, weights, preprocessing;
+input size, number of classes, whether the classifier ends in a softmax) into an
+`ExportSpec`, raising a clear ``ValueError`` for anything inconsistent. The model's
+``name`` is never read: a renamed model exports as what it is. `exportable_model` strips auxiliary heads and checks one output is left.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import keras
 
 from kerasnets._keras_compat import nested_layers, producing_layer
 from kerasnets._validate import check_choice, check_instance, check_int, check_size, fail
+from kerasnets.card import ModelCard, model_card
 from kerasnets.preprocessing import Preprocessing
 
 __all__ = ["ExportSpec", "resolve_spec", "exportable_model", "find_lambda_layers", "OUTPUT_KINDS"]
@@ -41,6 +43,7 @@ class ExportSpec:
     top_k: int  # 0 for "features"
     builder_kwargs: dict | None = None
     source: str | None = None
+    card: ModelCard | None = None  # the model's record (kerasnets.model_card), if it has one
 
     def metadata(self, *, format, fold_batch_norm=False, signatures=None, extra=None) -> dict:
         """The readable record of what produced an export (written as JSON)."""
@@ -59,6 +62,8 @@ class ExportSpec:
             "model_name": self.model_name,
             "family": family,
             "builder_kwargs": self.builder_kwargs,
+            # The weights the model was loaded from: preset, source, file, hash (its model card).
+            "weights": None if self.card is None or self.card.weights is None else self.card.weights.to_dict(),
             "input_size": list(self.image_size),
             "preprocessing": {
                 **self.preprocessing.to_dict(),
@@ -165,26 +170,30 @@ def _registered(name) -> bool:
     return isinstance(name, str) and name.lower() in list_models()
 
 
-def _registered_name(model, model_name, preprocessing):
-    """The registered name (given, else the model's own if it is one) and its `ModelInfo`."""
+def _registered_name(card, model_name, preprocessing):
+    """The registered name (given, else the model card's) and its `ModelInfo`."""
     if model_name is not None:
         if not _registered(model_name) and preprocessing is None:
             _model_info(model_name)  # raises "Unknown model ... Did you mean"
+        if card is not None and str(model_name).lower() != card.model:
+            fail("model_name", f"None or '{card.model}', the registered name in the model's model card",
+                 model_name)
         model_name = model_name.lower() if _registered(model_name) else model_name
-    elif _registered(model.name):
-        model_name = model.name.lower()
+    elif card is not None:
+        model_name = card.model
     return model_name, _model_info(model_name) if _registered(model_name) else None
 
 
-def _preprocessing_of(model, model_name, info, preprocessing):
-    """Given, else the weight preset's the model was loaded from, else the registered model's."""
-    if preprocessing is None:
-        preprocessing = getattr(model, "kerasnets_preprocessing", None)
+def _preprocessing_of(model, card, model_name, info, preprocessing):
+    """Given, else the model card's (its preset's, or what training fed it), else the registered model's."""
+    if preprocessing is None and card is not None:
+        preprocessing = card.preprocessing
     if preprocessing is None:
         if info is None:
             raise ValueError(
-                f"Cannot tell which preprocessing the model '{model.name}' expects: it is not "
-                "a registered kerasnets name. Pass model_name= (e.g. 'resnet50') or "
+                f"Cannot tell which preprocessing the model '{model.name}' expects: it carries no "
+                "kerasnets model card (kerasnets builders attach one; see kerasnets.model_card) and "
+                "no registered name was given. Pass model_name= (e.g. 'resnet50') or "
                 "preprocessing= (e.g. kerasnets.preprocessing.IMAGENET_MEAN_STD). "
                 f"Received: model.name={model.name!r}, model_name={model_name!r}"
             )
@@ -254,7 +263,12 @@ def resolve_spec(
     builder_kwargs=None,
     source=None,
 ) -> ExportSpec:
-    """Validates the export arguments against ``model`` (the inference model)."""
+    """Validates the export arguments against ``model`` (the inference model).
+
+    What the model is comes from its `kerasnets.model_card`: ``model_name``,
+    ``preprocessing`` and ``builder_kwargs`` default to the card's; without a card,
+    ``model_name`` or ``preprocessing`` must be given.
+    """
     check_instance("model", model, keras.Model, "a keras.Model")
     if len(model.inputs) != 1:
         fail("model", "a single-input image model to be exported", model,
@@ -264,8 +278,11 @@ def resolve_spec(
     if builder_kwargs is not None:
         check_instance("builder_kwargs", builder_kwargs, dict, "a dict")
 
-    model_name, info = _registered_name(model, model_name, preprocessing)
-    preprocessing = _preprocessing_of(model, model_name, info, preprocessing)
+    card = model_card(model)
+    model_name, info = _registered_name(card, model_name, preprocessing)
+    preprocessing = _preprocessing_of(model, card, model_name, info, preprocessing)
+    if builder_kwargs is None and card is not None:
+        builder_kwargs = dict(card.builder_kwargs)
     image_size = _image_size_of(model, info, image_size)
     kind = _output_kind(model) if output == "auto" else output
     num_classes = _num_classes(model, kind)
@@ -279,6 +296,7 @@ def resolve_spec(
         num_classes=num_classes,
         class_names=class_names,
         top_k=k,
-        builder_kwargs=dict(builder_kwargs) if builder_kwargs else None,
+        builder_kwargs=dict(builder_kwargs) if builder_kwargs is not None else None,
         source=os.fspath(source) if source is not None else None,
+        card=card,
     )

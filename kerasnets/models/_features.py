@@ -11,6 +11,7 @@ from __future__ import annotations
 import keras
 
 from kerasnets._validate import fail
+from kerasnets.card import model_card
 from kerasnets.registry import get_entry, list_models
 
 __all__ = ["feature_extractor", "feature_stages"]
@@ -22,19 +23,20 @@ def feature_stages(name: str) -> dict:
 
 
 def _stages_of_model(model):
+    """The stages its model card's registered model declares (those the model holds); for a
+    model without a card, the family whose stage layers it holds (of those, the one whose
+    stages end deepest: a ResNet-50 also has ResNet-18's conv5_block2_out)."""
     position = {layer.name: i for i, layer in enumerate(model.layers)}
-    key = model.name.lower()
-    registered = list_models()
-    if key in registered and set(get_entry(key).feature_stages.values()) <= position.keys():
-        return get_entry(key).feature_stages
-    # A model renamed: of the families whose stage layers it has all of, the one whose
-    # stages end deepest (a renamed ResNet-50 also has ResNet-18's conv5_block2_out).
-    matches = [get_entry(name).feature_stages for name in registered]
+    card = model_card(model)
+    if card is not None:
+        return {s: layer for s, layer in get_entry(card.model).feature_stages.items() if layer in position}
+    matches = [get_entry(name).feature_stages for name in list_models()]
     matches = [stages for stages in matches if stages and set(stages.values()) <= position.keys()]
     if matches:
         return max(matches, key=lambda stages: [position[layer] for layer in reversed(stages.values())])
-    fail("model_or_name", f"a kerasnets model or a registered name ({model.name} has none of the "
-         "declared feature stages of the registered models)", model, received=f"model_or_name={model.name!r}")
+    fail("model_or_name", f"a kerasnets model or a registered name ({model.name} carries no kerasnets "
+         "model card and has none of the declared feature stages of the registered models)", model,
+         received=f"model_or_name={model.name!r}")
 
 
 def feature_extractor(model_or_name, stages=None, **builder_kwargs):
@@ -43,14 +45,16 @@ def feature_extractor(model_or_name, stages=None, **builder_kwargs):
     Args:
         model_or_name: a registered name (``"resnet50"``; the model is built with
             ``include_top=False`` unless ``builder_kwargs`` say otherwise) or a
-            built kerasnets model.
+            built kerasnets model (its `kerasnets.model_card` names its stages, whatever
+            the model's name).
         stages: the stage names to return (default: all the declared ones; see
             `kerasnets.models.feature_stages`).
         **builder_kwargs: arguments of the builder, e.g. ``weights="imagenet"``,
             ``input_shape=(None, None, 3)``.
 
     Returns:
-        A `keras.Model` with dict outputs (Keras orders dict outputs by name).
+        A `keras.Model` with dict outputs (Keras orders dict outputs by name), sharing the
+        model's layers, its model card included.
 
     Example:
 

@@ -40,6 +40,7 @@ import keras
 
 from kerasnets._keras_compat import deferred_variables
 from kerasnets._validate import check_size, fail
+from kerasnets.card import ModelCard, model_card
 from kerasnets.profiling._blocks import describe, inception_widths, is_quiet, kind, patch_of, split_name
 from kerasnets.profiling._graph import COUNTED, NOT_COUNTED, conv_macs, walk
 from kerasnets.profiling._render import render
@@ -138,6 +139,8 @@ class Profile:
             heads; ``total_keras_params == model.count_params()``.
         uncounted: names of layers with weights whose multiply-adds are not
             modelled (none for the kerasnets models).
+        card: the model's `kerasnets.model_card` (registered name, builder arguments,
+            weights, preprocessing); ``None`` for a model kerasnets did not build.
     """
 
     name: str
@@ -151,6 +154,16 @@ class Profile:
     depth: int
     aux: dict
     uncounted: list = dataclasses.field(default_factory=list)
+    card: ModelCard | None = None
+
+    @property
+    def title(self) -> str:
+        """What the model is: its model card's name and builder arguments (else its name)."""
+        if self.card is None:
+            return self.name
+        kwargs = ", ".join(f"{k}={v!r}" for k, v in self.card.builder_kwargs.items() if k != "input_shape")
+        named = f" named '{self.name}'" if self.name != self.card.model else ""
+        return f"{self.card.model}" + (f" ({kwargs})" if kwargs else "") + named
 
     @property
     def total_params(self):
@@ -203,6 +216,7 @@ class Profile:
         """Everything as plain data (JSON-serialisable): totals, rows and layers."""
         return {
             "name": self.name,
+            "model_card": None if self.card is None else self.card.to_dict(),
             "input_shape": list(self.input_shape),
             "params": self.params,
             "keras_params": self.keras_params,
@@ -361,6 +375,7 @@ def profile_model(model) -> Profile:
         name=model.name, input_shape=input_shape, rows=rows, aux_rows=aux_rows, layers=layer_rows,
         params=totals["params"], keras_params=totals["keras_params"], macs=totals["macs"],
         depth=max((nodes[i].depth for i in main), default=0), aux=aux, uncounted=missing,
+        card=model_card(model),
     )
 
 

@@ -81,7 +81,7 @@ def render(profile, fmt="text", per_layer=False, exact=False, unicode=True) -> s
     markdown = fmt == "markdown"
     table = _layer_table if per_layer else _block_table
     header, body, numeric = table(profile, exact, markdown)
-    title = f"{profile.name}: input {_size(profile.input_shape)}"
+    title = f"{profile.title}: input {_size(profile.input_shape)}"
     if markdown:
         lines = [
             "| " + " | ".join(header) + " |",

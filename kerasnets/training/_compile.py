@@ -142,7 +142,7 @@ def compile(
     Args:
         model: a `keras.Model` (a kerasnets model or any classifier).
         recipe: a recipe name (`list_recipes`), a `Recipe`, or ``None`` for the
-            model's own (`recipe_for(model.name)`).
+            model's own (`recipe_for(model)`: its `kerasnets.model_card` names it).
         steps_per_epoch: batches per epoch; needed by schedules that change the
             rate at given epochs (``step``, ``exponential``, warm-up).
         global_batch_size: the batch ``fit`` sees (per replica x replicas); the

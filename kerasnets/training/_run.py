@@ -8,6 +8,9 @@ A run folder (``--output``, default ``runs/<model>-<dataset>``)::
     curves.png               loss and accuracy per epoch, train and validation
     tensorboard/             TensorBoard logs (train/, validation/)
     checkpoints/best.keras   the model of the best validation accuracy so far
+                             (model.keras and best.keras carry the model card: the
+                             registered name, builder arguments, the preset a
+                             --weights run started from, the preprocessing it was fed)
     checkpoints/best.json    its score and epoch
     model.keras              the final model (with its auxiliary heads, compiled)
     evaluation.json          the final model on the test split: loss, top-1, top-5
@@ -67,6 +70,7 @@ import sys
 import keras
 
 from kerasnets._validate import check_free_of, check_int, check_number, fail
+from kerasnets.card import model_card, set_model_card
 from kerasnets.files import LOCK_FILE, RunLock, check_writable
 from kerasnets.training import _io
 from kerasnets.training import distribution as _distribution
@@ -390,10 +394,10 @@ class TrainingRun:
         saved_model = getattr(export, "saved_model", None)
         if saved_model is None:
             return None
+        # What the model is and what it was fed: its model card.
         kwargs = dict(
-            model_name=self.entry.name, image_size=self.image_size,
-            preprocessing=self.train.preprocessing, class_names=list(self.train.class_names),
-            builder_kwargs=self.builder_kwargs, overwrite=True, source=self.path("model"),
+            image_size=self.image_size, class_names=list(self.train.class_names), overwrite=True,
+            source=self.path("model"),
         )
         accepted = inspect.signature(saved_model).parameters
         saved_model(self.model, self.path("saved_model"),
@@ -638,6 +642,9 @@ def _prepare(
     previous_policy = keras.mixed_precision.global_policy().name
     built, builder_kwargs, resolved = _build_and_compile(
         entry, model_kwargs, weights, resolved, train_data, hardware, seed)
+    # The model card records what the model is fed (its preset's normalisation, the crop the
+    # data pipeline evaluates with): model.keras, the best checkpoint and the export carry it.
+    set_model_card(built, model_card(built).replace(preprocessing=train_data.preprocessing))
 
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2

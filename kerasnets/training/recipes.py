@@ -629,24 +629,26 @@ def recipe_for(model: Any, **overrides) -> Recipe:
     """The recipe of a registered model name, or of a model built by kerasnets.
 
     The model's family (``kerasnets.get_model_info(name).family``) picks the recipe;
-    ``resnet110`` adds its warm-up.
+    ``resnet110`` adds its warm-up. A built model is known by its `kerasnets.model_card`
+    (never by its ``name``: a renamed model gets its architecture's recipe).
 
     >>> recipe_for("resnet20").name
     'resnet_cifar'
     """
+    from kerasnets.card import model_card
     from kerasnets.registry import get_entry
 
-    name = model if isinstance(model, str) else getattr(model, "name", None)
-    try:
-        entry = get_entry(name)
-    except ValueError:
-        if isinstance(model, str):
-            raise
-        raise ValueError(
-            "Cannot tell which recipe fits this model: its name is no registered "
-            "kerasnets model. Pass recipe= one of "
-            f"{', '.join(list_recipes())}. Received: model.name={name!r}"
-        ) from None
+    if isinstance(model, str):
+        entry = get_entry(model)
+    else:
+        card = model_card(model) if isinstance(model, keras.Model) else None
+        if card is None:
+            raise ValueError(
+                "Cannot tell which recipe fits this model: it carries no kerasnets model card "
+                "(kerasnets builders attach one; see kerasnets.model_card). Pass recipe= one of "
+                f"{', '.join(list_recipes())}. Received: model.name={getattr(model, 'name', None)!r}"
+            )
+        entry = get_entry(card.model)
     family = entry.info.family
     if family not in _FAMILY_RECIPES:
         raise ValueError(
