@@ -199,7 +199,9 @@ plt.close(figure)
 # ## The result
 #
 # The fine-tuned model is a plain Keras model: save it, or export it for serving with
-# `kerasnets.export.saved_model(model, path, model_name=BACKBONE, class_names=...)`.
+# `kerasnets.export.saved_model(model, path, class_names=...)`. It holds the backbone's model
+# card (`kerasnets.model_card(model)`), so the export normalises images as the backbone's
+# weights expect.
 
 # %%
 result = model.evaluate(val.dataset, verbose=0, return_dict=True)

@@ -121,7 +121,7 @@ class ModelCard:
         return {
             "model": self.model,
             "builder_kwargs": dict(self.builder_kwargs),
-            "preprocessing": self.preprocessing.to_dict(),
+            "preprocessing": _plain(self.preprocessing.to_dict()),
             "weights": None if self.weights is None else self.weights.to_dict(),
         }
 

@@ -1,4 +1,5 @@
-"""The model, contract, auxiliary-head, .keras, profiler and data checks under one backend.
+"""The model, contract, auxiliary-head, .keras (model card included), profiler and data checks
+under one backend.
 
 Run by tests/test_backends.py as ``KERAS_BACKEND=jax|torch python tests/_backend_checks.py
 DATA_DIR OUT_DIR``: Keras picks its backend once per process, so each backend
@@ -107,13 +108,16 @@ def model_checks(name, size, kwargs, out_dir):
         path = os.path.join(out_dir, f"{name}.keras")
         model.save(path)
         loaded = keras.models.load_model(path, safe_mode=True)
+        card = kerasnets.model_card(model)  # the model card round-trips in this backend's file
+        assert card is not None and kerasnets.model_card(loaded) == card, kerasnets.model_card(loaded)
         got = {k: numpy(v) for k, v in as_dict(loaded(x, training=False)).items()}
         want = {k: numpy(v) for k, v in as_dict(model(x, training=False)).items()}
         assert sorted(got) == sorted(want)
         for key in want:
             np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)
         return {"outputs": sorted(out), "params": int(model.count_params()), "history": sorted(history.history),
-                "trainable": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))}
+                "trainable": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
+                "card": card.to_dict()}
 
     @check(f"{name}:contract")
     def _():
@@ -146,6 +150,7 @@ def main(data_dir, out_dir):
         assert {"main_loss", "aux1_loss", "aux2_loss", "main_accuracy", "aux1_accuracy"} <= set(history), history
         single = kerasnets.inference_model(model)
         assert tuple(single.output.shape) == (None, 4)
+        assert kerasnets.model_card(single) == kerasnets.model_card(model)
         np.testing.assert_allclose(numpy(single(images(65), training=False)),
                                    numpy(model(images(65), training=False)["main"]), rtol=1e-5, atol=1e-6)
         return history

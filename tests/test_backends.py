@@ -119,6 +119,7 @@ def test_models_contract_heads_keras_file_profile_and_data(backend, shapes_data_
         model = kerasnets.get_model(name, input_shape=(size, size, 3), classes=4, **kwargs)
         got = values[f"{name}:forward_step_keras_file"]
         assert got["params"] == model.count_params(), name
+        assert got["card"] == kerasnets.model_card(model).to_dict(), name  # the same record
         outputs = sorted(model.output) if isinstance(model.output, dict) else ["main"]
         assert got["outputs"] == outputs, name
         plain = {k: v for k, v in kwargs.items() if k != "aux_classifiers"}
@@ -171,6 +172,13 @@ def test_kerasnets_train_then_export(backend, shapes_data_dir, tmp_path, capsys)
     for name in ("model.keras", "checkpoints/best.keras", "log.csv", "curves.png", "evaluation.json",
                  "saved_model/saved_model.pb", "saved_model/kerasnets_export.json", "backup/state.json"):
         assert os.path.exists(os.path.join(out, name)), name
+
+    # The export, converted from the backend's model.keras, names the model by its model card.
+    with open(os.path.join(out, "saved_model", "kerasnets_export.json")) as f:
+        record = json.load(f)
+    assert record["model_name"] == "resnet20"
+    assert {k: record["preprocessing"][k] for k in run["preprocessing"]} == run["preprocessing"]
+    assert record["builder_kwargs"] == {"width_multiplier": 0.25, "input_shape": [16, 16, 3]}
 
     # The SavedModel, converted under TensorFlow from the backend's model, serves here.
     import tensorflow as tf

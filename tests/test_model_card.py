@@ -227,6 +227,34 @@ def test_a_preset_model_saved_then_exported_serves_what_it_predicts(monkeypatch,
     assert _same(served, expected)
 
 
+def test_fine_tuning_keeps_the_preset_and_what_it_fed_the_model(monkeypatch, tmp_path):
+    """`kerasnets train alexnet --weights imagenet --dataset DIR`: the run's model.keras, best
+    checkpoint and export name the preset it started from and the preprocessing it was fed."""
+    from PIL import Image
+
+    _place_notop_file(monkeypatch, "alexnet", "torchvision_v1", 63)
+    rng = np.random.default_rng(0)
+    for label in ("a", "b", "c"):  # a tiny folder dataset: root/<class>/<image>
+        os.makedirs(tmp_path / "images" / label)
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 255, (72, 80, 3), dtype=np.uint8)).save(
+                tmp_path / "images" / label / f"{i}.png")
+    result = kerasnets.training.train("alexnet", str(tmp_path / "images"), weights="imagenet", epochs=1,
+                                      batch_size=4, image_size=67, output=str(tmp_path / "run"), verify=None,
+                                      verbose=0)
+    with open(result.files["run"]) as f:
+        fed = json.load(f)["preprocessing"]
+    assert fed["name"] == "imagenet_mean_std"  # the preset's (AlexNet's own is mean_subtraction)
+    for name in ("model", "best_checkpoint"):
+        card = kerasnets.model_card(keras.models.load_model(result.files[name], compile=False))
+        assert (card.model, card.weights.preset, card.weights.new_head) == ("alexnet", "torchvision_v1", True)
+        assert json.loads(json.dumps(card.preprocessing.to_dict())) == fed, name
+        assert dict(card.builder_kwargs) == {"classes": 3, "input_shape": [67, 67, 3], "variant": "torchvision"}
+    record = kerasnets.export.read_metadata(result.files["saved_model"])
+    assert record["weights"] == card.weights.to_dict()
+    assert {k: record["preprocessing"][k] for k in fed} == fed
+
+
 def test_the_cases_above_cover_every_presets_preprocessing():
     """A preset with a new preprocessing needs its case above."""
     covered = {kerasnets.weights.get_preset(name, preset).preprocessing for name, preset, _, _ in PRESET_PATHS}

@@ -175,6 +175,12 @@ def test_fine_tuning_from_a_preset_keeps_the_backbone_and_builds_a_new_head(monk
     )
     assert run.train.preprocessing.name == "imagenet_mean_std"
     assert run.request["weights"] == "imagenet"
+    # Its model card: the preset it starts from, and the preprocessing the run feeds it (the whole
+    # image for 32x32 images). A whole run: tests/test_model_card.py.
+    card = kerasnets.model_card(model)
+    assert (card.model, card.weights.preset, card.weights.new_head) == ("resnet18", "torchvision_v1", True)
+    assert card.preprocessing == run.train.preprocessing and card.preprocessing.crop_fraction == 1.0
+    run.close()
 
 
 def test_a_wrong_or_truncated_state_dict_is_one_clear_error(tmp_path):

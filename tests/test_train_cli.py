@@ -77,6 +77,11 @@ def test_train_writes_everything_then_evaluate_and_rerun(shapes_data_dir, tmp_pa
     assert run["builder_kwargs"] == {"width_multiplier": 0.25, "classes": 10, "input_shape": [16, 16, 3]}
     assert run["recipe"]["name"] == "resnet_cifar" and run["recipe"]["learning_rate"] == pytest.approx(0.05)
     assert run["preprocessing"]["name"] == "imagenet_mean_std"
+    with open(os.path.join(out, "saved_model", "kerasnets_export.json")) as f:
+        exported = json.load(f)  # what the model card says: the architecture, what it was fed
+    assert exported["model_name"] == "resnet20"
+    assert exported["builder_kwargs"] == {"width_multiplier": 0.25, "input_shape": [16, 16, 3]}  # not defaults
+    assert {k: exported["preprocessing"][k] for k in run["preprocessing"]} == run["preprocessing"]
     assert run["hardware"]["strategy"] == "mirrored" and run["hardware"]["replicas"] == 2
     assert run["hardware"]["jit_compile"] is False
     assert run["created"] < run["updated"]  # created: when the run started, not when it ended
@@ -142,6 +147,17 @@ def test_resume_after_sigkill(shapes_data_dir, tmp_path):  # noqa: F811
     assert not [n for n in os.listdir(out) if ".partial-" in n or n.startswith(".tmp-")]
     # TensorBoard shows each epoch once, though the killed process logged epoch 2 too.
     assert _tensorboard_steps(os.path.join(out, "tensorboard", "train"), "epoch_loss") == [0, 1, 2], killed_steps
+    # The final model and the best checkpoint, after the resume, carry the model card: the
+    # architecture, and the preprocessing the data was fed with (run.json's).
+    import keras
+
+    import kerasnets
+
+    for name in ("model.keras", "checkpoints/best.keras"):
+        card = kerasnets.model_card(keras.models.load_model(os.path.join(out, name), compile=False))
+        assert card.model == "resnet20" and card.weights is None, name
+        assert dict(card.builder_kwargs) == {"width_multiplier": 0.25, "input_shape": [16, 16, 3]}, name
+        assert json.loads(json.dumps(card.preprocessing.to_dict())) == run["preprocessing"], name
 
 
 def _tensorboard_steps(folder, tag):
