@@ -138,7 +138,8 @@ def conv_output_size(size, kernel, stride=1, padding=0, ceil_mode=False):
     """Output length of a convolution or pooling window along one axis.
 
     ``padding`` is an int (symmetric zero padding on each side), ``"valid"`` or
-    ``"same"``. ``ceil_mode`` rounds up as Caffe's pooling does.
+    ``"same"``. ``ceil_mode`` rounds up as Caffe's pooling does: the last window may
+    start inside the input and be clipped at its border (not inside the padding).
     """
     if size is None:
         return None
@@ -146,10 +147,12 @@ def conv_output_size(size, kernel, stride=1, padding=0, ceil_mode=False):
         return -(-size // stride)
     pad = 0 if padding == "valid" else int(padding)
     span = size + 2 * pad - kernel
-    if span < 0:
-        return 0
-    steps = -(-span // stride) if ceil_mode else span // stride
-    return steps + 1
+    if not ceil_mode:
+        return 0 if span < 0 else span // stride + 1
+    out = -(-span // stride) + 1
+    if pad and (out - 1) * stride >= size + pad:  # Caffe: no window starts in the padding
+        out -= 1
+    return max(out, 0)
 
 
 def trace_sizes(size, ops: Sequence[tuple]):
