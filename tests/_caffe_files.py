@@ -147,7 +147,11 @@ def random_layers(shapes, seed=0, conv_gain=1.2, fc_gain=2.0):
         scale = (conv_gain if kind == "Convolution" else fc_gain) / np.sqrt(fan_in)
         if name.startswith("conv1"):
             scale /= 60.0  # pixels are +-128, not +-1
-        w = rng.standard_normal(w_shape, dtype=np.float32) * np.float32(scale)
+        # Uniform with the same variance: drawn several times faster than a Gaussian
+        # (AlexNet's 61M values).
+        w = rng.random(w_shape, dtype=np.float32)
+        w -= np.float32(0.5)
+        w *= np.float32(scale * 12 ** 0.5)
         layers.append((name, kind, [w, rng.uniform(0.0, 0.1, b_shape).astype(np.float32)]))
     return layers
 

@@ -175,8 +175,9 @@ def test_a_googlenet_file_without_auxiliary_heads(tmp_path, googlenet_files):
 # --------------------------------------------------------------------------- AlexNet
 
 
-def test_alexnet_bvlc_preset_matches_opencv(monkeypatch, tmp_path):
-    """The full network (61M parameters, a 244 MB file): newer ``layer`` form, shaped blobs."""
+def test_alexnet_bvlc_preset_matches_opencv(monkeypatch, tmp_path, no_random_init):
+    """The full network (61M parameters, a 244 MB file): newer ``layer`` form, shaped blobs.
+    The models start from zeros (``no_random_init``): every weight is then loaded."""
     layers = cf.random_layers(cf.alexnet_shapes(), fc_gain=1.0)
     path, _ = place(monkeypatch, "alexnet", "bvlc", True,
                     lambda p: cf.caffemodel(layers, form="layer", name="AlexNet").write(p))
