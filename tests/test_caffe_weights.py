@@ -18,19 +18,12 @@ import pytest
 import _caffe_files as cf
 import kerasnets
 from kerasnets.weights import _caffe, _convert, _readers
-from test_weights import place
+# The cache of every weights test: a fresh $KERASNETS_HOME, offline (autouse).
+from test_weights import place, weight_cache  # noqa: F401
 
 REL_TOL = 1e-4
 GOOGLENET_BGR_MEAN = np.array([104.0, 117.0, 123.0], np.float32)
 ALEXNET_BGR_MEAN = np.array([104.007, 116.669, 122.679], np.float32)
-
-
-@pytest.fixture(autouse=True)
-def weight_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERASNETS_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("KERASNETS_OFFLINE", "1")
-    os.makedirs(kerasnets.weights.cache_dir())
-    return kerasnets.weights.cache_dir()
 
 
 def _images(size, n=2, seed=1):
