@@ -145,8 +145,8 @@ def test_googlenet_caffemodel_by_path_keeps_its_bgr_channels(googlenet_files):
 def test_a_googlenet_file_without_auxiliary_heads(tmp_path, googlenet_files):
     _, layers, _ = googlenet_files
     path = tmp_path / "deploy_only.caffemodel"
-    cf.caffemodel([layer for layer in layers if not layer[0].startswith("loss1/") and not layer[0].startswith("loss2/")],
-                  form="layers").write(path)
+    deploy = [layer for layer in layers if not layer[0].startswith(("loss1/", "loss2/"))]
+    cf.caffemodel(deploy, form="layers").write(path)
     with pytest.raises(ValueError, match=r"no auxiliary classifiers \(loss1/\*, loss2/\*\).*aux_classifiers=False"):
         kerasnets.GoogLeNet(weights=str(path))
     model = kerasnets.GoogLeNet(weights=str(path), aux_classifiers=False)
