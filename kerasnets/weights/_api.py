@@ -51,7 +51,8 @@ def _with_weights_text():
     parts = []
     for model in models_with_weights():
         variants = {p.builder_kwargs.get("variant") for p in presets_of(model)}
-        parts.append(model + (f" (variant={variants.pop()!r})" if len(variants) == 1 and None not in variants else ""))
+        only = variants.pop() if len(variants) == 1 else None  # every preset needs this variant
+        parts.append(model + (f" (variant={only!r})" if only else ""))
     return ", ".join(parts)
 
 

@@ -10,8 +10,8 @@ equal to the source model to float32 rounding (the tests check each one).
 Preset names say the source: ``"keras_applications"`` (keras.applications' files),
 ``"torchvision_v1"`` and ``"torchvision_v2"`` (torchvision's ``IMAGENET1K_V1`` and
 ``IMAGENET1K_V2`` weights), ``"bvlc"`` (the Berkeley Vision and Learning Center's
-Caffe models: GoogLeNet and AlexNet, docs/caffe.md). ``"imagenet"`` is a model's first preset that fits the
-requested architecture.
+Caffe models: GoogLeNet and AlexNet, docs/caffe.md). ``"imagenet"`` is a model's first
+preset that fits the requested architecture.
 """
 
 from __future__ import annotations
