@@ -23,7 +23,8 @@ from kerasnets.models import alexnet, googlenet, inception, resnet, vgg
 from kerasnets.registry import ModelSpec, WidthSpace, get_entry, list_models
 
 PACKAGE = pathlib.Path(kerasnets.__file__).parent
-ALL_SPECS = [*resnet.SPECS, *vgg.SPECS, *googlenet.SPECS, *inception.SPECS, alexnet.SPEC]
+ALL_SPECS = [*resnet.SPECS.values(), *vgg.SPECS.values(), *googlenet.SPECS.values(),
+             *inception.SPECS.values(), *alexnet.SPECS.values()]
 
 
 # ---------------------------------------------------------------------------
@@ -34,7 +35,7 @@ ALL_SPECS = [*resnet.SPECS, *vgg.SPECS, *googlenet.SPECS, *inception.SPECS, alex
 def test_every_registered_name_has_exactly_one_spec():
     names = [spec.name for spec in ALL_SPECS]
     assert len(names) == len(set(names)) == 25
-    assert sorted(names) == list_models()
+    assert sorted(names) == sorted(list_models())
     for spec in ALL_SPECS:
         entry = get_entry(spec.name)
         assert entry.spec is spec

@@ -37,7 +37,7 @@ Layer names are Caffe's: ``conv1`` .. ``conv5``, ``norm1``, ``norm2``,
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import keras
 
@@ -52,7 +52,7 @@ from kerasnets.models._application import (
     validate_width_multiplier,
 )
 from kerasnets.preprocessing import IMAGENET_MEAN_STD, MEAN_SUBTRACTION
-from kerasnets.registry import ModelSpec, WidthSpace
+from kerasnets.registry import ModelSpec, WidthSpace, spec_table
 
 PAPER = (
     "Krizhevsky, Sutskever & Hinton, ImageNet Classification with Deep Convolutional "
@@ -122,7 +122,8 @@ def _validate(variant, groups, width_multiplier, dropout, lrn, model_name):
 
 
 def alexnet(
-    *, model_name, variant="paper", groups=None, width_multiplier=1.0, dropout=0.5, lrn="paper", **contract,
+    *, model_name, variant: Literal["paper", "torchvision"] = "paper", groups: Literal[1, 2] | None = None,
+    width_multiplier: float = 1.0, dropout: float = 0.5, lrn: Literal["paper", "caffe"] = "paper", **contract,
 ):
     _validate(variant, groups, width_multiplier, dropout, lrn, model_name)
     groups = DEFAULT_GROUPS[variant] if groups is None else groups
@@ -187,7 +188,7 @@ _DOC = """
             set it).
 """
 
-SPEC = ModelSpec(
+SPECS = spec_table(ModelSpec(
     "alexnet", "AlexNet", alexnet, INFO, options_doc=_DOC,
     feature_stages={"conv1": "pool1", "conv2": "pool2", "conv5": "pool5"},  # after each max-pool
     widths=WidthSpace("global"),  # width searches: width_multiplier only
@@ -203,5 +204,5 @@ SPEC = ModelSpec(
         "    ImageNet mean and standard deviation."
     ),
     example='model = kerasnets.AlexNet(weights=None, classes=10, input_shape=(227, 227, 3))',
-)
-AlexNet = make_builder(SPEC)
+))
+AlexNet = make_builder(SPECS["alexnet"])

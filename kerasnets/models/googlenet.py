@@ -39,7 +39,7 @@ Layer names follow the paper's modules: ``conv1_conv``, ``norm1``,
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import keras
 
@@ -60,7 +60,7 @@ from kerasnets.models._inception_common import (
     resolve_widths,
 )
 from kerasnets.preprocessing import MEAN_SUBTRACTION
-from kerasnets.registry import ModelSpec, WidthSpace
+from kerasnets.registry import ModelSpec, WidthSpace, spec_table
 
 PAPER = "Szegedy et al., Going Deeper with Convolutions, CVPR 2015 (arXiv:1409.4842)"
 
@@ -179,8 +179,9 @@ def _geometry(aux_classifiers):
 
 
 def googlenet(
-    *, model_name, batch_norm=False, aux_classifiers=None, aux_loss_weight=AUX_LOSS_WEIGHT,
-    width_multiplier=1.0, stage_widths=None, **contract,
+    *, model_name, batch_norm: bool = False, aux_classifiers: bool | None = None,
+    aux_loss_weight: float = AUX_LOSS_WEIGHT, width_multiplier: float = 1.0,
+    stage_widths: Mapping[str, Any] | None = None, **contract,
 ):
     include_top = contract.get("include_top", True)
     if aux_classifiers is None:
@@ -253,7 +254,7 @@ WIDTHS = WidthSpace("module", module_groups(TABLE1, "inception_"), module_layer=
 FEATURE_STAGES = {f"inception_{m[-1]}": f"inception_{m[-1]}_output" for m in STAGES}
 _FACTS = dict(widths=WIDTHS, feature_stages=FEATURE_STAGES, aliases={"module_widths": "stage_widths"})
 
-SPECS = [
+SPECS = spec_table(
     ModelSpec(
         "googlenet", "GoogLeNet", googlenet, INFO, example=_EXAMPLE.format(b="GoogLeNet"),
         summary="GoogLeNet (Inception v1) of Table 1 of Szegedy et al. (2014), with its auxiliary classifiers.",
@@ -269,6 +270,7 @@ SPECS = [
         summary="GoogLeNet with BatchNorm after every convolution and no LRN (as most libraries train it).",
         options_doc=_COMMON_DOC, **_FACTS,
     ),
-]
-GoogLeNet, GoogLeNetBN = (make_builder(spec) for spec in SPECS)
+)
+GoogLeNet = make_builder(SPECS["googlenet"])
+GoogLeNetBN = make_builder(SPECS["googlenet_bn"])
 InceptionV1 = GoogLeNet
