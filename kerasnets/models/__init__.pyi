@@ -71,6 +71,7 @@ def AlexNet(
     groups: Literal[1, 2] | None = None,
     width_multiplier: float = 1.0,
     dropout: float = 0.5,
+    lrn: Literal['paper', 'caffe'] = 'paper',
 ) -> keras.Model:
     """AlexNet of Krizhevsky et al. (2012): 60,965,224 parameters with the paper's
     two-GPU grouping (groups=2), 62,378,344 with groups=1, 61,100,840 for
