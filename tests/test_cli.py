@@ -120,8 +120,10 @@ def test_summary_usage_errors(capsys):
     assert main(["summary", "resnet20", "-O", "foo=1"]) == 2
     err = capsys.readouterr().err
     assert "resnet20 does not take foo" in err and "width_multiplier" in err
-    assert main(["summary", "alexnet", "-O", "novalue"]) == 2
-    assert "--option must be KEY=VALUE. Received: --option" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["summary", "alexnet", "-O", "novalue"])
+    assert exit_info.value.code == 2
+    assert "argument --option/-O: must be KEY=VALUE, KEY a Python name. Received: 'novalue'" in capsys.readouterr().err
     assert main(["summary", "alexnet", "--input-size", "16"]) == 2
     assert "at least" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
