@@ -324,19 +324,16 @@ def onnx(
     check_number("rtol", rtol, allow_zero=True)
     from kerasnets.export._backend import export_in_tensorflow, needs_tensorflow
 
+    spec_args = dict(model_name=model_name, image_size=image_size, preprocessing=preprocessing,
+                     class_names=class_names, top_k=top_k, output=output, builder_kwargs=builder_kwargs,
+                     source=source)
     if needs_tensorflow():  # tf2onnx converts TensorFlow graphs: a TensorFlow-backend process
         return export_in_tensorflow("onnx", model, path, dict(
-            model_name=model_name, image_size=image_size, preprocessing=preprocessing,
-            class_names=class_names, top_k=top_k, output=output, builder_kwargs=builder_kwargs,
-            static_size=static_size, opset=opset, overwrite=overwrite, source=source, check=check,
-            rtol=rtol, check_images=check_images))
+            spec_args, static_size=static_size, opset=opset, overwrite=overwrite, check=check, rtol=rtol,
+            check_images=check_images))
     path = check_destination(path, overwrite=overwrite, kind="file", source=source)
     model = exportable_model(model)
-    spec = resolve_spec(
-        model, model_name=model_name, image_size=image_size, preprocessing=preprocessing,
-        class_names=class_names, top_k=top_k, output=output, builder_kwargs=builder_kwargs,
-        source=source,
-    )
+    spec = resolve_spec(model, **spec_args)
     static = _static_size(static_size, spec)
     check_images = _check_images(check_images, static, spec.image_size[0]) if check else None
     model = with_dtype_policy(model, "float32")  # what every ONNX runtime computes in
