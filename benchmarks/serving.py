@@ -310,11 +310,14 @@ def profile_onnx(path, images, calls, peak, tmp, threads=None):
             continue
         args = event.get("args", {})
         op = args.get("op_name", "?")
-        row = rows.setdefault(op, {"op": op, "nodes": set(), "seconds": 0.0, "macs": 0})
+        inputs, outputs = _shapes(args.get("input_type_shape")), _shapes(args.get("output_type_shape"))
+        label = op
+        if op in _CONV_OPS and len(inputs) > 1 and len(inputs[1]) == 4:  # by kernel size: 1x1, 3x3, 7x7
+            label = f"{op} {inputs[1][2]}x{inputs[1][3]}"
+        row = rows.setdefault(label, {"op": label, "nodes": set(), "seconds": 0.0, "macs": 0})
         row["nodes"].add(event["name"])
         row["seconds"] += event["dur"] * 1e-6 / calls
-        row["macs"] += _node_macs(op, _shapes(args.get("input_type_shape")),
-                                  _shapes(args.get("output_type_shape"))) / calls
+        row["macs"] += _node_macs(op, inputs, outputs) / calls
     total = sum(row["seconds"] for row in rows.values())
     result = []
     for row in sorted(rows.values(), key=lambda r: -r["seconds"]):
