@@ -93,7 +93,7 @@ def exports(tmp_path_factory):
     return results
 
 
-@pytest.mark.slow(minutes=1)  # the module's exports: started early under pytest-xdist
+@pytest.mark.slow(minutes=2)  # the module's tests share a worker (its exports): started early
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("name", MODELS)
 def test_onnx_runtime_gives_the_saved_model_outputs(exports, name, variant):
