@@ -61,7 +61,7 @@ def test_the_registry_holds_the_stages_and_presets():
     # The spec declares the presets (file, hash, preprocessing), default first.
     assert [p.name for p in entry.presets] == ["keras_applications", "torchvision_v1", "torchvision_v2"]
     assert kerasnets.weights.presets_of("resnet50") == entry.presets
-    assert get_entry("googlenet").presets == () and kerasnets.weights.presets_of("googlenet") == ()
+    assert get_entry("googlenet_bn").presets == () and kerasnets.weights.presets_of("googlenet_bn") == ()
 
 
 def test_errors():

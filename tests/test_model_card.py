@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import _caffe_files as cf
 import kerasnets
 from _weight_cache import (  # noqa: F401  (weight_cache: an autouse fixture)
     place, save_safetensors, torchvision_state, use_preset, weight_cache, write_legacy_h5,
@@ -172,6 +173,8 @@ PRESET_PATHS = [
     ("alexnet", "torchvision_v1", 63, True),  # torchvision_alexnet, imagenet_mean_std (every V1)
     ("inception_v3", "keras_applications", 75, False),  # keras_by_order, inception
     ("resnet50", "torchvision_v2", 32, False),  # torchvision_resnet, imagenet_mean_std at 224/232 (every V2)
+    ("googlenet", "bvlc", 79, False),  # caffe_googlenet, bvlc_googlenet
+    ("alexnet", "bvlc", 67, False),  # caffe_alexnet, bvlc_alexnet (227/256 crops)
 ]
 _KA_BUILDERS = {"resnet50": "ResNet50", "inception_v3": "InceptionV3"}
 
@@ -179,6 +182,10 @@ _KA_BUILDERS = {"resnet50": "ResNet50", "inception_v3": "InceptionV3"}
 def _place_notop_file(monkeypatch, name, preset_name, size):
     """A file of ``preset_name`` in the source's layout, the classifier left out, in the cache."""
     preset = kerasnets.weights.get_preset(name, preset_name)
+    if preset_name == "bvlc":  # a .caffemodel (the convolutions only, for AlexNet)
+        shapes = cf.alexnet_shapes()[:5] if name == "alexnet" else cf.googlenet_shapes()
+        layers = cf.random_layers(shapes)
+        return place(monkeypatch, name, preset_name, True, lambda path: cf.caffemodel(layers).write(path))
     if preset_name == "keras_applications":
         source = getattr(keras.applications, _KA_BUILDERS[name])(
             weights=None, include_top=False, input_shape=(size, size, 3))

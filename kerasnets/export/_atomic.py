@@ -31,7 +31,8 @@ def check_destination(path, *, overwrite: bool, kind: str, source=None) -> str:
 
     An existing ``path`` is replaced only with ``overwrite=True`` and only when
     it is a previous kerasnets export (a folder holding ``kerasnets_export.json``,
-    a ``.keras`` file holding it, a TFLite file): never the model being exported
+    a ``.keras`` file holding it, a TFLite file, an ``.onnx`` file with kerasnets'
+    metadata): never the model being exported
     (``source``), a folder that contains it, a run folder, the current directory
     or a folder above it. The folder that will hold ``path`` must be writable.
 
@@ -93,6 +94,11 @@ def _not_replaceable(path, is_dir, source):
             except (zipfile.BadZipFile, OSError):
                 marked = False
             return None if marked else f"is not a .keras file exported by kerasnets (no {METADATA_FILE} inside)"
+        if path.endswith(".onnx"):
+            from kerasnets.export._onnx import METADATA_KEY, is_kerasnets_onnx
+
+            return None if is_kerasnets_onnx(path) else \
+                f"is not an ONNX model exported by kerasnets (no {METADATA_KEY} in its metadata)"
         try:
             with open(path, "rb") as f:
                 head = f.read(8)

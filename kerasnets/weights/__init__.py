@@ -2,6 +2,7 @@
 
 >>> model = kerasnets.ResNet50(weights="imagenet")           # keras.applications' file  # doctest: +SKIP
 >>> model = kerasnets.ResNet50(weights="torchvision_v2")     # builds downsample_on="3x3"  # doctest: +SKIP
+>>> model = kerasnets.GoogLeNet(weights="imagenet")          # BVLC's Caffe model (docs/caffe.md)  # doctest: +SKIP
 >>> kerasnets.weights.list_presets("resnet50")               # doctest: +SKIP
 
 Files are kept in `cache_dir` (``$KERASNETS_HOME/weights``, by default
@@ -26,11 +27,11 @@ from kerasnets.weights._api import (
 )
 from kerasnets.weights._convert import ConversionError
 from kerasnets.weights._files import WeightFile, cache_dir, fetch, file_hash
-from kerasnets.weights._presets import Preset, keras_applications_preset, torchvision_preset
+from kerasnets.weights._presets import Preset, bvlc_preset, keras_applications_preset, torchvision_preset
 from kerasnets.weights._readers import WeightFileError
 
 __all__ = [
-    "Preset", "keras_applications_preset", "torchvision_preset", "preset_file", "WeightFile",
+    "Preset", "keras_applications_preset", "torchvision_preset", "bvlc_preset", "preset_file", "WeightFile",
     "WeightsRequest", "ConversionError", "WeightFileError",
     "cache_dir", "fetch", "file_hash", "get_preset", "list_presets", "presets_of",
     "models_with_weights", "load_preset", "load_file", "preprocess_input", "preprocessing_for",

@@ -9,14 +9,16 @@ equal to the source model to float32 rounding (the tests check each one).
 
 Each preset is declared once, in its model's `kerasnets.registry.ModelSpec` (``presets=``,
 beside the architecture, as timm's ``default_cfgs`` and torchvision's weight enums are),
-with the constructors here: `keras_applications_preset`, `torchvision_preset`. The spec
+with the constructors here: `keras_applications_preset`, `torchvision_preset`,
+`bvlc_preset`. The spec
 gives it the model's name (`Preset.for_model`); `kerasnets.weights.presets_of` reads them
 from the registry.
 
 Preset names say the source: ``"keras_applications"`` (keras.applications' files),
 ``"torchvision_v1"`` and ``"torchvision_v2"`` (torchvision's ``IMAGENET1K_V1`` and
-``IMAGENET1K_V2`` weights). ``"imagenet"`` is a model's first preset that fits the
-requested architecture.
+``IMAGENET1K_V2`` weights), ``"bvlc"`` (the Berkeley Vision and Learning Center's
+Caffe models: GoogLeNet and AlexNet, docs/caffe.md). ``"imagenet"`` is a model's first
+preset that fits the requested architecture.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import dataclasses
 from kerasnets.preprocessing import IMAGENET_MEAN_STD, MEAN_SUBTRACTION, Preprocessing
 from kerasnets.weights._files import WeightFile
 
-__all__ = ["Preset", "keras_applications_preset", "torchvision_preset"]
+__all__ = ["Preset", "keras_applications_preset", "torchvision_preset", "bvlc_preset"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +49,9 @@ class Preset:
         fixed_size_top: the classifier flattens a feature map, so ``include_top=True``
             needs ``input_size``.
         license: the weights' license as the source states it.
+        free_options: builder options the weights fit whatever their value
+            (GoogLeNet's ``aux_classifiers``: the file holds the auxiliary heads,
+            which load when the model has them).
         model: the registered model name (``"resnet50"``), set by the model's spec.
     """
 
@@ -62,6 +67,7 @@ class Preset:
     builder_kwargs: dict = dataclasses.field(default_factory=dict)
     fixed_size_top: bool = False
     license: str = ""
+    free_options: tuple = ()
     model: str = ""
 
     @property
@@ -141,3 +147,21 @@ def torchvision_preset(preset, tv_file, top1, top5, converter, *, hf=None, **ext
     return Preset(preset, f"torchvision {architecture} {enum} ({file.url.split('/')[2]})", file=file,
                   converter=converter, preprocessing=pre, top1=top1, top5=top5,
                   license=_TV_LICENSE, **extra)
+
+
+# BVLC's Caffe model zoo: each model's readme.md in BVLC/caffe gives its URL, SHA-1,
+# license and centre-crop accuracy. The files are trained on BGR pixels; the converters
+# reverse the first convolution's input channels for kerasnets' RGB input.
+_BVLC = "http://dl.caffe.berkeleyvision.org"
+_BVLC_HASH = "the model's readme.md in BVLC/caffe (sha1)"
+
+
+def bvlc_preset(stem, sha1, top1, top5, converter, preprocessing, **extra) -> Preset:
+    """A BVLC Caffe model zoo file (``preset="bvlc"``): ``stem`` is its name without
+    ``.caffemodel``, ``sha1`` its published SHA-1; ``extra``: the other fields of `Preset`."""
+    return Preset(
+        "bvlc", f"BVLC Caffe model zoo {stem} (published .caffemodel)",
+        file=WeightFile(f"{_BVLC}/{stem}.caffemodel", sha1, hash_source=_BVLC_HASH),
+        converter=converter, preprocessing=preprocessing, top1=top1, top5=top5,
+        license="unrestricted use (BVLC)", **extra,
+    )
