@@ -60,10 +60,10 @@ def test_the_card_records_what_the_builder_built():
 
 
 def test_the_card_survives_every_path_that_rebuilds_the_model(tmp_path):
-    model = kerasnets.GoogLeNet(weights=None, width_multiplier=0.125, input_shape=(65, 65, 3), classes=4,
+    model = kerasnets.GoogLeNet(weights=None, width_multiplier=0.125, input_shape=(79, 79, 3), classes=4,
                                 name="mine")
     card = kerasnets.model_card(model)
-    assert dict(card.builder_kwargs) == {"width_multiplier": 0.125, "input_shape": [65, 65, 3], "classes": 4}
+    assert dict(card.builder_kwargs) == {"width_multiplier": 0.125, "input_shape": [79, 79, 3], "classes": 4}
     path = str(tmp_path / "googlenet.keras")
     model.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)  # an AuxiliaryClassifierModel
@@ -76,12 +76,12 @@ def test_the_card_survives_every_path_that_rebuilds_the_model(tmp_path):
         "inference_model": backbone,
         "feature_extractor": kerasnets.feature_extractor(loaded, stages=["inception_4e"]),
         "a new head": keras.Model(backbone.input, keras.layers.Dense(2)(backbone.output)),
-        "called as a layer": keras.Sequential([keras.Input((65, 65, 3)), backbone, keras.layers.Dense(2)]),
+        "called as a layer": keras.Sequential([keras.Input((79, 79, 3)), backbone, keras.layers.Dense(2)]),
     }
     assert {k: kerasnets.model_card(m) for k, m in rebuilt.items()} == {k: card for k in rebuilt}
     # Two kerasnets models in one model: it is neither of them.
-    other = kerasnets.ResNet20(weights=None, width_multiplier=0.25, input_shape=(65, 65, 3), classes=4)
-    inputs = keras.Input((65, 65, 3))
+    other = kerasnets.ResNet20(weights=None, width_multiplier=0.25, input_shape=(79, 79, 3), classes=4)
+    inputs = keras.Input((79, 79, 3))
     both = keras.Model(inputs, keras.layers.Average()([backbone(inputs), other(inputs)]))
     assert kerasnets.model_card(both) is None
     # The card passes any input through unchanged, in any dtype.
@@ -235,8 +235,8 @@ def test_a_preset_model_saved_then_exported_serves_what_it_predicts(monkeypatch,
 
 
 def test_fine_tuning_keeps_the_preset_and_what_it_fed_the_model(monkeypatch, tmp_path):
-    """`kerasnets train alexnet --weights imagenet --dataset DIR`: the run's model.keras, best
-    checkpoint and export name the preset it started from and the preprocessing it was fed."""
+    """`kerasnets train alexnet --weights torchvision_v1 --dataset DIR`: the run's model.keras,
+    best checkpoint and export name the preset it started from and the preprocessing it was fed."""
     from PIL import Image
 
     _place_notop_file(monkeypatch, "alexnet", "torchvision_v1", 63)
@@ -246,7 +246,7 @@ def test_fine_tuning_keeps_the_preset_and_what_it_fed_the_model(monkeypatch, tmp
         for i in range(5):
             Image.fromarray(rng.integers(0, 255, (72, 80, 3), dtype=np.uint8)).save(
                 tmp_path / "images" / label / f"{i}.png")
-    result = kerasnets.training.train("alexnet", str(tmp_path / "images"), weights="imagenet", epochs=1,
+    result = kerasnets.training.train("alexnet", str(tmp_path / "images"), weights="torchvision_v1", epochs=1,
                                       batch_size=4, image_size=67, output=str(tmp_path / "run"), verify=None,
                                       verbose=0)
     with open(result.files["run"]) as f:
