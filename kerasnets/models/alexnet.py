@@ -102,7 +102,7 @@ def _width(filters, width_multiplier, groups):
 def _validate(variant, groups, width_multiplier, dropout, model_name):
     check_choice("variant", variant, sorted(LAYERS), context=model_name)
     check_int("groups", groups, allow_none=True)
-    validate_width_multiplier(width_multiplier, model_name)
+    validate_width_multiplier(width_multiplier, model_name, min(conv.filters for conv in LAYERS[variant].values()))
     check_probability("dropout", dropout, context=model_name)
 
 
