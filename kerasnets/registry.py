@@ -247,6 +247,8 @@ def get_model(name: str, /, **kwargs):
 
 def list_models(pattern: str | None = None) -> list[str]:
     """The registered names, sorted; ``pattern`` is a shell-style filter (``"resnet*"``)."""
+    if pattern is not None and not isinstance(pattern, str):
+        fail("pattern", "a shell-style pattern such as 'resnet*', or None", pattern)
     names = sorted(_REGISTRY)
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern.lower())]
