@@ -269,7 +269,8 @@ _MARKER = "kerasnets_manifest"
 
 class ManifestError(ValueError):
     """A manifest that is there but cannot be trusted: damaged, of a newer format, or
-    listing a path outside its folder."""
+    listing a path outside its folder. Its message says what is wrong; the caller adds
+    what to do and what it received."""
 
 
 def _clean_entry(entry):
@@ -317,9 +318,8 @@ class Manifest:
         for entry in entries:
             clean = _clean_entry(entry)
             if clean is None:
-                raise ManifestError(
-                    f"{self.path} lists {entry!r}, which is not a path inside its folder: it was not "
-                    f"written by kerasnets. Received: folder={self.folder!r}")
+                raise ManifestError(f"{self.path} lists {entry!r}, which is not a path inside its folder: "
+                                    "it was not written by kerasnets.")
             self.entries.add(clean)
 
     @property
@@ -337,22 +337,20 @@ class Manifest:
         path = os.path.join(folder, MANIFEST_FILE)
         if not os.path.lexists(path):
             return None
-        received = f"Received: folder={folder!r}"
         if os.path.islink(path) or not os.path.isfile(path):
-            raise ManifestError(f"{path} is not a file kerasnets wrote (a link or a folder). {received}")
+            raise ManifestError(f"{path} is not a file kerasnets wrote (a link or a folder).")
         try:
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
         except (OSError, ValueError) as error:
-            raise ManifestError(f"{path} is damaged ({error}). {received}") from None
+            raise ManifestError(f"{path} is damaged ({error}).") from None
         version = data.get(_MARKER) if isinstance(data, dict) else None
         if not isinstance(version, int) or isinstance(version, bool) or version < 1 \
                 or not isinstance(data.get("kind"), str) or not isinstance(data.get("files"), list):
-            raise ManifestError(f"{path} is not a kerasnets manifest. {received}")
+            raise ManifestError(f"{path} is not a kerasnets manifest.")
         if version > MANIFEST_FORMAT:
-            raise ManifestError(
-                f"{path} has format {version}, written by a newer kerasnets than this one (which "
-                f"reads format {MANIFEST_FORMAT}): upgrade kerasnets. {received}")
+            raise ManifestError(f"{path} has format {version}, written by a newer kerasnets than this one "
+                                f"(which reads format {MANIFEST_FORMAT}): upgrade kerasnets.")
         return cls(folder, data["kind"], data["files"])
 
     @classmethod

@@ -1,4 +1,4 @@
-"""What misuse gets (issue 16): nothing a user wrote is lost or overwritten, and one clear line.
+"""What misuse gets (issues 16 and 26): nothing a user wrote is lost or overwritten, and one clear line.
 
 One test per kind of misuse, in the order of the README's table "What misuse
 gets". Everything runs in process on tiny models and folders of a few images,
@@ -182,18 +182,23 @@ def test_a_run_folder_is_held_by_one_process(shapes_data_dir, tmp_path):  # noqa
     RunLock(out).acquire().release()
 
 
-# 3. A corrupt image with a valid header never stops an epoch; the file is named.
-def test_corrupt_jpeg_is_found_before_training(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("KERASNETS_CACHE_DIR", str(tmp_path / "cache"))
-    root = tmp_path / "images"
+def _jpeg_folder(root, per_class, size):
+    """``root/{a,b}/<n>.jpg`` of random pixels; ``b/3.jpg`` is corrupt behind a JPEG's header."""
     rng = np.random.default_rng(0)
     for name in ("a", "b"):
-        for n in range(4):
-            write_image(str(root / name / f"{n}.jpg"), rng.integers(0, 256, (20, 20, 3), dtype=np.uint8))
+        for n in range(per_class):
+            write_image(str(root / name / f"{n}.jpg"), rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
     data = bytearray((root / "b" / "3.jpg").read_bytes())
     middle = slice(len(data) // 3, len(data) - 10)
     data[middle] = rng.integers(0, 256, len(data[middle]), np.uint8).tobytes()
     (root / "b" / "3.jpg").write_bytes(bytes(data))  # its header is a JPEG's
+    return root
+
+
+# 3. A corrupt image with a valid header never stops an epoch; the file is named.
+def test_corrupt_jpeg_is_found_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERASNETS_CACHE_DIR", str(tmp_path / "cache"))
+    root = _jpeg_folder(tmp_path / "images", 4, 20)
     assert kd.load(str(root), "all", verify="header").num_examples == 8
 
     with pytest.raises(kd.DataError, match=r"b/3\.jpg cannot be decoded"):  # train's default
@@ -589,14 +594,7 @@ def test_data_dir_that_is_a_file(tmp_path, capsys):
 
 def test_corrupt_image_unchecked_is_named_and_leaves_no_run(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("KERASNETS_CACHE_DIR", str(tmp_path / "cache"))
-    root = tmp_path / "images"
-    rng = np.random.default_rng(0)
-    for name in ("a", "b"):
-        for n in range(8):
-            write_image(str(root / name / f"{n}.jpg"), rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
-    data = bytearray((root / "b" / "3.jpg").read_bytes())
-    data[len(data) // 3:] = b"\xff\xd9"  # cut after its header: a truncated JPEG
-    (root / "b" / "3.jpg").write_bytes(bytes(data))
+    root = _jpeg_folder(tmp_path / "images", 8, 16)
     code, err = _cli(["train", "resnet20", "--dataset", root, "--verify", "none", "--output", tmp_path / "run",
                       "--width-multiplier", "0.25", "--image-size", "16", "--batch-size", "14", "--epochs", "1",
                       "--test-split", "validation"], capsys)

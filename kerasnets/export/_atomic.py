@@ -125,7 +125,7 @@ def _not_an_export_folder(path):
     try:
         manifest = Manifest.read(path)
     except ManifestError as error:
-        return f"has a kerasnets manifest that cannot be trusted ({str(error).split(' Received:')[0]})"
+        return f"has a kerasnets manifest that cannot be trusted ({error})"
     if manifest is not None and manifest.kind != MANIFEST_KIND:
         return f"is a kerasnets {manifest.kind} folder"
     if os.path.exists(os.path.join(path, "run.json")):

@@ -74,7 +74,6 @@ import inspect
 import os
 import platform
 import re
-import shutil
 import sys
 
 import keras
@@ -94,8 +93,8 @@ from kerasnets.training import distribution as _distribution
 from kerasnets.training._compile import compile as compile_recipe
 from kerasnets.training._compile import SparseCrossentropy, output_names
 from kerasnets.training.callbacks import (
-    BackupAndRestore,
     STATE_FILE,
+    BackupAndRestore,
     BestCheckpoint,
     CSVLog,
     LearningRateLogger,
@@ -544,7 +543,8 @@ class _RecordWritten(keras.callbacks.Callback):
         names = []
         for sub in ("train", "validation"):
             with contextlib.suppress(OSError):
-                names += [f"{LAYOUT['tensorboard']}/{sub}/{name}" for name in os.listdir(os.path.join(self.log_dir, sub))
+                names += [f"{LAYOUT['tensorboard']}/{sub}/{name}"
+                          for name in os.listdir(os.path.join(self.log_dir, sub))
                           if name.startswith("events.out.tfevents.")]
         return names
 
@@ -575,9 +575,8 @@ def _check_output(output, request, overwrite, epochs):
     try:
         manifest = Manifest.read(output)
     except ManifestError as error:
-        raise ValueError(f"{str(error).split(' Received:')[0]} So kerasnets cannot tell which files it wrote "
-                         f"in {output}: it neither resumes nor overwrites it; choose another --output. "
-                         f"Received: {received}") from None
+        raise ValueError(f"{error} So kerasnets cannot tell which files it wrote in {output}: it neither "
+                         f"resumes nor overwrites it; choose another --output. Received: {received}") from None
     run_file = os.path.join(output, RUN_FILE)
     if manifest is None:
         if [name for name in os.listdir(output) if name != LOCK_FILE and not is_leftover(name)]:
