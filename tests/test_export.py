@@ -316,7 +316,7 @@ def test_bad_arguments_fail_before_writing(tiny, tmp_path):
     taken = tmp_path / "taken"
     taken.mkdir()
     cases = [
-        (dict(format="onnx"), "format must be one of"),
+        (dict(format="coreml"), "format must be one of"),
         (dict(path=taken), "already exists"),
         (dict(top_k=0), "top_k must be a positive integer"),
         (dict(class_names=["a", "b"]), r"one name per class \(3\)"),

@@ -11,18 +11,19 @@ the options and turns invalid input into usage errors (exit code 2).
 from __future__ import annotations
 
 import argparse
-import ast
 
-from kerasnets._validate import message
 from kerasnets.cli import (
+    KEY_VALUE_HELP,
     VERIFY_CHOICES,
     CommandFailed,
     UsageError,
     add_model_arguments,
-    check_value_type,
+    key_value,
+    key_values,
     model_kwargs,
     positive_float,
     positive_int,
+    typed_value,
     usage_errors,
 )
 
@@ -46,20 +47,6 @@ examples:
   kerasnets train googlenet --width-multiplier 0.5 --image-size 96 -O aux_loss_weight=0.3
   kerasnets train resnet50 --weights imagenet --dataset ./flowers --epochs 5
 """
-
-
-def _key_value(text):
-    """``key=value`` -> (key, value); the value is a Python literal when it parses as one."""
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"must be KEY=VALUE. Received: {text!r}")
-    key, value = text.split("=", 1)
-    key = key.strip().replace("-", "_")
-    try:
-        parsed = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        lowered = value.strip().lower()
-        parsed = {"true": True, "false": False, "none": None}.get(lowered, value)
-    return key, parsed
 
 
 def register(subparsers):
@@ -90,10 +77,10 @@ def register(subparsers):
     p.add_argument("--recipe", help=f"one of {', '.join(list_recipes())} (default: the model family's)")
     p.add_argument("--lr", "--learning-rate", dest="learning_rate", type=positive_float,
                    help="the initial learning rate, as is (default: the recipe's, scaled to the batch)")
-    p.add_argument("--set", dest="overrides", action="append", type=_key_value, default=[],
+    p.add_argument("--set", dest="overrides", action="append", type=key_value, default=[],
                    metavar="FIELD=VALUE",
                    help="override a recipe field, e.g. --set weight_decay=0 --set label_smoothing=0.1 "
-                        "(see --show-recipe)")
+                        "(see --show-recipe); " + KEY_VALUE_HELP)
     p.add_argument("--output", help="run folder (default: runs/<model>-<dataset>)")
     p.add_argument("--strategy", choices=STRATEGIES, default="auto")
     p.add_argument("--precision", choices=PRECISIONS, default="auto")
@@ -125,14 +112,6 @@ def register(subparsers):
 
 
 
-def _duplicates(pairs, what):
-    keys = [k for k, _ in pairs]
-    dup = sorted({k for k in keys if keys.count(k) > 1})
-    if dup:
-        raise UsageError(message(what, "given once per key", dup, received=f"{what} {', '.join(dup)} twice"))
-    return dict(pairs)
-
-
 def check_overrides(overrides):
     """Each ``--set`` value against the type of its `Recipe` field (``nesterov=maybe`` is refused)."""
     import types
@@ -148,9 +127,7 @@ def check_overrides(overrides):
                 continue
             kinds = [k for k in typing.get_args(hint) if k is not type(None)]
             hint = kinds[0] if len(kinds) == 1 else None
-        if hint is str and value in (None, True, False):  # --set lr_scaling=none: the word
-            value = overrides[name] = {None: "none", True: "true", False: "false"}[value]
-        check_value_type(name, value, hint if isinstance(hint, type) else None, "--set")
+        overrides[name] = typed_value(name, value, hint if isinstance(hint, type) else None, "--set")
 
 
 def run_train(args):
@@ -159,9 +136,9 @@ def run_train(args):
     from kerasnets.files import RunLockedError
     from kerasnets.training.callbacks import TrainingDiverged
 
-    overrides = _duplicates(args.overrides, "--set")
     augment = None if str(args.augment).lower() == "none" else args.augment
     with usage_errors():
+        overrides = key_values(args.overrides, "--set")
         check_overrides(overrides)
         builder_kwargs = model_kwargs(args)  # validates MODEL and the builder options
         builder_kwargs.pop("input_shape", None)  # --input-size is the image size

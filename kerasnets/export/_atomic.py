@@ -48,8 +48,9 @@ def check_destination(path, *, overwrite: bool, kind: str, source=None) -> str:
 
     An existing ``path`` is replaced only with ``overwrite=True`` and only when
     it is a previous kerasnets export (a folder whose manifest lists every file in
-    it, a ``.keras`` file holding ``kerasnets_export.json``, a TFLite file): never
-    a folder holding anything the export did not write, the model being exported
+    it, a ``.keras`` file holding ``kerasnets_export.json``, a TFLite file, an
+    ``.onnx`` file with kerasnets' metadata): never a folder holding anything the
+    export did not write, the model being exported
     (``source``), a folder that contains it, a run folder, the current directory
     or a folder above it. The folder that will hold ``path`` must be writable.
 
@@ -111,6 +112,11 @@ def _not_replaceable(path, is_dir, source):
             except (zipfile.BadZipFile, OSError):
                 marked = False
             return None if marked else f"is not a .keras file exported by kerasnets (no {METADATA_FILE} inside)"
+        if path.endswith(".onnx"):
+            from kerasnets.export._onnx import METADATA_KEY, is_kerasnets_onnx
+
+            return None if is_kerasnets_onnx(path) else \
+                f"is not an ONNX model exported by kerasnets (no {METADATA_KEY} in its metadata)"
         try:
             with open(path, "rb") as f:
                 head = f.read(8)

@@ -38,6 +38,7 @@ __all__ = [
     "module_groups",
     "make_builder",
     "CONTRACT_DEFAULTS",
+    "CONTRACT_ANNOTATIONS",
 ]
 
 CONTRACT_ARGS_DOC = """
@@ -75,6 +76,20 @@ CONTRACT_DEFAULTS = types.MappingProxyType(dict(
     classes=1000,
     classifier_activation="softmax",
     name=None,
+))
+# Their types, as the public builders' signatures show them (`inspect.signature`, `help`)
+# and scripts/make_stubs.py writes them for type checkers and IDEs. Strings, like every
+# annotation of the family functions (``from __future__ import annotations``); the names
+# they use are those the stub imports (os, Any, Callable, Literal, Mapping, Sequence, keras).
+CONTRACT_ANNOTATIONS = types.MappingProxyType(dict(
+    include_top="bool",
+    weights="str | os.PathLike | None",
+    input_tensor="Any",
+    input_shape="Sequence[int | None] | None",
+    pooling='Literal["avg", "max"] | None',
+    classes="int",
+    classifier_activation="str | Callable[..., Any] | None",
+    name="str | None",
 ))
 
 
@@ -138,7 +153,8 @@ def conv_output_size(size, kernel, stride=1, padding=0, ceil_mode=False):
     """Output length of a convolution or pooling window along one axis.
 
     ``padding`` is an int (symmetric zero padding on each side), ``"valid"`` or
-    ``"same"``. ``ceil_mode`` rounds up as Caffe's pooling does.
+    ``"same"``. ``ceil_mode`` rounds up as Caffe's pooling does: the last window may
+    start inside the input and be clipped at its border (not inside the padding).
     """
     if size is None:
         return None
@@ -146,10 +162,12 @@ def conv_output_size(size, kernel, stride=1, padding=0, ceil_mode=False):
         return -(-size // stride)
     pad = 0 if padding == "valid" else int(padding)
     span = size + 2 * pad - kernel
-    if span < 0:
-        return 0
-    steps = -(-span // stride) if ceil_mode else span // stride
-    return steps + 1
+    if not ceil_mode:
+        return 0 if span < 0 else span // stride + 1
+    out = -(-span // stride) + 1
+    if pad and (out - 1) * stride >= size + pad:  # Caffe: no window starts in the padding
+        out -= 1
+    return max(out, 0)
 
 
 def trace_sizes(size, ops: Sequence[tuple]):
@@ -369,19 +387,25 @@ def _signature(spec: ModelSpec):
     keyword-only options that ``spec.arguments`` does not pin, then the aliases."""
     contract_defaults = dict(CONTRACT_DEFAULTS, classes=spec.info.default_classes)
     params = [
-        inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v)
+        inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v,
+                          annotation=CONTRACT_ANNOTATIONS[k])
         for k, v in contract_defaults.items()
     ]
-    params += [
-        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+    options = {
+        p.name: p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
         for p in inspect.signature(spec.family).parameters.values()
         if p.kind == inspect.Parameter.KEYWORD_ONLY
         and p.name not in contract_defaults
         and p.name not in spec.arguments
         and p.name != "model_name"
+    }
+    params += options.values()
+    params += [
+        inspect.Parameter(alias, inspect.Parameter.KEYWORD_ONLY, default=None,
+                          annotation=options[argument].annotation)
+        for alias, argument in spec.aliases.items()
     ]
-    params += [inspect.Parameter(a, inspect.Parameter.KEYWORD_ONLY, default=None) for a in spec.aliases]
-    return inspect.Signature(params)
+    return inspect.Signature(params, return_annotation="keras.Model")
 
 
 def _apply_aliases(spec, passed, arguments):
