@@ -153,12 +153,7 @@ def _image_size(value):
 def _check_arguments(args):
     """``(checkpoint, run info, class names)``; every argument checked before any work."""
     with usage_errors():
-        _check_output_path(args.output, args.format)
-        checkpoint = find_checkpoint(args.checkpoint)
-        check_keras_file(checkpoint, f"CHECKPOINT={args.checkpoint!r}")
-        run_info = read_run_info(checkpoint)
-        _check_run_folder(checkpoint, run_info)
-        class_names = read_class_names(args.class_names) if args.class_names else _first(run_info, "class_names")
+        # The options that contradict --format first, then the paths, then the checkpoint.
         if args.fold_batch_norm and args.format not in ("saved_model", "onnx"):
             fail("--format", "saved_model or onnx for --fold-batch-norm (TFLite folds BatchNormalization "
                  "itself)", args.format, received=f"--format={args.format}")
@@ -168,6 +163,12 @@ def _check_arguments(args):
         if args.format != "onnx" and (args.static_size is not None or args.opset is not None):
             option = "--static-size" if args.static_size is not None else "--opset"
             fail("--format", f"onnx for {option}", args.format, received=f"--format={args.format}")
+        _check_output_path(args.output, args.format)
+        checkpoint = find_checkpoint(args.checkpoint)
+        check_keras_file(checkpoint, f"CHECKPOINT={args.checkpoint!r}")
+        run_info = read_run_info(checkpoint)
+        _check_run_folder(checkpoint, run_info)
+        class_names = read_class_names(args.class_names) if args.class_names else _first(run_info, "class_names")
         if args.format == "onnx":
             args.static_size = _static_size(args.static_size)
             _check_onnx_output(args.output)
