@@ -270,6 +270,8 @@ def _natural_key(name: str):
 def list_models(pattern: str | None = None) -> list[str]:
     """The registered names in natural order (``resnet18`` before ``resnet101``); ``pattern``
     is a shell-style filter (``"resnet*"``)."""
+    if pattern is not None and not isinstance(pattern, str):
+        fail("pattern", "a shell-style pattern such as 'resnet*', or None", pattern)
     names = sorted(_REGISTRY, key=_natural_key)
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern.lower())]

@@ -302,7 +302,8 @@ def test_interrupted_export_leaves_nothing(tiny, tmp_path, monkeypatch):
                 ke.saved_model(tiny, path)
         assert os.listdir(tmp_path) == []  # no path, no staging folder left
     ke.saved_model(tiny, path)
-    assert sorted(os.listdir(path)) == ["assets", "fingerprint.pb", "kerasnets_export.json", "saved_model.pb", "variables"]
+    assert sorted(os.listdir(path)) == [".kerasnets-manifest.json", "assets", "fingerprint.pb",
+                                        "kerasnets_export.json", "saved_model.pb", "variables"]
 
 
 def test_failed_overwrite_keeps_the_previous_export(tiny, tmp_path, monkeypatch):

@@ -9,7 +9,6 @@ fine-tuning): tests/test_train_cli.py and tests/test_torchvision_weights.py.
 
 import dataclasses
 import json
-import os
 
 import keras
 import numpy as np
@@ -18,6 +17,7 @@ import tensorflow as tf
 
 import _caffe_files as cf
 import kerasnets
+from _data_fixtures import write_id_folder, write_image
 from _weight_cache import (  # noqa: F401  (weight_cache: an autouse fixture)
     place, save_safetensors, torchvision_state, use_preset, weight_cache, write_legacy_h5,
 )
@@ -133,15 +133,12 @@ def test_a_model_without_a_card_still_needs_a_name_or_a_preprocessing():
 def test_one_preprocessing_per_model_and_weights(tmp_path):
     """preprocess_input, data.load (the training pipeline's loader) and a built model's card
     give the same numbers for the same (model, weights); weights=None is the model's own."""
-    from PIL import Image
-
     for label in ("a", "b"):
-        os.makedirs(tmp_path / label)
-        Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(tmp_path / label / "0.png")
+        write_image(str(tmp_path / "images" / label / "0.png"), np.full((64, 64, 3), 128, np.uint8))
     pixels = np.full((1, 8, 8, 3), 128.0, np.float32)
     for name, weights in [("resnet50", None), ("resnet50", "imagenet"), ("resnet50", "torchvision_v2"),
                           ("inception_v3", None), ("alexnet", None)]:
-        split = kerasnets.data.load(str(tmp_path), "all", model=name, weights=weights, image_size=8,
+        split = kerasnets.data.load(str(tmp_path / "images"), "all", model=name, weights=weights, image_size=8,
                                     batch_size=2, verify=None)
         images, _ = next(iter(split.dataset))
         want = kerasnets.preprocess_input(pixels, name, weights=weights)
@@ -149,7 +146,7 @@ def test_one_preprocessing_per_model_and_weights(tmp_path):
         assert split.preprocessing.name == kerasnets.weights.preprocessing_for(name, weights).name
     assert kerasnets.weights.preprocessing_for("resnet50").name == "imagenet_mean_std"  # weights=None
     model = kerasnets.ResNet20(weights=None, width_multiplier=0.25, input_shape=(8, 8, 3))
-    split = kerasnets.data.load(str(tmp_path), "all", model=model, batch_size=2, verify=None)
+    split = kerasnets.data.load(str(tmp_path / "images"), "all", model=model, batch_size=2, verify=None)
     assert split.image_size == 8 and split.preprocessing.name == kerasnets.model_card(model).preprocessing.name
     np.testing.assert_allclose(next(iter(split.dataset))[0].numpy()[:1],
                                kerasnets.preprocess_input(pixels, model), rtol=1e-5, atol=1e-6)
@@ -237,15 +234,8 @@ def test_a_preset_model_saved_then_exported_serves_what_it_predicts(monkeypatch,
 def test_fine_tuning_keeps_the_preset_and_what_it_fed_the_model(monkeypatch, tmp_path):
     """`kerasnets train alexnet --weights torchvision_v1 --dataset DIR`: the run's model.keras,
     best checkpoint and export name the preset it started from and the preprocessing it was fed."""
-    from PIL import Image
-
     _place_notop_file(monkeypatch, "alexnet", "torchvision_v1", 63)
-    rng = np.random.default_rng(0)
-    for label in ("a", "b", "c"):  # a tiny folder dataset: root/<class>/<image>
-        os.makedirs(tmp_path / "images" / label)
-        for i in range(5):
-            Image.fromarray(rng.integers(0, 255, (72, 80, 3), dtype=np.uint8)).save(
-                tmp_path / "images" / label / f"{i}.png")
+    write_id_folder(str(tmp_path / "images"), classes=("a", "b", "c"), per_class=5, size=(72, 80))
     result = kerasnets.training.train("alexnet", str(tmp_path / "images"), weights="torchvision_v1", epochs=1,
                                       batch_size=4, image_size=67, output=str(tmp_path / "run"), verify=None,
                                       verbose=0)

@@ -272,4 +272,4 @@ def test_kerasnets_list_weights_shows_the_presets(capsys):
 
     assert re.search(r"resnet50 +torchvision_v2 ", out) and "80.9" in out and "downsample_on='3x3'" in out
     assert "keras.applications resnet50 (published .h5)" in out and "mean_subtraction" in out
-    assert "No exact public ImageNet weights: resnet20, resnet32, resnet44, resnet56, resnet110" in out
+    assert "No exact public ImageNet weights: resnet20, resnet32, resnet44, resnet56, resnet110." in out

@@ -6,7 +6,9 @@ function that runs it. Adding a command is one module plus one line in
 ``COMMANDS``.
 
 A `UsageError` is printed as ``kerasnets <command>: error: ...`` with exit
-code 2 and no traceback; argparse's own errors are one line too, with a hint
+code 2 and no traceback; a `CommandFailed` (the command could not do its work
+for a reason it names: no network for the weights, a run that diverged) the
+same way with exit code 1; argparse's own errors are one line too, with a hint
 to ``--help`` instead of the whole usage. TensorFlow's start-up messages (the
 CUDA ``cuInit`` error on a machine without a GPU, the CPU-instructions notice)
 are kept out of the output (`kerasnets._startup`); later warnings are not. Commands wrap the
@@ -27,7 +29,7 @@ from kerasnets._startup import quiet_tensorflow_startup
 from kerasnets._validate import check_int, check_number, fail, is_int, is_number
 
 __all__ = [
-    "main", "UsageError", "usage_errors", "COMMANDS", "check_keras_file",
+    "main", "UsageError", "CommandFailed", "usage_errors", "COMMANDS", "check_keras_file",
     "add_model_arguments", "model_kwargs", "positive_int", "positive_float",
     "key_value", "key_values", "typed_value", "KEY_VALUE_HELP", "quiet_tensorflow_startup",
     "VERIFY_CHOICES",
@@ -46,6 +48,11 @@ COMMANDS = ["list", "summary", "train", "evaluate", "export", "tune"]
 
 class UsageError(Exception):
     """A user error: printed without traceback, exit code 2."""
+
+
+class CommandFailed(Exception):
+    """The command could not do its work, for a reason its message names (no network, a
+    diverged run): printed without traceback, exit code 1."""
 
 
 @contextlib.contextmanager
@@ -97,10 +104,10 @@ def main(argv=None) -> int:
         return 2
     try:
         result = args.func(args)
-    except UsageError as error:
+    except (UsageError, CommandFailed) as error:
         prog = f"kerasnets {args.command}"
         print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
+        return 2 if isinstance(error, UsageError) else 1
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130

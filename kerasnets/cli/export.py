@@ -88,19 +88,37 @@ def find_checkpoint(path):
 
 def read_run_info(checkpoint) -> dict:
     """The ``run.json`` next to ``checkpoint`` (its folder, else the folder above), or ``{}``."""
+    from kerasnets.files import read_json_object
+
     folder = os.path.dirname(os.path.abspath(checkpoint))
     for candidate in (folder, os.path.dirname(folder)):
         file = os.path.join(candidate, RUN_FILE)
         if os.path.isfile(file):
-            try:
-                with open(file, encoding="utf-8") as f:
-                    info = json.load(f)
-            except (OSError, json.JSONDecodeError) as error:
-                raise ValueError(f"Cannot read {file}: {error}. Received: run file={file!r}") from None
-            if not isinstance(info, dict):
-                raise ValueError(f"{file} does not hold a JSON object. Received: {type(info).__name__}")
+            info = read_json_object(file, received=f"CHECKPOINT={checkpoint!r}",
+                                    remedy="give --model-name, --image-size and --class-names instead, "
+                                           "or export a copy of the checkpoint from another folder")
             return dict(info, _path=file)
     return {}
+
+
+def _check_run_folder(checkpoint, run_info):
+    """A run's final model is not exported while a `kerasnets train` extends the run (it is
+    the model of the previous training until the new one is saved); a warning when the run
+    did not complete since."""
+    if not run_info or os.path.basename(checkpoint) != CHECKPOINT_FILE:
+        return
+    from kerasnets.files import lock_holder
+
+    folder = os.path.dirname(run_info["_path"])
+    holder = lock_holder(folder)
+    if holder is not None:
+        fail("CHECKPOINT", f"a run that no kerasnets process is training (pid {holder if holder > 0 else '?'} "
+             f"holds {folder}: its {CHECKPOINT_FILE} is the model of the previous training until the new "
+             "one is saved; export when it finishes)", checkpoint)
+    status = run_info.get("status")
+    if status in ("running", "failed"):
+        print(f"Warning: {run_info['_path']} says the run is {status!r}, not complete: {checkpoint} is the "
+              "model of its last completed training, not of the epochs run since.", file=sys.stderr)
 
 
 def read_class_names(file):
@@ -137,10 +155,7 @@ def _image_size(value):
 def _check_arguments(args):
     """``(checkpoint, run info, class names)``; every argument checked before any work."""
     with usage_errors():
-        checkpoint = find_checkpoint(args.checkpoint)
-        check_keras_file(checkpoint, f"CHECKPOINT={args.checkpoint!r}")
-        run_info = read_run_info(checkpoint)
-        class_names = read_class_names(args.class_names) if args.class_names else _first(run_info, "class_names")
+        # The options that contradict --format first, then the paths, then the checkpoint.
         if args.fold_batch_norm and args.format not in ("saved_model", "onnx"):
             fail("--format", "saved_model or onnx for --fold-batch-norm (TFLite folds BatchNormalization "
                  "itself)", args.format, received=f"--format={args.format}")
@@ -150,6 +165,12 @@ def _check_arguments(args):
         if args.format != "onnx" and (args.static_size is not None or args.opset is not None):
             option = "--static-size" if args.static_size is not None else "--opset"
             fail("--format", f"onnx for {option}", args.format, received=f"--format={args.format}")
+        _check_output_path(args.output, args.format)
+        checkpoint = find_checkpoint(args.checkpoint)
+        check_keras_file(checkpoint, f"CHECKPOINT={args.checkpoint!r}")
+        run_info = read_run_info(checkpoint)
+        _check_run_folder(checkpoint, run_info)
+        class_names = read_class_names(args.class_names) if args.class_names else _first(run_info, "class_names")
         if args.format == "onnx":
             args.static_size = _static_size(args.static_size)
             _check_onnx_output(args.output)
@@ -158,6 +179,19 @@ def _check_arguments(args):
         check_destination(args.output, overwrite=args.overwrite, source=checkpoint,
                           kind="dir" if args.format == "saved_model" else "file")
     return checkpoint, run_info, class_names
+
+
+def _check_output_path(output, format):
+    """A file format's suffix (checked before the model is loaded); a folder for a SavedModel."""
+    from kerasnets.export import FILE_SUFFIXES
+
+    suffix = FILE_SUFFIXES.get(format)
+    if suffix is not None and not output.endswith(suffix):
+        fail("--output", f"a file path ending in {suffix} for --format {format}", output)
+    taken = [(f, s) for f, s in FILE_SUFFIXES.items() if output.endswith(s)]
+    if suffix is None and (taken or output.endswith(".h5")):
+        hint = f" (for a {taken[0][1]} file, pass --format {taken[0][0]})" if taken else ""
+        fail("--output", f"a folder path for --format {format}{hint}", output)
 
 
 def _static_size(value):

@@ -15,6 +15,7 @@ import argparse
 from kerasnets.cli import (
     KEY_VALUE_HELP,
     VERIFY_CHOICES,
+    CommandFailed,
     UsageError,
     add_model_arguments,
     key_value,
@@ -130,8 +131,10 @@ def check_overrides(overrides):
 
 
 def run_train(args):
-    from kerasnets.files import RunLockedError
     from kerasnets import training
+    from kerasnets.data import DataError
+    from kerasnets.files import RunLockedError
+    from kerasnets.training.callbacks import TrainingDiverged
 
     augment = None if str(args.augment).lower() == "none" else args.augment
     with usage_errors():
@@ -157,7 +160,23 @@ def run_train(args):
             hw = setup_hardware(args.strategy, args.precision, args.xla, set_policy=False)
             print(f"hardware: {hw.describe()}")
             return 0
-        run = training.prepare(
+        run = _prepare(training, args, overrides, builder_kwargs, augment)
+    try:
+        run.run()
+    except RunLockedError as error:
+        raise UsageError(str(error)) from None
+    except DataError as error:  # an image the pipeline stopped on, named
+        raise UsageError(str(error)) from None
+    except TrainingDiverged as error:
+        raise CommandFailed(f"{error} The run is marked failed in {run.path('run')}.") from None
+    return 0
+
+
+def _prepare(training, args, overrides, builder_kwargs, augment):
+    """`kerasnets.training.prepare` with the command's arguments; an OSError (a weight file
+    that cannot be downloaded, a file that cannot be read) is its message alone."""
+    try:
+        return training.prepare(
             args.model, args.dataset, epochs=args.epochs, batch_size=args.batch_size,
             image_size=args.input_size, recipe=args.recipe, overrides=overrides,
             learning_rate=args.learning_rate, model_kwargs=builder_kwargs, output=args.output,
@@ -169,8 +188,5 @@ def run_train(args):
             verify=None if args.verify == "none" else args.verify,
             weights=None if args.weights in (None, "none") else args.weights,
         )
-    try:
-        run.run()
-    except RunLockedError as error:
-        raise UsageError(str(error)) from None
-    return 0
+    except OSError as error:
+        raise CommandFailed(str(error).strip() or type(error).__name__) from None

@@ -41,14 +41,16 @@ import zipfile
 
 from kerasnets._validate import check_bool, check_choice, check_path, fail
 from kerasnets.card import model_card
-from kerasnets.export._atomic import METADATA_FILE, atomic_destination, check_destination
+from kerasnets.export._atomic import METADATA_FILE, atomic_destination, check_destination, record_export
 from kerasnets.export._dtype import policy_names, with_dtype_policy
 from kerasnets.export._fold import fold_batch_norm
 from kerasnets.export._spec import ExportSpec, exportable_model, find_lambda_layers, resolve_spec
 from kerasnets.export._serving import SIGNATURES, eval_preprocess
+from kerasnets.files import strict_json
 
 __all__ = [
     "FORMATS",
+    "FILE_SUFFIXES",
     "METADATA_FILE",
     "SIGNATURES",
     "export",
@@ -66,6 +68,8 @@ __all__ = [
 ]
 
 FORMATS = ("saved_model", "keras", "tflite", "onnx")
+# The suffix the path of each file format must end with (a SavedModel is a folder).
+FILE_SUFFIXES = {"keras": ".keras", "tflite": ".tflite", "onnx": ".onnx"}
 
 _SPEC_ARGS_DOC = """
         model_name: the registered name (``"resnet50"``), used to find the
@@ -97,7 +101,7 @@ def _spec(model, kwargs):
 
 def _write_json(path, record):
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=2, sort_keys=False)
+        json.dump(strict_json(record), f, indent=2, sort_keys=False, allow_nan=False)
         f.write("\n")
 
 
@@ -173,6 +177,7 @@ def saved_model(
     with atomic_destination(path, overwrite=overwrite) as staging:
         archive.write_out(staging, verbose=False)
         _write_json(os.path.join(staging, METADATA_FILE), record)
+        record_export(staging)  # the manifest: what a later overwrite=True may replace
     return record
 
 

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import keras
 
-from kerasnets._validate import check_bool, check_choice, check_int, check_keras_name, check_number, fail
+from kerasnets._validate import check_bool, check_choice, check_int, check_keras_name, check_number, fail, is_int
 from kerasnets.card import CARD_LAYER, ModelCard, ModelCardLayer, set_model_card
 from kerasnets.preprocessing import Preprocessing
 from kerasnets.registry import ModelSpec, register_spec
@@ -181,14 +181,19 @@ def trace_sizes(size, ops: Sequence[tuple]):
 
 
 def min_input_size(ops: Sequence[tuple], final_size: int = 1, limit: int = 4096) -> int:
-    """The smallest input length for which every op's output is at least 1.
+    """The smallest input length for which every op's output is at least 1 and every
+    strided op has at least ``stride`` pixels to downsample.
 
-    ``final_size`` is what the last op must produce (e.g. 5 for a 5x5 valid
-    average pool that follows).
+    Without the second condition a padded stride-2 convolution maps 1 pixel to 1
+    pixel, and a ResNet would accept 1x1 images: every layer after the first
+    would compute on padding. ``final_size`` is what the last op must produce
+    (e.g. 5 for a 5x5 valid average pool that follows).
     """
     for size in range(1, limit + 1):
         sizes = trace_sizes(size, ops)
-        if all(s >= 1 for s in sizes) and (not sizes or sizes[-1] >= final_size):
+        inputs = [size, *sizes[:-1]]
+        downsampled = all(n >= op[1] for n, op in zip(inputs, ops))
+        if downsampled and all(s >= 1 for s in sizes) and (not sizes or sizes[-1] >= final_size):
             return size
     raise ValueError(f"No input size up to {limit} satisfies the architecture.")
 
@@ -223,6 +228,15 @@ def _validate_activation(activation):
                      "None, a callable or the name of a Keras activation such as 'softmax'")
 
 
+def _is_softmax(activation):
+    if activation is None:
+        return False
+    try:
+        return keras.activations.get(activation) is keras.activations.softmax
+    except (ValueError, TypeError):
+        return False
+
+
 def _resolve_input_shape(input_shape, input_tensor, info, model_name):
     tensor_shape = None
     if input_tensor is not None:
@@ -230,10 +244,15 @@ def _resolve_input_shape(input_shape, input_tensor, info, model_name):
             fail("input_tensor", "a Keras tensor, such as the output of keras.Input()", input_tensor)
         tensor_shape = tuple(input_tensor.shape[1:])
     if input_shape is not None:
-        try:
-            input_shape = tuple(None if d is None else int(d) for d in input_shape)
-        except (TypeError, ValueError):
-            fail("input_shape", "a tuple of 3 integers or None", input_shape)
+        try:  # a string is no shape ("224" is not three sizes); 224.0 is no size
+            ok = not isinstance(input_shape, (str, bytes)) and all(d is None or is_int(d) and d > 0
+                                                                   for d in input_shape)
+        except TypeError:
+            ok = False
+        if not ok:
+            fail("input_shape", "a tuple of positive integers (None for a variable height or width), "
+                 "such as (224, 224, 3)", input_shape)
+        input_shape = tuple(None if d is None else int(d) for d in input_shape)
         if len(input_shape) != 3:
             fail("input_shape", "a tuple of 3 entries (height, width, channels in the layout of "
                  "keras.config.image_data_format())", input_shape)
@@ -291,6 +310,10 @@ def build_application(
     check_choice("pooling", pooling, (None, "avg", "max"))
     check_int("classes", classes)
     _validate_activation(classifier_activation)
+    if include_top and classes == 1 and _is_softmax(classifier_activation):
+        fail("classes", f"at least 2 with classifier_activation='softmax' (a softmax over one class is "
+             "always 1.0; for one yes/no output pass classifier_activation='sigmoid')", classes,
+             context=model_name, received=f"classes=1, classifier_activation={classifier_activation!r}")
     shape = _resolve_input_shape(input_shape, input_tensor, info, model_name)
     spatial = _spatial(shape)
     if include_top and fixed_size_top and any(d is None for d in spatial):
@@ -346,8 +369,14 @@ def scale_width(filters: int, width_multiplier: float) -> int:
     return max(1, int(round(filters * width_multiplier)))
 
 
-def validate_width_multiplier(width_multiplier, model_name):
+def validate_width_multiplier(width_multiplier, model_name, narrowest=None):
+    """A positive number that leaves every layer at least one channel: `scale_width` of
+    ``narrowest`` (the family's fewest filters) must not round to 0, which would be
+    clamped to 1 without a word (a 285-parameter "ResNet-20")."""
     check_number("width_multiplier", width_multiplier, context=model_name)
+    if narrowest is not None and round(narrowest * width_multiplier) < 1:
+        fail("width_multiplier", f"above {0.5 / narrowest:g}, so that every layer keeps at least one "
+             f"channel (the narrowest has {narrowest} filters)", width_multiplier, context=model_name)
 
 
 # ---------------------------------------------------------------------------

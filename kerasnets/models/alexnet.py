@@ -118,7 +118,7 @@ def _validate(variant, groups, width_multiplier, dropout, lrn, model_name):
         fail("lrn", f"'paper' for variant={variant!r} (it has no normalisation layers)", lrn,
              received=f"lrn={lrn!r}, variant={variant!r}")
     check_int("groups", groups, allow_none=True)
-    validate_width_multiplier(width_multiplier, model_name)
+    validate_width_multiplier(width_multiplier, model_name, min(conv.filters for conv in LAYERS[variant].values()))
     check_probability("dropout", dropout, context=model_name)
 
 

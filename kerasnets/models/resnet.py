@@ -165,10 +165,11 @@ def resnet_imagenet(
     zero_init_residual: bool = False, **contract,
 ):
     block, blocks = IMAGENET_DEPTHS[depth]
-    validate_width_multiplier(width_multiplier, model_name)
     _check_zero_init(zero_init_residual, residual, model_name)
     check_choice("downsample_on", downsample_on, ("1x1", "3x3"))
-    widths = [scale_width(w, width_multiplier) for w in _check_widths(stage_widths, IMAGENET_WIDTHS, model_name)]
+    base = _check_widths(stage_widths, IMAGENET_WIDTHS, model_name)
+    validate_width_multiplier(width_multiplier, model_name, min(64, *base))  # conv1: 64
+    widths = [scale_width(w, width_multiplier) for w in base]
 
     def backbone(inputs, head):
         x = _conv(inputs, scale_width(64, width_multiplier), 7, strides=2, padding=3, name="conv1")
@@ -192,9 +193,10 @@ def resnet_cifar(
     stage_widths: Sequence[int] | None = None, zero_init_residual: bool = False, **contract,
 ):
     n = CIFAR_DEPTHS[depth]
-    validate_width_multiplier(width_multiplier, model_name)
     _check_zero_init(zero_init_residual, residual, model_name)
-    widths = [scale_width(w, width_multiplier) for w in _check_widths(stage_widths, CIFAR_WIDTHS, model_name)]
+    base = _check_widths(stage_widths, CIFAR_WIDTHS, model_name)
+    validate_width_multiplier(width_multiplier, model_name, min(base))
+    widths = [scale_width(w, width_multiplier) for w in base]
     if residual and any(b < a for a, b in zip(widths, widths[1:])):
         fail("stage_widths", f"non-decreasing: the zero-padding shortcuts of {model_name} (option A) "
              "can only add channels, so the widths must not decrease", stage_widths)

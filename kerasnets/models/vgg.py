@@ -113,8 +113,10 @@ def vgg(
     *, model_name, config, batch_norm: bool = False, width_multiplier: float = 1.0,
     stage_widths: Sequence[int] | None = None, dropout: float = 0.5, **contract,
 ):
-    validate_width_multiplier(width_multiplier, model_name)
     widths = _check_block_widths(stage_widths, model_name)
+    validate_width_multiplier(width_multiplier, model_name, min(  # the convolutions, as the blocks use them
+        widths[b] if stage_widths is not None else _layer(spec)[0]
+        for b, block in enumerate(CONFIGS[config]) for spec in block if spec != "LRN"))
     check_probability("dropout", dropout, context=model_name)
     check_bool("batch_norm", batch_norm, context=model_name)
 

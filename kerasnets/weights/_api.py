@@ -368,6 +368,14 @@ def preprocess_input(images, model, weights=None, **builder_kwargs):
 
     pre = preprocessing_for(model, weights, **builder_kwargs)
     axis = -1 if keras.config.image_data_format() == "channels_last" else -3
+    if isinstance(images, (list, tuple)):
+        images = np.asarray(images)
+    shape = tuple(getattr(images, "shape", ()))
+    if len(shape) < 3 or shape[axis] != 3:
+        where = "last" if axis == -1 else "third-from-last (channels_first)"
+        fail("images", f"RGB images: an array (..., height, width, 3) with 3 channels on the {where} axis "
+             "(drop an alpha channel with images[..., :3]; repeat a grey one)", images,
+             received=f"images.shape={shape}")
     shape = [1, 1, 1]
     shape[axis] = 3
     mean = np.asarray(pre.mean, np.float32).reshape(shape if axis == -3 else (3,))
