@@ -1,0 +1,377 @@
+"""`kerasnets tune` on several workers (Keras Tuner's distributed mode), and tune's folder rules.
+
+Every process binds 127.0.0.1. The searches are tiny (VGG-11 at width 1/4 on 32x32
+``shapes``, one batch per epoch, one epoch, three trials), but each trial still traces
+a training graph (about 8 CPU-seconds) and each worker process imports TensorFlow
+(about 12): the chief runs in the test's process wherever the test does not kill it,
+and the checks against a running search share one.
+"""
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import keras
+import keras_tuner
+import pytest
+
+from _data_fixtures import shapes_data_dir  # noqa: F401  (a session fixture)
+
+import kerasnets.tuning as kt
+from kerasnets.cli import main
+from kerasnets.files import RunLock
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _argv(data_dir, output, *extra, model="vgg11", trials=3):
+    return ["tune", model, "--dataset", "shapes", "--data-dir", data_dir, "--max-trials", str(trials),
+            "--epochs", "1", "--batch-size", "16", "--image-size", "32", "--steps-per-epoch", "1",
+            "--validation-steps", "1", "--hp", "width_multiplier=0.25", "--precision", "float32",
+            "--seed", "1", "--verbose", "0", "--output", output, *extra]
+
+
+def _rows(output):
+    with open(os.path.join(output, "results.csv"), encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _workers(output):
+    return kt.read_workers(os.path.join(output, "tuner"))
+
+
+def _trial_status(output, trial_id):
+    try:
+        with open(os.path.join(output, "tuner", f"trial_{trial_id}", "trial.json"), encoding="utf-8") as f:
+            return json.load(f)["status"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _ended(out):
+    """``{trial_id: (status, worker)}`` of the chief's progress lines; each id once."""
+    ended = {}
+    for line in out.splitlines():
+        if line.startswith("[tune] trial "):
+            words = line.split()
+            assert words[2] not in ended, f"trial {words[2]} ended twice:\n{out}"
+            ended[words[2]] = (words[4], words[6] if words[5] == "on" else "")
+    return ended
+
+
+def _child(worker_id):
+    """The pid of this process's worker process ``worker_id`` (Linux /proc), or None."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().decode("utf-8", "replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and f'"worker_id": "{worker_id}"' in cmdline:
+            return int(pid)
+    return None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+
+
+# ---------------------------------------------------------------------------
+# Two workers and a chief; one worker SIGKILLed in the middle of a trial.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow(minutes=2)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker processes in /proc")
+def test_two_workers_share_the_trials_and_survive_a_killed_worker(shapes_data_dir, tmp_path, capsys):  # noqa: F811
+    output = str(tmp_path / "search")
+    killed = {}
+
+    def kill_a_worker_in_its_second_trial():
+        # A worker that finished a trial and got another: SIGKILL it while that one runs (with
+        # four trials the other worker still has one to finish, then takes the one given back).
+        deadline = time.time() + 900
+        while time.time() < deadline and not killed:
+            histories = _workers(output)
+            for worker in ("tuner0", "tuner1"):
+                mine = sorted(t for t, history in histories.items() if history[-1] == worker)
+                if (len(mine) == 2 and _trial_status(output, mine[0]) == "COMPLETED"
+                        and _trial_status(output, mine[1]) == "RUNNING" and _child(worker)):
+                    os.kill(_child(worker), signal.SIGKILL)
+                    killed.update(worker=worker, trial=mine[1])
+                    break
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=kill_a_worker_in_its_second_trial, daemon=True)
+    watcher.start()
+    assert main(_argv(shapes_data_dir, output, "--workers", "2", trials=4)) == 0
+    watcher.join(1)
+    out = capsys.readouterr().out
+    assert killed, out
+    other = ({"tuner0", "tuner1"} - {killed["worker"]}).pop()
+    # The chief saw the worker go and gave its trial back to the oracle's queue; the other
+    # worker ran it and the search went on: no trial ended twice, every one completed.
+    assert f"worker {killed['worker']} stopped (killed by SIGKILL); its trial {killed['trial']} goes back" in out
+    ended = _ended(out)
+    assert sorted(ended) == ["0", "1", "2", "3"]
+    assert {status for status, _ in ended.values()} == {"COMPLETED"}
+    assert ended[killed["trial"]][1] == other
+    assert _workers(output)[killed["trial"]] == [killed["worker"], other]
+    # The report holds every trial, with the worker that ran it: both ran trials.
+    rows = _rows(output)
+    assert [r["trial"] for r in rows] == ["0", "1", "2", "3"]
+    assert {r["status"] for r in rows} == {"COMPLETED"}
+    assert {r["worker"] for r in rows} == {"tuner0", "tuner1"}
+    assert all(r["macs"] and r["val_accuracy"] for r in rows)  # a point of the plot each
+    table = out.split("trial  status")[1].split("Best:")[0]
+    assert "worker" in table and "tuner0" in table and "tuner1" in table
+    with open(os.path.join(output, "pareto.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(os.path.join(output, "best_args.json"), encoding="utf-8") as f:
+        best = json.load(f)
+    saved = keras.saving.load_model(os.path.join(output, "best_model.keras"))
+    assert kt.build_from_args(best["builder_args"]).count_params() == saved.count_params()
+    assert _child("tuner0") is None and _child("tuner1") is None  # every worker is gone
+
+
+# ---------------------------------------------------------------------------
+# A running search refuses what would clash with it; SIGKILLed, it resumes.
+# ---------------------------------------------------------------------------
+
+
+def _one_line_error(capsys, *pieces):
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("kerasnets tune: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for piece in pieces:
+        assert piece in lines[0], lines[0]
+    return lines[0]
+
+
+def _refused_while_running(data_dir, tmp_path, output, address, chief_pid, capsys):
+    port = address.rsplit(":", 1)[1]
+    # A second chief on the port (Keras Tuner's own server would share it silently).
+    assert main(_argv(data_dir, str(tmp_path / "other"), "--role", "chief", "--oracle", address)) == 2
+    _one_line_error(capsys, f"port {port} of 127.0.0.1 is in use")
+    assert not os.path.exists(tmp_path / "other")
+    # A second search on the folder, as `train` refuses it.
+    assert main(_argv(data_dir, output)) == 2
+    _one_line_error(capsys, "is in use by another kerasnets process", f"pid {chief_pid}")
+    # Workers started with another space, or another model, than the chief's.
+    worker = ["--role", "worker", "--oracle", address, "--worker-id", "w1"]
+    assert main(_argv(data_dir, output, *worker, "--hp", "block2_width=64")) == 2
+    _one_line_error(capsys, "searches another space than this worker", "block2_width")
+    assert main(_argv(data_dir, output, *worker, model="vgg13")) == 2
+    _one_line_error(capsys, "differs from this worker's", "model: 'vgg11' on the chief, 'vgg13' here")
+
+
+@pytest.mark.slow(minutes=3)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with the chief on Linux")
+def test_a_running_search_refuses_clashes_and_resumes_after_a_kill(shapes_data_dir, tmp_path, capsys):  # noqa: F811
+    output = str(tmp_path / "search")
+    argv = _argv(shapes_data_dir, output)
+    chief = subprocess.Popen([sys.executable, "-m", "kerasnets", *argv, "--workers", "2"], env=_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines, pids = [], []
+    try:
+        for line in chief.stdout:
+            lines.append(line)
+            if "the oracle listens on" in line:
+                address = line.split("listens on ")[1].split()[0]
+            if line.startswith("[tune] worker tuner"):
+                pids.append(int(line.split("pid ")[1].split(",")[0]))
+                if len(pids) == 2:  # checked while the workers start
+                    _refused_while_running(shapes_data_dir, tmp_path, output, address, chief.pid, capsys)
+            if line.startswith("[tune] trial "):
+                break
+        deadline = time.time() + 120  # a trial has ended: kill once another one runs
+        while time.time() < deadline and not any(
+                _trial_status(output, t) == "RUNNING" for t in _workers(output)):
+            time.sleep(0.2)
+    finally:
+        chief.kill()  # SIGKILL, as `kill -9`: the workers go with it
+        lines += chief.stdout.readlines()
+        chief.wait()
+    first = _ended("".join(lines))
+    handed = set(_workers(output))
+    assert first and set(first) < {"0", "1", "2"}, "".join(lines)
+    assert {status for status, _ in first.values()} == {"COMPLETED"}
+    deadline = time.time() + 20
+    while any(_alive(pid) for pid in pids) and time.time() < deadline:
+        time.sleep(0.2)
+    assert len(pids) == 2 and not any(_alive(pid) for pid in pids)
+    stamps = {t: os.stat(os.path.join(output, "tuner", f"trial_{t}", "checkpoint.weights.h5")).st_mtime_ns
+              for t in first}
+
+    # The same command again (on one worker this time): it resumes.
+    assert main(argv + ["--workers", "1"]) == 0
+    second = _ended(capsys.readouterr().out)
+    assert not set(first) & set(second)  # finished trials are not trained again
+    assert set(first) | set(second) == {"0", "1", "2"}
+    assert handed - set(first) and handed - set(first) <= set(second)  # the running one ran again
+    assert {t: os.stat(os.path.join(output, "tuner", f"trial_{t}", "checkpoint.weights.h5")).st_mtime_ns
+            for t in first} == stamps
+    rows = _rows(output)
+    assert [r["trial"] for r in rows] == ["0", "1", "2"] and {r["status"] for r in rows} == {"COMPLETED"}
+
+
+# ---------------------------------------------------------------------------
+# Errors without a chief, each one line.
+# ---------------------------------------------------------------------------
+
+
+def test_distribution_usage_errors(tmp_path, capsys):
+    base = ["tune", "resnet20", "--output", str(tmp_path / "x")]
+    closed = _free_port()
+    started = time.time()
+    assert main(base + ["--role", "worker", "--oracle", f"127.0.0.1:{closed}", "--oracle-timeout", "1"]) == 2
+    _one_line_error(capsys, f"No oracle answered at 127.0.0.1:{closed} within 1 s")
+    assert time.time() - started < 30
+    with pytest.raises(SystemExit) as exited:
+        main(base + ["--workers", "0"])
+    assert exited.value.code == 2
+    _one_line_error(capsys, "argument --workers: must be a positive integer. Received: '0'")
+    for argv, pieces in [
+        (["--oracle", "127.0.0.1:5000"], ("--oracle must be given with --role chief or --role worker",)),
+        (["--role", "worker"], ("--oracle must be given with --role worker",)),
+        (["--role", "worker", "--oracle", "127.0.0.1:99999"], ("--oracle must be HOST:PORT with a port from 1",)),
+        (["--role", "worker", "--oracle", "localhost"], ("--oracle must be HOST:PORT",)),
+        (["--role", "worker", "--oracle", "127.0.0.1:5000", "--worker-id", "chief2"], ("without 'chief'",)),
+        (["--role", "worker", "--oracle", "127.0.0.1:5000", "--workers", "2"], ("--workers must be given without",)),
+        (["--role", "worker", "--oracle", "127.0.0.1:5000", "--overwrite"], ("--overwrite must be left to the chief",)),
+        (["--role", "chief", "--oracle", "192.0.2.1:5000"], ("192.0.2.1 is not an address of this machine",)),
+    ]:
+        assert main(base + argv) == 2, argv
+        _one_line_error(capsys, *pieces)
+    assert not os.path.exists(tmp_path / "x")
+
+
+# ---------------------------------------------------------------------------
+# tune's folder rules: those of train (nothing run, so nothing trains).
+# ---------------------------------------------------------------------------
+
+
+def _plant(folder, files):
+    os.makedirs(folder, exist_ok=True)
+    for name, data in files.items():
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(data)
+
+
+def _contents(folder):
+    found = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, folder)] = f.read()
+    return found
+
+
+USER_FILES = {"results.csv": b"my,own\n1,2\n", "best_model.keras": b"PK\x03\x04 not kerasnets",
+              "pareto.png": b"\x89PNG my plot"}
+
+
+@pytest.mark.parametrize("extra", [[], ["--overwrite"], ["--workers", "2"]])
+def test_tune_refuses_a_folder_with_a_users_files(tmp_path, capsys, extra):
+    folder = str(tmp_path / "mine")
+    _plant(folder, USER_FILES)
+    assert main(["tune", "resnet20", "--output", folder, *extra]) == 2
+    _one_line_error(capsys, "not empty and holds no kerasnets search", "choose another --output")
+    assert _contents(folder) == USER_FILES  # byte for byte, and nothing added
+
+
+def test_tune_refuses_a_train_run_folder_and_a_held_folder(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    planted = {"run.json": b'{"format": 1, "status": "complete", "model": "resnet20"}', "log.csv": b"epoch\n0\n"}
+    _plant(run, planted)
+    for extra in ([], ["--overwrite"]):
+        assert main(["tune", "resnet20", "--output", run, *extra]) == 2
+        _one_line_error(capsys, "is a `kerasnets train` run folder")
+        assert _contents(run) == planted
+    # A folder a `train` holds (its lock taken, run.json not written yet).
+    held = str(tmp_path / "held")
+    with RunLock(held):
+        assert main(["tune", "resnet20", "--output", held]) == 2
+        _one_line_error(capsys, "is in use by another kerasnets process", f"pid {os.getpid()}")
+        assert os.listdir(held) == [".lock"]
+
+
+def test_overwrite_removes_only_what_a_search_wrote(tmp_path):
+    from kerasnets.cli.tune import LAYOUT, _Claim
+
+    folder = str(tmp_path / "search")
+    _plant(folder, {"search.json": b'{"kind": "kerasnets tune search", "model": "resnet20"}',
+                    "results.csv": b"x", "pareto.png": b"x", "notes.txt": b"mine"})
+    os.makedirs(os.path.join(folder, "tuner", "trial_0"))
+    claim = _Claim(folder)
+    try:
+        assert claim.previous["model"] == "resnet20"
+        claim.clear()
+    finally:
+        claim.release()
+    assert sorted(os.listdir(folder)) == [".lock", "notes.txt"]
+    assert "tuner" in LAYOUT and "notes.txt" not in LAYOUT
+
+
+# ---------------------------------------------------------------------------
+# The pieces, without processes.
+# ---------------------------------------------------------------------------
+
+
+def test_devices_split_among_workers():
+    assert kt.split_devices(2, [0, 1]) == [[0], [1]]
+    assert kt.split_devices(1, [0, 1]) == [[0, 1]]
+    assert kt.split_devices(2, ["0", "1", "2"]) == [["0", "1"], ["2"]]
+    assert kt.split_devices(3, ["0"]) == [["0"], ["0"], ["0"]]
+    assert kt.split_devices(4, [0, 1]) == [[0], [1], [0], [1]]
+
+
+def test_space_differences_name_each_hyperparameter():
+    hypermodel = kt.WidthHyperModel("resnet20", input_shape=(16, 16, 3), classes=10)
+    other = kt.WidthHyperModel("resnet20", input_shape=(16, 16, 3), classes=10, overrides={"conv2_width": 8})
+    spaces = []
+    for model in (hypermodel, other):
+        hp = keras_tuner.HyperParameters()
+        model.declare_hyperparameters(hp)
+        spaces.append(hp)
+    assert kt.space_differences(spaces[0], spaces[0]) == []
+    # The chief sends its space over gRPC: the round trip changes nothing.
+    assert kt.space_differences(spaces[0], keras_tuner.HyperParameters.from_proto(spaces[0].to_proto())) == []
+    (difference,) = kt.space_differences(spaces[0], spaces[1])
+    assert difference.startswith("conv2_width:") and "value=8" in difference
+
+
+def test_keras_tuner_internals_still_there():
+    """What `kerasnets.tuning` reads of Keras Tuner's distributed engine, by name."""
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief, oracle_client
+
+    assert hasattr(oracle_chief.OracleServicer, "CreateTrial") and hasattr(oracle_client, "TIMEOUT")
+    assert hasattr(protos.get_service_grpc(), "add_OracleServicer_to_server")
+    oracle = keras_tuner.oracles.RandomSearchOracle(objective="loss", max_trials=1)
+    for name in ("ongoing_trials", "tuner_ids", "_retry_queue", "end_order", "max_consecutive_failed_trials"):
+        assert hasattr(oracle, name), f"keras-tuner {keras_tuner.__version__}: Oracle.{name} is gone"
