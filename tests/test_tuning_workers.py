@@ -342,6 +342,44 @@ def test_overwrite_removes_only_what_a_search_wrote(tmp_path):
 # ---------------------------------------------------------------------------
 
 
+def test_consecutive_failures_stop_the_search_instead_of_stranding_it(tmp_path):
+    """Keras Tuner's oracle raises the limit inside the worker's end_trial call (the worker dies,
+    the chief waits for its trial forever); the chief's server stops handing out trials."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    grey = rng.random((8, 16, 16, 1), dtype=np.float32)  # one channel for an RGB model: every trial fails
+    data = tf.data.Dataset.from_tensor_slices((grey, rng.integers(0, 3, 8))).batch(8)
+    hypermodel = kt.WidthHyperModel("resnet20", input_shape=(16, 16, 3), classes=3, per_block=False,
+                                    overrides={"width_multiplier": [0.25, 0.5, 0.75]}, steps_per_epoch=1)
+    with kt.chief_environment():
+        chief = kt.make_tuner("random", hypermodel, max_trials=3, directory=str(tmp_path), seed=0,
+                              max_consecutive_failed_trials=2)
+    server = kt.OracleServer("127.0.0.1", 0).start(chief)
+    finished = []
+
+    def worker():  # a worker in a thread of this process: Keras Tuner's client, over gRPC
+        with kt.worker_environment("127.0.0.1", server.port, "w0", timeout=60):
+            tuner = kt.make_tuner("random", hypermodel, max_trials=3, directory=str(tmp_path), seed=0)
+            tuner.search(data, validation_data=data, epochs=1, verbose=0)
+        finished.append(True)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    try:
+        server.serve(poll=0.1)
+    finally:
+        server.stop()
+    thread.join(60)
+    assert finished  # the worker was told to stop, not failed by an RPC error
+    assert server.stopped == "Number of consecutive failures exceeded the limit of 2."
+    assert {t.status for t in chief.oracle.trials.values()} == {"FAILED"} and len(chief.oracle.trials) == 2
+    assert [f.trial_id for f in kt.failed_trials(chief)] == ["0", "1"]
+    assert kt.read_workers(chief.project_dir) == {"0": ["w0"], "1": ["w0"]}
+    assert "KERASTUNER_ORACLE_IP" not in os.environ
+
+
 def test_devices_split_among_workers():
     assert kt.split_devices(2, [0, 1]) == [[0], [1]]
     assert kt.split_devices(1, [0, 1]) == [[0, 1]]
