@@ -153,6 +153,8 @@ class LocalWorkers:
             self.stopped.append((worker_id, group, how))
         if self.running or not self.stopped or not self.server.has_work():
             return
+        if self.server.state()[1] - self.names:  # workers of other machines are still at it
+            return
         worker_id, group, how = self.stopped[-1]
         had_trials = {w for history in self.server.workers.values() for w in history}
         if self.replacements < self.count and any(w in had_trials for w, _, _ in self.stopped):

@@ -373,12 +373,7 @@ class _Claim:
             self.created = []
         self.lock = RunLock(output)
         self._new_lock_file = not os.path.exists(self.lock.path)
-        try:
-            self.lock.acquire()
-        except ValueError:
-            if self.created:  # made by this attempt (another process made it meanwhile: kept)
-                self.abandon()
-            raise
+        self.lock.acquire()  # another process's lock: its files stay as they are
 
     def clear(self):
         """--overwrite: removes what an earlier search wrote (the layout), nothing else."""
