@@ -1,17 +1,18 @@
 # %% [markdown]
 # # Classify an image with ImageNet weights
 #
-# `kerasnets.ResNet50(weights="imagenet")` loads the model's ImageNet preset (here
-# keras.applications' published file, converted exactly: see the README's *Weights*
+# `kerasnets.GoogLeNet(weights="imagenet")` loads the model's ImageNet preset (here the
+# Berkeley Caffe model of the paper's network, converted exactly: see the README's *Weights*
 # section); `kerasnets.preprocess_input` normalises the image as those weights expect and
-# `kerasnets.decode_predictions` names the 1,000 classes (shipped with the package).
+# `kerasnets.decode_predictions` names the 1,000 classes (shipped with the package). Any
+# model with weights works the same way (`--model resnet50`, `--model alexnet`).
 #
-# * `python examples/classify_image.py [--image PATH] [--model resnet50] [--weights imagenet]`:
-#   downloads the weights once (about 100 MB, kept in `~/.keras/kerasnets/weights`, or
-#   `$KERASNETS_HOME/weights`) and, without `--image`, TensorFlow's sample photo of
+# * `python examples/classify_image.py [--image PATH] [--model googlenet] [--weights imagenet]`:
+#   downloads the weights once (54 MB for GoogLeNet, kept in `~/.keras/kerasnets/weights`,
+#   or `$KERASNETS_HOME/weights`) and, without `--image`, TensorFlow's sample photo of
 #   Grace Hopper.
 # * `--quick` (or `KERASNETS_QUICK=1` for the notebook): nothing downloads; the example
-#   draws an image, writes a ResNet-18 weight file of random values itself and loads it
+#   draws an image, writes a GoogLeNet weight file of random values itself and loads it
 #   with `weights=PATH`: a check of the code, not of the classes it prints.
 
 # %%
@@ -23,7 +24,7 @@ parser = argparse.ArgumentParser(description="The top-5 ImageNet classes of an i
 parser.add_argument("--quick", action="store_true", default=os.environ.get("KERASNETS_QUICK") == "1",
                     help="a drawn image and a locally written random weight file: nothing downloads")
 parser.add_argument("--image", default=None, help="an image file (default: TensorFlow's sample photo)")
-parser.add_argument("--model", default="resnet50", help="a registered model with ImageNet weights")
+parser.add_argument("--model", default="googlenet", help="a registered model with ImageNet weights")
 parser.add_argument("--weights", default="imagenet", help="'imagenet', a preset name or a weight file")
 parser.add_argument("--output", default="outputs/classify_image", help="where the image is copied")
 # In a notebook the command line is the kernel's: the defaults above apply (edit them here).
@@ -43,13 +44,14 @@ import kerasnets
 
 MODEL, WEIGHTS = args.model, args.weights
 if args.quick:  # a weight file written here: random values, the loading code is the same
-    MODEL = "resnet18"
-    WEIGHTS = os.path.join(args.output, "resnet18_random.weights.h5")
+    MODEL = "googlenet"
+    WEIGHTS = os.path.join(args.output, "googlenet_random.weights.h5")
     kerasnets.get_model(MODEL, weights=None).save_weights(WEIGHTS)
     WEIGHTS_FOR_PREPROCESSING = "imagenet"  # the input the real preset expects
 else:
     WEIGHTS_FOR_PREPROCESSING = WEIGHTS
-model = kerasnets.get_model(MODEL, weights=WEIGHTS)
+# GoogLeNet's weights come with its two auxiliary classifiers: classify with the main one.
+model = kerasnets.inference_model(kerasnets.get_model(MODEL, weights=WEIGHTS))
 preprocessing = kerasnets.weights.preprocessing_for(MODEL, WEIGHTS_FOR_PREPROCESSING)
 size = model.input_shape[1]
 print(f"{MODEL} with weights {WEIGHTS}: {model.count_params():,} parameters, {size}x{size} inputs, "
@@ -58,8 +60,8 @@ print(f"{MODEL} with weights {WEIGHTS}: {model.count_params():,} parameters, {si
 # %% [markdown]
 # ## The image, resized and centre-cropped as in evaluation
 #
-# The shorter side is resized to `size / crop_fraction` (256 for a 224 crop), then the
-# centre `size × size` is kept.
+# The shorter side is resized to `size / crop_fraction` (256 for a 224 crop, or AlexNet's
+# 227), then the centre `size × size` is kept.
 
 # %%
 if args.image:

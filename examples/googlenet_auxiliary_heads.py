@@ -14,7 +14,7 @@
 #
 # * `python examples/googlenet_auxiliary_heads.py`: Imagenette (ten ImageNet classes,
 #   downloaded by tensorflow-datasets) at 224×224, the paper's recipe; a Colab GPU.
-# * `--quick` (or `KERASNETS_QUICK=1` for the notebook): a slim GoogLeNet at 65×65 (the
+# * `--quick` (or `KERASNETS_QUICK=1` for the notebook): a slim GoogLeNet at 79×79 (the
 #   smallest input the auxiliary heads accept) on a slice of the built-in `shapes`, a few
 #   CPU seconds per epoch.
 
@@ -40,7 +40,7 @@ args = parser.parse_args(args=[] if IN_NOTEBOOK else None)
 QUICK = args.quick
 EPOCHS = args.epochs or (2 if QUICK else 30)
 BATCH_SIZE = args.batch_size or (32 if QUICK else 64)
-IMAGE_SIZE = 65 if QUICK else 224
+IMAGE_SIZE = 79 if QUICK else 224
 WIDTH = 0.125 if QUICK else 1.0
 os.makedirs(args.output, exist_ok=True)
 

@@ -3,7 +3,7 @@
 >>> import kerasnets
 >>> model = kerasnets.ResNet50(weights=None)
 >>> kerasnets.list_models("resnet*")[:3]
-['resnet101', 'resnet110', 'resnet152']
+['resnet18', 'resnet20', 'resnet32']
 """
 
 from kerasnets import _startup  # noqa: E402
@@ -19,6 +19,18 @@ from kerasnets.layers import LocalResponseNormalization  # noqa: E402
 from kerasnets.profiling import profile  # noqa: E402
 from kerasnets.models import feature_extractor, inference_model  # noqa: E402
 from kerasnets.weights import decode_predictions, preprocess_input  # noqa: E402
+
+
+from kerasnets import models  # noqa: E402
+
+# The public API (`from kerasnets import *`; what the docs list): the names below, then every
+# name of kerasnets.models (the builders, ModelInfo, feature_extractor, ...) from its own __all__.
+__all__ = [
+    "__version__", "get_model", "get_model_info", "list_models", "register_model",
+    "LocalResponseNormalization", "profile", "decode_predictions", "preprocess_input",
+    "data", "export", "models", "training", "tuning", "weights",
+]
+__all__ += models.__all__
 
 
 def get_model_info(name: str) -> ModelInfo:

@@ -184,10 +184,12 @@ def check_instance(name: str, value, types, expected: str, *, context: str | Non
 
 
 def check_host_port(name: str, value) -> str:
-    """``"HOST:PORT"``: a non-empty host, a colon, a port of digits (``"10.0.0.1:1234"``)."""
+    """``"HOST:PORT"``: a non-empty host, a colon, a port from 1 to 65535 (``"10.0.0.1:1234"``)."""
     host, sep, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
     if not sep or not host or not port.isdigit():
         fail(name, "HOST:PORT", value)
+    if not 1 <= int(port) <= 65535:
+        fail(name, "HOST:PORT with a port from 1 to 65535", value)
     return value
 
 

@@ -11,11 +11,21 @@
   gets its previous version put back.
 * `describe_keras_file`: what is wrong with a ``.keras`` file that does not
   load (empty, truncated, not a zip archive, a zip without a model).
+* `Manifest`: the marker of a folder kerasnets writes (a training run, an
+  export, a search) and the list of what it wrote there, so that replacing
+  or starting over deletes only those files and never a user's.
+* `lock_holder`: whether a live process holds a folder's `RunLock`, without
+  taking it or writing anything.
+* `read_json_object`, `strict_json`: JSON records read with one clear error
+  naming the file, and written as strict JSON (no bare ``NaN``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
+import numbers
 import os
 import re
 import shutil
@@ -29,8 +39,16 @@ __all__ = [
     "LOCK_FILE",
     "TMP_PREFIX",
     "partial_prefix",
+    "is_leftover",
     "remove_stale_partials",
     "describe_keras_file",
+    "MANIFEST_FILE",
+    "MANIFEST_FORMAT",
+    "Manifest",
+    "ManifestError",
+    "lock_holder",
+    "read_json_object",
+    "strict_json",
 ]
 
 LOCK_FILE = ".lock"
@@ -237,3 +255,266 @@ def describe_keras_file(path):
     if "config.json" not in names:
         return "is a zip archive but holds no Keras model (no config.json)"
     return None
+
+
+# -- the manifest: what kerasnets wrote in a folder ------------------------------------
+
+MANIFEST_FILE = ".kerasnets-manifest.json"
+MANIFEST_FORMAT = 1
+# The manifest's first key: the package's name, its value the format. A file of a user's own
+# tool does not carry it by accident, as a run.json or a kerasnets_export.json copied from
+# elsewhere can.
+_MARKER = "kerasnets_manifest"
+
+
+class ManifestError(ValueError):
+    """A manifest that is there but cannot be trusted: damaged, of a newer format, or
+    listing a path outside its folder. Its message says what is wrong; the caller adds
+    what to do and what it received."""
+
+
+def _clean_entry(entry):
+    """``entry`` as a normalised relative path (a folder ends with ``/``), or None if unsafe."""
+    if not isinstance(entry, str) or not entry or "\\" in entry or entry.startswith("/"):
+        return None
+    folder = entry.endswith("/")
+    parts = entry.rstrip("/").split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return None
+    return "/".join(parts) + ("/" if folder else "")
+
+
+def is_leftover(name) -> bool:
+    """Whether ``name`` is what an atomic write leaves while it runs (or when killed):
+    a ``.tmp-*`` file or a ``.<name>.partial-*`` staging folder."""
+    return bool(_PARTIAL.match(name) or _TMP.match(name))
+
+
+class Manifest:
+    """The marker of a folder kerasnets writes, and the list of everything it wrote there.
+
+    ``folder/.kerasnets-manifest.json`` holds::
+
+        {"kerasnets_manifest": 1, "kind": "run", "files": ["checkpoints/", "checkpoints/best.keras", ...]}
+
+    ``kind`` says what the folder is (``"run"``, ``"export"``, ``"search"``); ``files``
+    the paths kerasnets wrote, relative to the folder, a folder with a trailing ``/``.
+    A listed folder that holds a manifest of its own (a run's ``saved_model/`` export)
+    is described by that one. A writer records a path *before* it writes it, so a
+    crash never leaves a kerasnets file unlisted; a listed path that was never
+    written is harmless. `remove_written` deletes only what is listed and reports
+    the rest, so that ``--overwrite`` never deletes a file a user put there.
+
+    Args:
+        folder: the folder the manifest describes.
+        kind: what the folder is.
+        entries: the paths already written.
+    """
+
+    def __init__(self, folder, kind: str, entries=()):
+        self.folder = os.path.abspath(os.fspath(folder))
+        self.kind = kind
+        self.entries = set()
+        for entry in entries:
+            clean = _clean_entry(entry)
+            if clean is None:
+                raise ManifestError(f"{self.path} lists {entry!r}, which is not a path inside its folder: "
+                                    "it was not written by kerasnets.")
+            self.entries.add(clean)
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.folder, MANIFEST_FILE)
+
+    def __repr__(self):
+        return f"Manifest({self.folder!r}, kind={self.kind!r}, {len(self.entries)} entries)"
+
+    @classmethod
+    def read(cls, folder):
+        """The manifest of ``folder``; None when it has none; `ManifestError` when it
+        has one that is damaged, of a newer format or unsafe."""
+        folder = os.path.abspath(os.fspath(folder))
+        path = os.path.join(folder, MANIFEST_FILE)
+        if not os.path.lexists(path):
+            return None
+        if os.path.islink(path) or not os.path.isfile(path):
+            raise ManifestError(f"{path} is not a file kerasnets wrote (a link or a folder).")
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError) as error:
+            raise ManifestError(f"{path} is damaged ({error}).") from None
+        version = data.get(_MARKER) if isinstance(data, dict) else None
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1 \
+                or not isinstance(data.get("kind"), str) or not isinstance(data.get("files"), list):
+            raise ManifestError(f"{path} is not a kerasnets manifest.")
+        if version > MANIFEST_FORMAT:
+            raise ManifestError(f"{path} has format {version}, written by a newer kerasnets than this one "
+                                f"(which reads format {MANIFEST_FORMAT}): upgrade kerasnets.")
+        return cls(folder, data["kind"], data["files"])
+
+    @classmethod
+    def of_tree(cls, folder, kind: str) -> "Manifest":
+        """A manifest listing everything now in ``folder`` (a staging folder just written)."""
+        folder = os.path.abspath(os.fspath(folder))
+        entries = []
+        for here, dirs, files in os.walk(folder):
+            rel = os.path.relpath(here, folder).replace(os.sep, "/")
+            prefix = "" if rel == "." else rel + "/"
+            entries += [f"{prefix}{d}/" for d in dirs] + [prefix + f for f in files if f != MANIFEST_FILE]
+        return cls(folder, kind, entries)
+
+    def record(self, *names) -> "Manifest":
+        """Adds ``names`` (paths relative to the folder; folders end with ``/``) and the
+        folders above them, and rewrites the manifest when that changed anything."""
+        before = len(self.entries)
+        for name in names:
+            clean = _clean_entry(name)
+            if clean is None:
+                raise ValueError(f"A manifest entry must be a relative path inside its folder. Received: {name!r}")
+            parts = clean.rstrip("/").split("/")
+            self.entries.update("/".join(parts[:i]) + "/" for i in range(1, len(parts)))
+            self.entries.add(clean)
+        if len(self.entries) != before or not os.path.exists(self.path):
+            self.write()
+        return self
+
+    def write(self) -> None:
+        """Writes the manifest atomically (a temporary file renamed over it)."""
+        os.makedirs(self.folder, exist_ok=True)
+        text = json.dumps({_MARKER: MANIFEST_FORMAT, "kind": self.kind, "files": sorted(self.entries)},
+                          indent=1) + "\n"
+        handle, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-manifest-", dir=self.folder)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
+
+    def _inside(self, rel) -> bool:
+        """Whether ``rel`` is reached without going through a link (so it is in the folder)."""
+        real = os.path.realpath(self.folder)
+        parent = os.path.dirname(os.path.join(real, rel.rstrip("/")))
+        return os.path.realpath(parent) == os.path.normpath(parent)
+
+    def unlisted(self) -> list:
+        """What the folder holds that kerasnets did not write, as sorted relative paths
+        (a folder of them as ``name/``). Leftovers of killed writes, the lock and the
+        manifest itself are kerasnets's."""
+        found = []
+
+        def walk(rel_dir, manifest):
+            try:
+                listing = sorted(os.scandir(os.path.join(manifest.folder, rel_dir)), key=lambda e: e.name)
+            except OSError:
+                return
+            for entry in listing:
+                rel = rel_dir + entry.name
+                if (not rel_dir and entry.name in (MANIFEST_FILE, LOCK_FILE)) or is_leftover(entry.name):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    nested = _nested_manifest(entry.path) if rel + "/" in manifest.entries else None
+                    if nested is not None:
+                        found.extend(os.path.relpath(os.path.join(entry.path, u), self.folder).replace(os.sep, "/")
+                                     for u in nested.unlisted())
+                    elif rel + "/" in manifest.entries or any(e.startswith(rel + "/") for e in manifest.entries):
+                        walk(rel + "/", manifest)
+                    else:
+                        found.append(rel + "/")
+                elif rel not in manifest.entries:
+                    found.append(rel)
+
+        walk("", self)
+        return sorted(found)
+
+    def remove_written(self) -> list:
+        """Deletes what kerasnets wrote: every listed file, what the manifests of listed
+        folders list, the listed folders left empty and the manifest. Returns what is
+        left (`unlisted`): nothing a user put in the folder is deleted."""
+        kept = self.unlisted()
+        for rel in sorted(e for e in self.entries if not e.endswith("/")):
+            path = os.path.join(self.folder, rel)
+            if self._inside(rel) and (os.path.islink(path) or os.path.isfile(path)):
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+        folders = sorted((e for e in self.entries if e.endswith("/")), key=lambda e: e.count("/"), reverse=True)
+        for rel in folders:
+            path = os.path.join(self.folder, rel)
+            if not self._inside(rel) or os.path.islink(path) or not os.path.isdir(path):
+                continue
+            nested = _nested_manifest(path)
+            if nested is not None:
+                nested.remove_written()
+            remove_stale_partials(path, all_processes=True)
+            with contextlib.suppress(OSError):
+                os.rmdir(path)  # only when empty: what a user put there stays
+        with contextlib.suppress(OSError):
+            os.remove(self.path)
+        return kept
+
+
+def _nested_manifest(folder):
+    """The manifest of a listed folder, or None (none, or one that cannot be trusted: then
+    its content counts as unlisted and is kept)."""
+    try:
+        return Manifest.read(folder)
+    except ManifestError:
+        return None
+
+
+def lock_holder(folder):
+    """The process id of the live process that holds ``folder``'s `RunLock` (``-1`` when
+    its id cannot be read), or None when none does. Takes no lock and writes nothing."""
+    path = os.path.join(os.fspath(folder), LOCK_FILE)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            _lock(fd)
+        except OSError:
+            holder = RunLock(folder).holder()
+            return holder if holder is not None else -1
+        return None
+    finally:
+        os.close(fd)  # releases the lock if this call took it
+
+
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false",
+               type(None): "null"}
+
+
+def read_json_object(path, *, received: str, remedy: str = ""):
+    """The JSON object in ``path``; a ValueError that names the file, what is wrong with
+    it and ``remedy`` (what to do) when it cannot be read or is not an object."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as error:
+        problem = f"cannot be read ({error.strerror or type(error).__name__})"
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+        problem = f"is not valid JSON ({error})" if os.path.getsize(path) else "is empty"
+    else:
+        if isinstance(data, dict):
+            return data
+        problem = f"holds {_JSON_TYPES.get(type(data), type(data).__name__)}, not a JSON object"
+    raise ValueError(f"{path} {problem}{': ' + remedy if remedy else ''}. Received: {received}")
+
+
+def strict_json(data):
+    """``data`` with every non-finite number (NaN, infinity) replaced by None, so that
+    ``json.dumps(..., allow_nan=False)`` writes strict JSON (``null``, not a bare ``NaN``)."""
+    if isinstance(data, dict):
+        return {key: strict_json(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [strict_json(value) for value in data]
+    if isinstance(data, numbers.Real) and not isinstance(data, numbers.Integral):  # NumPy's too
+        value = float(data)
+        return value if math.isfinite(value) else None
+    return data

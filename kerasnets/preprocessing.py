@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["Preprocessing", "IMAGENET_MEAN_STD", "MEAN_SUBTRACTION", "INCEPTION"]
+__all__ = ["Preprocessing", "IMAGENET_MEAN_STD", "MEAN_SUBTRACTION", "INCEPTION", "BVLC_GOOGLENET", "BVLC_ALEXNET"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,3 +55,11 @@ MEAN_SUBTRACTION = Preprocessing("mean_subtraction", mean=(123.68, 116.779, 103.
 INCEPTION = Preprocessing(
     "inception", mean=(127.5, 127.5, 127.5), std=(127.5, 127.5, 127.5)
 )
+# The BVLC Caffe models (the "bvlc" weights of GoogLeNet and AlexNet) were trained on BGR
+# pixels minus a mean; their presets reverse the first convolution's input channels, so
+# the models take RGB pixels minus the same means (docs/caffe.md).
+# GoogLeNet: train_val.prototxt's mean_value 104, 117, 123 (B, G, R); crops of 224 from 256.
+BVLC_GOOGLENET = Preprocessing("bvlc_googlenet", mean=(123.0, 117.0, 104.0))
+# AlexNet subtracted the ImageNet mean *image* (ilsvrc_2012_mean.binaryproto, 256x256);
+# its per-channel averages, R 122.679, G 116.669, B 104.007, approximate it. Crops of 227 from 256.
+BVLC_ALEXNET = Preprocessing("bvlc_alexnet", mean=(122.679, 116.669, 104.007), crop_fraction=227 / 256)

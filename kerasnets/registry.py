@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import re
 import types
 from typing import Any, Callable, Mapping
 
@@ -35,6 +36,7 @@ from kerasnets._validate import check_choice, check_string, fail
 
 __all__ = [
     "ModelSpec",
+    "spec_table",
     "WidthSpace",
     "ModelEntry",
     "register_spec",
@@ -137,6 +139,20 @@ class ModelSpec:
         for field in ("arguments", "feature_stages", "aliases"):
             object.__setattr__(self, field, _frozen_mapping(getattr(self, field)))
         object.__setattr__(self, "presets", tuple(self.presets))
+
+
+def spec_table(*specs: ModelSpec) -> Mapping[str, ModelSpec]:
+    """A family module's specs by registered name, in the order given (``SPECS["resnet50"]``).
+
+    Raises:
+        ValueError: if two specs have the same name.
+    """
+    table: dict[str, ModelSpec] = {}
+    for spec in specs:
+        if spec.name in table:
+            fail("specs", "specs of distinct names", spec.name, received=f"name={spec.name!r} twice")
+        table[spec.name] = spec
+    return types.MappingProxyType(table)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,14 +261,22 @@ def get_model(name: str, /, **kwargs):
     return get_entry(name).build(**kwargs)
 
 
+def _natural_key(name: str):
+    """``resnet18`` before ``resnet101``: runs of digits compare as numbers."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part]
+
+
 def list_models(pattern: str | None = None) -> list[str]:
-    """The registered names, sorted; ``pattern`` is a shell-style filter (``"resnet*"``)."""
-    names = sorted(_REGISTRY)
+    """The registered names in natural order (``resnet18`` before ``resnet101``); ``pattern``
+    is a shell-style filter (``"resnet*"``)."""
+    if pattern is not None and not isinstance(pattern, str):
+        fail("pattern", "a shell-style pattern such as 'resnet*', or None", pattern)
+    names = sorted(_REGISTRY, key=_natural_key)
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern.lower())]
     return names
 
 
 def entries(pattern: str | None = None) -> list[ModelEntry]:
-    """The `ModelEntry` of every registered name (of those matching ``pattern``), sorted by name."""
+    """The `ModelEntry` of every registered name (of those matching ``pattern``), in `list_models` order."""
     return [_REGISTRY[n] for n in list_models(pattern)]

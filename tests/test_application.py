@@ -16,7 +16,7 @@ def test_unknown_model_suggests_close_names():
 
 def test_list_models_pattern_and_case():
     assert "resnet50" in kerasnets.list_models()
-    assert kerasnets.list_models("resnet1*") == ["resnet101", "resnet110", "resnet152", "resnet18"]
+    assert kerasnets.list_models("resnet1*") == ["resnet18", "resnet101", "resnet110", "resnet152"]  # natural order
     assert kerasnets.get_model("ResNet20", include_top=False).name == "resnet20"
     assert kerasnets.get_model("resnet20", include_top=False, name="mine").name == "mine"
 

@@ -5,6 +5,7 @@ import) are started together and checked by the first four tests; the other
 tests call `kerasnets.cli.main` in-process.
 """
 
+import argparse
 import importlib.util
 import json
 import os
@@ -119,8 +120,10 @@ def test_summary_usage_errors(capsys):
     assert main(["summary", "resnet20", "-O", "foo=1"]) == 2
     err = capsys.readouterr().err
     assert "resnet20 does not take foo" in err and "width_multiplier" in err
-    assert main(["summary", "alexnet", "-O", "novalue"]) == 2
-    assert "--option must be KEY=VALUE. Received: --option" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["summary", "alexnet", "-O", "novalue"])
+    assert exit_info.value.code == 2
+    assert "argument --option/-O: must be KEY=VALUE, KEY a Python name. Received: 'novalue'" in capsys.readouterr().err
     assert main(["summary", "alexnet", "--input-size", "16"]) == 2
     assert "at least" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
@@ -200,3 +203,37 @@ def test_model_table_script(model_table, tmp_path, capsys):
     assert table[2].startswith("| `alexnet` | AlexNet | 61.0M | 724.4M | 8 | 227×227 |")
     assert "[He et al., CVPR 2016](https://arxiv.org/abs/1512.03385)" in table[3]
     assert model_table.main(["--readme", str(readme), "--check", "--quiet"]) == 0
+
+
+def _key_value_flags():
+    """Every (command, flag) whose values go through `kerasnets.cli.key_value`."""
+    from kerasnets.cli import build_parser, key_value
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    return [(command, action.option_strings[-1], action.dest)
+            for command, sub in commands.items() for action in sub._actions if action.type is key_value]
+
+
+def test_every_key_value_flag_reads_values_by_one_rule():
+    from kerasnets.cli import build_parser
+
+    flags = _key_value_flags()
+    assert {(c, f) for c, f, _ in flags} == {("summary", "-O"), ("train", "-O"), ("train", "--set"), ("tune", "-O")}
+    cases = {"none": None, "None": None, "NONE": None, "true": True, "True": True, "FALSE": False,
+             "3x3": "3x3", "'none'": "none", "0.5": 0.5, "(8, 16)": (8, 16), '{"4a": {"b5": 64}}': {"4a": {"b5": 64}}}
+    for command, flag, dest in flags:
+        positional = ["resnet20"]  # MODEL
+        for text, expected in cases.items():
+            args = build_parser().parse_args([command, *positional, flag, f"zero-init={text}"])
+            assert getattr(args, dest) == [("zero_init", expected)], (command, flag, text)
+
+
+def test_a_key_given_twice_or_a_value_of_the_wrong_type_is_one_line(capsys):
+    assert main(["summary", "resnet20", "-O", "residual=false", "-O", "residual=true"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "kerasnets summary: error: -O must be given once per key. Received: -O residual twice")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["summary", "resnet20", "-O", "=1"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "must be KEY=VALUE" in err, err

@@ -45,7 +45,7 @@ EXPECTED_FILES = {
     "resnet_degradation": ["degradation.png", "histories.json"],
     "googlenet_auxiliary_heads": ["head_losses.png", "saved_model/saved_model.pb", "saved_model/kerasnets_export.json"],
     "transfer_learning": ["transfer_learning.png", "model.keras", "images/circle/000.png"],
-    "classify_image": ["image.png", "input.png", "resnet18_random.weights.h5"],
+    "classify_image": ["image.png", "input.png", "googlenet_random.weights.h5"],
     "tune_widths": ["results.csv", "pareto.png", "best_model.keras", "best_args.json"],
     "distributed_training": ["run.json", "log.csv", "curves.png", "backup/state.json", "model.keras"],
 }
@@ -61,7 +61,7 @@ EXPECTED_TEXT = {
     "googlenet_auxiliary_heads": ["outputs: ['aux1', 'aux2', 'main']", "largest difference of the main predictions",
                                   "top classes of the first image"],
     "transfer_learning": ["phase 1:", "phase 2:", "validation accuracy"],
-    "classify_image": ["resnet18 with weights", "preprocessing imagenet_mean_std", "top-5 ImageNet classes of image.png"],
+    "classify_image": ["googlenet with weights", "preprocessing bvlc_googlenet", "top-5 ImageNet classes of image.png"],
     "tune_widths": ["width_multiplier", "best trial"],
     "distributed_training": ["mirrored strategy", "preempted after 2 epochs", "resuming after epoch 2",
                              "epochs in log.csv: [1, 2, 3]"],

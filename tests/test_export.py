@@ -295,7 +295,8 @@ def test_interrupted_export_leaves_nothing(tiny, tmp_path, monkeypatch):
                 ke.saved_model(tiny, path)
         assert os.listdir(tmp_path) == []  # no path, no staging folder left
     ke.saved_model(tiny, path)
-    assert sorted(os.listdir(path)) == ["assets", "fingerprint.pb", "kerasnets_export.json", "saved_model.pb", "variables"]
+    assert sorted(os.listdir(path)) == [".kerasnets-manifest.json", "assets", "fingerprint.pb",
+                                        "kerasnets_export.json", "saved_model.pb", "variables"]
 
 
 def test_failed_overwrite_keeps_the_previous_export(tiny, tmp_path, monkeypatch):
@@ -315,7 +316,7 @@ def test_bad_arguments_fail_before_writing(tiny, tmp_path):
     taken = tmp_path / "taken"
     taken.mkdir()
     cases = [
-        (dict(format="onnx"), "format must be one of"),
+        (dict(format="coreml"), "format must be one of"),
         (dict(path=taken), "already exists"),
         (dict(top_k=0), "top_k must be a positive integer"),
         (dict(class_names=["a", "b"]), r"one name per class \(3\)"),

@@ -61,7 +61,7 @@ def test_the_registry_holds_the_stages_and_presets():
     # The spec names the presets; kerasnets.weights holds their files, in the spec's order.
     assert entry.presets == ("keras_applications", "torchvision_v1", "torchvision_v2")
     assert [p.name for p in kerasnets.weights.presets_of("resnet50")] == list(entry.presets)
-    assert get_entry("googlenet").presets == () and kerasnets.weights.presets_of("googlenet") == ()
+    assert get_entry("googlenet_bn").presets == () and kerasnets.weights.presets_of("googlenet_bn") == ()
 
 
 def test_errors():

@@ -109,6 +109,36 @@ def test_layout_at_224(googlenet_224):
     assert (norm.size, norm.k, norm.alpha, norm.beta, norm.alpha_is_averaged) == (5, 1.0, 1e-4, 0.75, True)
 
 
+def _caffe_max_pool(x, kernel=3, stride=2):
+    """Caffe's max pooling without padding (NHWC): ceil mode, windows from pixel 0, the
+    last one clipped at the border."""
+    n = x.shape[1]
+    out = -(-(n - kernel) // stride) + 1
+    size = (out - 1) * stride + kernel
+    padded = np.full((x.shape[0], size, size, x.shape[3]), -np.inf, x.dtype)
+    padded[:, :n, :n] = x
+    return np.max([padded[:, i:i + stride * out:stride, j:j + stride * out:stride]
+                   for i in range(kernel) for j in range(kernel)], axis=0)
+
+
+@pytest.mark.parametrize("size", [224, 225])
+def test_max_pools_are_caffes_windows(size):
+    """The 3x3/2 max pools pool as Caffe's (the BVLC reference model, torchvision's
+    googlenet): at an odd size the windows that symmetric padding would shift by a
+    pixel give another size (225: 113 -> 56, not 57), at an even one other values."""
+    model = kerasnets.GoogLeNet(weights=None, include_top=False, width_multiplier=0.125,
+                                input_shape=(size, size, 3))
+    pools = ["conv1_relu", "pool1", "norm2", "pool2", "inception_3b_output", "pool3",
+             "inception_4e_output", "pool4"]
+    probe = keras.Model(model.input, [model.get_layer(n).output for n in pools])
+    x = np.random.default_rng(0).uniform(-100, 100, (1, size, size, 3)).astype("float32")
+    outputs = [keras.ops.convert_to_numpy(o) for o in probe(x)]
+    assert [o.shape[1] for o in outputs[1::2]] == [56, 28, 14, 7]
+    for before, after in zip(outputs[::2], outputs[1::2]):
+        assert before.min() >= 0  # zero padding is Caffe's clipping only on inputs >= 0
+        np.testing.assert_allclose(after, _caffe_max_pool(before), rtol=1e-6)
+
+
 def test_auxiliary_heads_at_224(no_random_init):
     model = kerasnets.GoogLeNet(weights=None)
     assert isinstance(model, AuxiliaryClassifierModel)
@@ -127,7 +157,7 @@ def test_auxiliary_heads_at_224(no_random_init):
 
 
 def test_batch_norm_variant():
-    model = kerasnets.GoogLeNetBN(weights=None, input_shape=(65, 65, 3), width_multiplier=0.25)
+    model = kerasnets.GoogLeNetBN(weights=None, input_shape=(79, 79, 3), width_multiplier=0.25)
     assert model.name == "googlenet_bn"
     names = {layer.name for layer in model.layers}
     assert not any(name.startswith("norm") for name in names)
@@ -135,7 +165,7 @@ def test_batch_norm_variant():
     assert model.get_layer("conv1_conv").bias is None
     aux_weights = sum(int(np.prod(w.shape)) for w in model.weights if w.path.startswith("aux"))
     plain = kerasnets.GoogLeNet(
-        weights=None, batch_norm=True, aux_classifiers=False, input_shape=(65, 65, 3), width_multiplier=0.25
+        weights=None, batch_norm=True, aux_classifiers=False, input_shape=(79, 79, 3), width_multiplier=0.25
     )
     assert plain.count_params() == model.count_params() - aux_weights
     assert kerasnets.InceptionV1 is kerasnets.GoogLeNet
@@ -152,17 +182,23 @@ def test_plain_network_starts_with_small_logits_on_mean_subtracted_pixels():
     pixels = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype("float32")
     logits = keras.ops.convert_to_numpy(model(MEAN_SUBTRACTION.normalize_numpy(pixels)))
     assert np.isfinite(logits).all() and np.abs(logits).max() < 10, np.abs(logits).max()
-    bn = kerasnets.GoogLeNetBN(weights=None, input_shape=(65, 65, 3), width_multiplier=0.25)
+    bn = kerasnets.GoogLeNetBN(weights=None, input_shape=(79, 79, 3), width_multiplier=0.25)
     init = bn.get_layer("conv1_conv").kernel_initializer
     assert (init.scale, init.mode, init.distribution) == (2.0, "fan_in", "untruncated_normal")
 
 
 def test_min_size_and_errors():
-    assert kerasnets.get_model_info("googlenet").min_size == 65
+    # The auxiliary heads' 5x5/3 average pool needs 5x5 maps at 4a: 79x79 inputs with
+    # Caffe's ceil-mode max pools (40 -> 20 -> 10 -> 5); without them 31x31 is enough.
+    assert kerasnets.get_model_info("googlenet").min_size == 79
     kwargs = dict(weights=None, width_multiplier=0.125)
-    with pytest.raises(ValueError, match="at least 65x65"):
-        kerasnets.GoogLeNet(input_shape=(64, 64, 3), **kwargs)
-    kerasnets.GoogLeNet(input_shape=(64, 64, 3), aux_classifiers=False, **kwargs)
+    with pytest.raises(ValueError, match="at least 79x79"):
+        kerasnets.GoogLeNet(input_shape=(78, 78, 3), **kwargs)
+    kerasnets.GoogLeNet(input_shape=(78, 78, 3), aux_classifiers=False, **kwargs)
+    with pytest.raises(ValueError, match="at least 31x31"):
+        kerasnets.GoogLeNet(input_shape=(30, 30, 3), aux_classifiers=False, **kwargs)
+    assert kerasnets.GoogLeNet(input_shape=(31, 31, 3), include_top=False, **kwargs).output_shape == (
+        None, 1, 1, 128)
     with pytest.raises(ValueError, match="fixed height and width"):
         kerasnets.GoogLeNet(input_shape=(None, None, 3), **kwargs)
     with pytest.raises(ValueError, match="need include_top=True"):
@@ -192,7 +228,7 @@ def test_module_widths_and_width_multiplier():
 def test_channels_first_with_aux_heads(channels_first):
     """The heads work on channels_first inputs; the call runs only where NCHW convolutions
     run in this process (see `_matrix_utils.nchw_convolution_runs`)."""
-    model = kerasnets.GoogLeNet(weights=None, classes=3, input_shape=(3, 65, 65), width_multiplier=0.125)
+    model = kerasnets.GoogLeNet(weights=None, classes=3, input_shape=(3, 79, 79), width_multiplier=0.125)
     assert symbolic_output_shapes(model) == dict.fromkeys(("main", "aux1", "aux2"), (None, 3))
     for head in ("aux1", "aux2"):
         pool = model.get_layer(f"{head}_pool")
@@ -200,7 +236,7 @@ def test_channels_first_with_aux_heads(channels_first):
             "inception_4a_output" if head == "aux1" else "inception_4d_output").output.shape[1]
     if not nchw_convolution_runs():
         return
-    out = model(np.random.rand(2, 3, 65, 65).astype("float32"))
+    out = model(np.random.rand(2, 3, 79, 79).astype("float32"))
     assert set(out) == {"main", "aux1", "aux2"}
     for value in out.values():
         assert value.shape == (2, 3)
@@ -209,15 +245,15 @@ def test_channels_first_with_aux_heads(channels_first):
 
 def test_every_head_outputs_float32_under_mixed_precision():
     keras.config.set_dtype_policy("mixed_bfloat16")  # the conftest fixture restores float32
-    model = kerasnets.GoogLeNet(weights=None, classes=3, input_shape=(65, 65, 3), width_multiplier=0.125)
-    out = model(np.random.rand(2, 65, 65, 3).astype("float32"))
+    model = kerasnets.GoogLeNet(weights=None, classes=3, input_shape=(79, 79, 3), width_multiplier=0.125)
+    out = model(np.random.rand(2, 79, 79, 3).astype("float32"))
     dtypes = {key: keras.backend.standardize_dtype(v.dtype) for key, v in out.items()}
     assert dtypes == dict.fromkeys(out, "float32")
     assert model.get_layer("inception_4a_output").compute_dtype == "bfloat16"
     assert kerasnets.inference_model(model).output.dtype == "float32"
 
 
-def _brightness_data(n=16, size=65, classes=4, seed=0):
+def _brightness_data(n=16, size=79, classes=4, seed=0):
     """Images whose class is their brightness: learnable in a few steps."""
     rng = np.random.default_rng(seed)
     y = np.arange(n) % classes
@@ -247,7 +283,7 @@ def test_fit_trains_all_three_heads_from_one_label():
 
 
 def test_inference_model_shares_the_trained_weights():
-    kwargs = dict(weights=None, classes=3, input_shape=(65, 65, 3), width_multiplier=0.125)
+    kwargs = dict(weights=None, classes=3, input_shape=(79, 79, 3), width_multiplier=0.125)
     model = kerasnets.GoogLeNet(**kwargs)
     serving = kerasnets.inference_model(model)
     assert len(serving.outputs) == 1 and serving.output_shape == (None, 3)
@@ -257,7 +293,7 @@ def test_inference_model_shares_the_trained_weights():
     assert kerasnets.inference_model(plain) is plain
     assert [w.path for w in serving.weights] == [w.path for w in plain.weights]
 
-    x = np.random.default_rng(1).normal(size=(2, 65, 65, 3)).astype("float32")
+    x = np.random.default_rng(1).normal(size=(2, 79, 79, 3)).astype("float32")
     np.testing.assert_allclose(serving(x), model(x)["main"], rtol=1e-6)
     # Changing the training model changes the inference model, and back.
     before = np.asarray(serving(x))

@@ -1,4 +1,4 @@
-"""What misuse gets (issue 16): nothing a user wrote is lost or overwritten, and one clear line.
+"""What misuse gets (issues 16 and 26): nothing a user wrote is lost or overwritten, and one clear line.
 
 One test per kind of misuse, in the order of the README's table "What misuse
 gets". Everything runs in process on tiny models and folders of a few images,
@@ -9,6 +9,7 @@ run.json) are in ``test_train_cli.py``.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -181,18 +182,23 @@ def test_a_run_folder_is_held_by_one_process(shapes_data_dir, tmp_path):  # noqa
     RunLock(out).acquire().release()
 
 
-# 3. A corrupt image with a valid header never stops an epoch; the file is named.
-def test_corrupt_jpeg_is_found_before_training(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("KERASNETS_CACHE_DIR", str(tmp_path / "cache"))
-    root = tmp_path / "images"
+def _jpeg_folder(root, per_class, size):
+    """``root/{a,b}/<n>.jpg`` of random pixels; ``b/3.jpg`` is corrupt behind a JPEG's header."""
     rng = np.random.default_rng(0)
     for name in ("a", "b"):
-        for n in range(4):
-            write_image(str(root / name / f"{n}.jpg"), rng.integers(0, 256, (20, 20, 3), dtype=np.uint8))
+        for n in range(per_class):
+            write_image(str(root / name / f"{n}.jpg"), rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
     data = bytearray((root / "b" / "3.jpg").read_bytes())
     middle = slice(len(data) // 3, len(data) - 10)
     data[middle] = rng.integers(0, 256, len(data[middle]), np.uint8).tobytes()
     (root / "b" / "3.jpg").write_bytes(bytes(data))  # its header is a JPEG's
+    return root
+
+
+# 3. A corrupt image with a valid header never stops an epoch; the file is named.
+def test_corrupt_jpeg_is_found_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERASNETS_CACHE_DIR", str(tmp_path / "cache"))
+    root = _jpeg_folder(tmp_path / "images", 4, 20)
     assert kd.load(str(root), "all", verify="header").num_examples == 8
 
     with pytest.raises(kd.DataError, match=r"b/3\.jpg cannot be decoded"):  # train's default
@@ -376,3 +382,332 @@ def test_command_output_has_no_tensorflow_startup_noise():
     assert result.stderr.splitlines() == [
         "kerasnets summary: error: residual must be True or False. Received: -O residual='maybe'"
     ]
+
+
+# ---------------------------------------------------------------------------------------
+# Nothing lost, round two (issue 26): the data-loss cases, the last tracebacks, what was
+# accepted without a word. In the order of the README's table.
+# ---------------------------------------------------------------------------------------
+
+TINY_CLI = ["--width-multiplier", "0.25", "--image-size", "16", "--epochs", "1", "--batch-size", "32",
+            "--train-split", "train[:32]", "--val-split", "validation[:32]", "--test-split", "test[:32]"]
+
+
+class _GotPast(Exception):
+    """Raised where a command would start loading data: every check before it passed."""
+
+
+def _stop_at_data(*args, **kwargs):
+    raise _GotPast
+
+
+def _plant(folder, files):
+    """Writes ``{relative path: bytes}`` under ``folder``; returns the same mapping."""
+    for name, data in files.items():
+        os.makedirs(os.path.dirname(os.path.join(folder, name)), exist_ok=True)
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(data)
+    return files
+
+
+def _intact(folder, files):
+    for name, data in files.items():
+        with open(os.path.join(folder, name), "rb") as f:
+            assert f.read() == data, name
+
+
+def _one_line(err):
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+def _genuine_run(folder):
+    """A run folder marked as `kerasnets train` marks it, without training."""
+    from kerasnets.files import Manifest
+
+    Manifest(folder, "run").record("run.json", "log.csv", "checkpoints/best.keras")
+    return folder
+
+
+# Data loss 1: a folder with a run.json of another tool is no kerasnets run.
+def test_a_run_json_of_another_tool_is_never_overwritten(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(_run, "_load_split", _no_data)
+    planted = _plant(tmp_path / "out", {
+        "run.json": b'{"experiment": "my own tool"}', "log.csv": b"step,loss\n1,0.3\n",
+        "model.keras": b"PK\x03\x04 not really", "tensorboard/events.mine": b"\x00\x01",
+        "checkpoints/ckpt-1": b"weights"})
+    for extra in ([], ["--overwrite"]):
+        code, err = _cli(["train", "resnet20", "--output", tmp_path / "out", *extra], capsys)
+        assert code == 2 and "holds a run.json that kerasnets did not write" in err, err
+        assert "--overwrite deletes only what kerasnets wrote" in err
+        _one_line(err)
+    _intact(tmp_path / "out", planted)
+    assert _listing(tmp_path / "out") == sorted(planted)
+
+
+# Data loss 3: export --overwrite replaces only what an export's manifest lists.
+def test_export_overwrite_replaces_only_what_the_export_wrote(run_folder, tmp_path, capsys):
+    export = tmp_path / "export"
+    ke.saved_model(_tiny_model(), export)
+    copied = _plant(tmp_path / "thesis", {ke.METADATA_FILE: (export / ke.METADATA_FILE).read_bytes(),
+                                          "thesis.tex": b"\\documentclass{article}"})
+    mine = _plant(export, {"notes.txt": b"mine", "variables/mine.bak": b"old"})
+    for folder, shown in ((tmp_path / "thesis", "thesis.tex"), (export, "notes.txt, variables/mine.bak")):
+        code, err = _cli(["export", run_folder, "--output", folder, "--overwrite"], capsys)
+        assert code == 2 and f"holds files a kerasnets export did not write ({shown})" in err, err
+        assert "Loading" not in err
+        _one_line(err)
+    _intact(tmp_path / "thesis", copied)
+    _intact(export, mine)
+    for name in mine:
+        os.remove(export / name)
+    os.remove(export / ".kerasnets-manifest.json")  # as an export of a kerasnets before the manifest
+    ke.saved_model(_tiny_model(), export, overwrite=True)  # SavedModel files only: replaced
+    assert (export / ".kerasnets-manifest.json").exists()
+
+
+# Data loss 4 and 5: extending a run removes its stale export; --overwrite keeps a user's files.
+def test_extend_and_overwrite_keep_every_user_file(shapes_data_dir, tmp_path, capsys, monkeypatch):  # noqa: F811
+    from kerasnets.files import Manifest
+
+    out = tmp_path / "run"
+
+    def train(*extra, epochs=1):
+        return main(["train", "resnet20", "--data-dir", shapes_data_dir, "--output", str(out), *TINY_CLI,
+                     "--epochs", str(epochs), "--no-export", *extra])  # the last --epochs wins
+
+    assert train() == 0
+    # Its export, as the run writes it (the export's own manifest is tested above).
+    export = _plant(out / "saved_model", {"saved_model.pb": b"graph", "variables/variables.index": b"i"})
+    Manifest(out / "saved_model", "export", [*export, "variables/"]).write()
+    Manifest.read(out).record("saved_model/")
+    planted = _plant(out, {"checkpoints/mine.ckpt": b"mine", "saved_model/notes.txt": b"notes",
+                           "tensorboard/my_run/events.out.tfevents.1.me": b"\x00", "README.md": b"# my run"})
+    capsys.readouterr()
+    assert train(epochs=2) == 0  # the finished run, extended
+    err = capsys.readouterr().err
+    assert "it exported the model before this training (kept what kerasnets did not write there: " \
+           "notes.txt)" in err, err
+    assert sorted(os.listdir(out / "saved_model")) == ["notes.txt"]
+    with open(out / "run.json") as f:
+        record = json.load(f)
+    assert record["status"] == "complete" and record["epochs"] == 2 and record["exported"] is None
+    before = set(_listing(out))
+
+    # --overwrite, interrupted as soon as it has removed the previous run (Ctrl-C).
+    monkeypatch.setattr(_run.TrainingRun, "banner", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert train("--overwrite") == 130
+    err = capsys.readouterr().err
+    assert "--overwrite: removed the previous run" in err and "README.md, checkpoints/mine.ckpt" in err, err
+    _intact(out, planted)
+    assert set(_listing(out)) == {*planted, ".kerasnets-manifest.json", ".lock"}
+    assert "backup/epoch-0002.weights.h5" in before and "model.keras" in before
+
+
+# Tracebacks: each is one line before any work.
+def test_api_misuse_is_one_clear_line():
+    with pytest.raises(ValueError, match=r"pattern must be a shell-style pattern .* Received: pattern=123"):
+        kerasnets.list_models(123)
+    with pytest.raises(ValueError, match=r"images must be RGB images.* Received: images.shape=\(1, 8, 8, 4\)"):
+        kerasnets.preprocess_input(np.zeros((1, 8, 8, 4)), model="resnet50")
+    builders = [  # builder arguments a user mistypes
+        (dict(input_shape="224"), "input_shape must be a tuple of positive integers"),
+        (dict(input_shape=(32.0, 32.0, 3)), "input_shape must be a tuple of positive integers"),
+        (dict(input_shape=(2, 2, 3)), "input_shape must be at least 3x3 for ResNet20"),  # on padding only
+        (dict(input_shape=(32, 32, 3), classes=1), "classes must be at least 2 with classifier_activation"),
+    ]
+    for kwargs, message in builders:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            kerasnets.ResNet20(**kwargs)
+    assert kerasnets.ResNet20(input_shape=(32, 32, 3), classes=1, classifier_activation="sigmoid").output.shape[-1] == 1
+
+
+def test_coordinator_port_is_checked_before_jax(capsys, tmp_path, monkeypatch):
+    import socket
+
+    from kerasnets.training import distribution
+
+    monkeypatch.chdir(tmp_path)
+    code, err = _cli(["train", "resnet20", "--num-processes", "2", "--process-id", "0",
+                      "--coordinator", "127.0.0.1:99999"], capsys)
+    assert code == 2 and "coordinator must be HOST:PORT with a port from 1 to 65535" in err, err
+    _one_line(err)
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # JAX segfaults on a port in use
+        port = taken.getsockname()[1]
+        with pytest.raises(ValueError, match=f"Process 0 cannot listen on port {port} of 127.0.0.1"):
+            distribution._check_coordinator(f"127.0.0.1:{port}", 0, f"127.0.0.1:{port}")
+    with pytest.raises(ValueError, match="cannot be resolved"):
+        distribution._check_coordinator("no-such-host.invalid:1234", 1, None)
+
+
+def test_weights_offline_print_the_message_alone(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KERASNETS_OFFLINE", "1")
+    monkeypatch.setenv("KERASNETS_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(_run, "_load_split", _no_data)  # the weight file is fetched before any work
+    code, err = _cli(["train", "resnet18", "--weights", "imagenet", "--output", tmp_path / "run"], capsys)
+    assert code == 1 and "is not in the weight cache and KERASNETS_OFFLINE is set" in err, err
+    _one_line(err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_damaged_run_json_is_named_and_overwrite_gets_past_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(_run, "_load_split", _stop_at_data)
+    out = _genuine_run(tmp_path / "run")
+    for text, problem in (("[1, 2, 3]", "holds an array, not a JSON object"),
+                          ('{"format": 1, "sta', "is not valid JSON")):
+        (out / "run.json").write_text(text)
+        code, err = _cli(["train", "resnet20", "--output", out], capsys)
+        assert code == 2 and f"{out / 'run.json'} {problem}" in err and "pass --overwrite to start over" in err
+        _one_line(err)
+        with pytest.raises(_GotPast):  # every check passed; nothing is deleted before the data loads
+            main(["train", "resnet20", "--output", str(out), "--overwrite"])
+        assert (out / "run.json").read_text() == text
+    (out / ".kerasnets-manifest.json").write_text('{"kerasnets_manifest": 1, "kind": "run", "files": ["../x"]}')
+    code, err = _cli(["train", "resnet20", "--output", out, "--overwrite"], capsys)  # a crafted manifest
+    assert code == 2 and "lists '../x', which is not a path inside its folder" in err, err
+
+
+def test_export_and_evaluate_check_their_arguments_before_loading(run_folder, tmp_path, capsys):
+    cases = [(["export", run_folder, "--format", "tflite", "--output", f"{tmp_path}/out/"],
+              "--output must be a file path ending in .tflite for --format tflite"),
+             (["export", run_folder, "--format", "keras", "--output", tmp_path / "x.h5"],
+              "--output must be a file path ending in .keras for --format keras"),
+             (["export", run_folder, "--output", tmp_path / "m.keras"],
+              "--output must be a folder path for --format saved_model (for a .keras file, pass --format keras)")]
+    for args, message in cases:
+        code, err = _cli(args, capsys)
+        assert code == 2 and message in err and "Loading" not in err, err
+        _one_line(err)
+    code, err = _cli(["evaluate", run_folder, "--image-size", "64", "--dataset", "shapes"], capsys)
+    assert code == 2 and "--image-size must be 16, the input size of resnet20" in err, err
+    _one_line(err)
+    assert os.listdir(tmp_path) == ["run"]
+
+
+def test_data_dir_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "data").write_text("")
+    code, err = _cli(["train", "resnet20", "--data-dir", tmp_path / "data", "--output", tmp_path / "run"], capsys)
+    assert code == 2 and "data_dir must be a folder path (where tensorflow-datasets keeps its datasets), " \
+                         "not a file" in err, err
+    _one_line(err)
+    assert sorted(os.listdir(tmp_path)) == ["data"]
+
+
+def test_corrupt_image_unchecked_is_named_and_leaves_no_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KERASNETS_CACHE_DIR", str(tmp_path / "cache"))
+    root = _jpeg_folder(tmp_path / "images", 8, 16)
+    code, err = _cli(["train", "resnet20", "--dataset", root, "--verify", "none", "--output", tmp_path / "run",
+                      "--width-multiplier", "0.25", "--image-size", "16", "--batch-size", "14", "--epochs", "1",
+                      "--test-split", "validation"], capsys)
+    assert code == 2 and "b/3.jpg cannot be decoded" in err and "The input pipeline stopped on them" in err, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("kerasnets train: error: 1 of ")
+    assert err.strip().splitlines()[0].startswith("Verifying 14 images")  # finding it, with a progress line
+    assert not (tmp_path / "run").exists()  # nothing that looks like a run
+
+
+# Accepted without a word: now refused, stopped or documented.
+def test_a_diverging_run_stops_and_is_marked_failed(shapes_data_dir, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "run"
+    code, err = _cli(["train", "resnet20", "--data-dir", shapes_data_dir, "--output", out, "--lr", "1e10",
+                      "--set", "warmup_epochs=0", "--no-export", *TINY_CLI, "--train-split", "train[:64]",
+                      "--batch-size", "16"], capsys)
+    assert code == 1 and "Training diverged: the loss is nan at epoch 1, step" in err, err
+    _one_line(err)
+    record = json.loads((out / "run.json").read_text(),
+                        parse_constant=lambda name: pytest.fail(f"bare {name} in run.json"))
+    assert record["status"] == "failed" and record["completed_epochs"] == 0 and "diverged" in record["failure"]
+    assert not (out / "model.keras").exists() and not (out / "checkpoints" / "best.keras").exists()
+    from kerasnets.training import _io
+
+    _io.write_json(tmp_path / "x.json", {"loss": float("nan"), "best": np.float32("inf")})
+    assert json.loads((tmp_path / "x.json").read_text()) == {"loss": None, "best": None}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "1", "--set", "epochs=5"], "overrides must be free of ['epochs'] (give them as epochs="),
+    (["--set", "batch_size=64"], "overrides must be free of ['batch_size']"),
+    (["--lr", "0.5", "--set", "learning_rate=0.1"], "learning_rate must be given once: as learning_rate= (--lr"),
+    (["--batch-size", "64", "--train-split", "train[:32]"],
+     "batch_size must be at most the 32 examples of the training split 'train[:32]'"),
+    (["--set", "decay_epochs=[1000]"], "decay_epochs must be before the recipe's last epoch (182;"),
+    (["--set", "min_learning_rate=1"], "min_learning_rate must be below learning_rate (0.1)"),
+])
+def test_contradicting_or_impossible_training_flags(args, message, shapes_data_dir, tmp_path, capsys,  # noqa: F811
+                                                    monkeypatch):
+    code, err = _cli(["train", "resnet20", "--data-dir", shapes_data_dir, "--output", tmp_path / "run", *args],
+                     capsys)
+    assert code == 2 and message in err, err
+    _one_line(err)
+    assert os.listdir(tmp_path) == []
+
+
+def test_empty_class_folders_and_symlink_loops(tmp_path):
+    root = tmp_path / "images"
+    for name in ("a", "b"):
+        for n in range(10):
+            write_image(str(root / name / f"{n}.png"), np.full((8, 8, 3), n, np.uint8))
+    (root / "c").mkdir()
+    with pytest.raises(kd.DataError, match=r"The class folder c of .* holds no images"):
+        kd.load(str(root), "train")
+    (root / "c").rmdir()
+    os.symlink(root / "a", root / "a" / "loop")  # a/loop/loop/... would repeat a's images
+    split = kd.load(str(root), "all", verify=None)
+    assert split.num_examples == 20
+    train = {str(p) for p in kd._folder.list_images(str(root / "a"))}
+    assert len(train) == 10 and not any("loop" in p for p in train)
+
+
+def test_no_export_while_a_train_extends_the_run(run_folder, capsys):
+    lock = RunLock(run_folder).acquire()  # as `kerasnets train` holds it
+    try:
+        code, err = _cli(["export", run_folder, "--output", run_folder.parent / "out"], capsys)
+    finally:
+        lock.release()
+    assert code == 2 and f"no kerasnets process is training (pid {os.getpid()} holds {run_folder}" in err, err
+    _one_line(err)
+
+
+def test_overwrite_deletes_nothing_before_every_check_passed(tmp_path, capsys):
+    out = _genuine_run(tmp_path / "run")
+    planted = _plant(out, {"run.json": b'{"status": "complete", "request": {}}', "log.csv": b"1"})
+    code, err = _cli(["train", "resnet20", "--dataset", tmp_path / "no-such-folder", "--output", out,
+                      "--overwrite"], capsys)
+    assert code == 2 and "does not exist" in err, err
+    _intact(out, planted)
+
+
+def _pth(offset, size, stride, floats=(1.0, 2.0, 3.0, 4.0)):
+    """A torch zip checkpoint written by hand: one tensor ``(offset, size, stride)`` of a
+    storage of ``floats``, in the pickle opcodes ``torch.save`` writes."""
+    import io
+    import struct
+    import zipfile
+
+    def text(s):
+        return b"X" + struct.pack("<I", len(s)) + s.encode()
+
+    def tup(*items):
+        return b"(" + b"".join(items) + b"t"
+
+    def num(n):
+        return b"J" + struct.pack("<i", n)
+
+    storage = tup(text("storage"), b"ctorch\nFloatStorage\n", text("0"), text("cpu"), num(len(floats))) + b"Q"
+    tensor = b"ctorch._utils\n_rebuild_tensor_v2\n" + tup(
+        storage, num(offset), tup(*map(num, size)), tup(*map(num, stride)), b"\x89",
+        b"ccollections\nOrderedDict\n)R") + b"R"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("m/data.pkl", b"\x80\x02}" + text("weight") + tensor + b"s.")
+        archive.writestr("m/data/0", struct.pack(f"<{len(floats)}f", *floats))
+    buffer.seek(0)
+    return buffer
+
+
+def test_pth_reader_refuses_views_outside_their_storage():
+    from kerasnets.weights import _readers
+
+    np.testing.assert_array_equal(_readers.read_torch_zip(_pth(0, (2, 2), (1, 2)))["weight"], [[1, 3], [2, 4]])
+    np.testing.assert_array_equal(_readers.read_torch_zip(_pth(3, (), ()))["weight"], 4.0)
+    for offset, size, stride in ((0, (2, 2), (1000, 1)), (4, (1,), (1,)), (0, (1 << 20,), (1,)), (-1, (1,), (1,))):
+        with pytest.raises(_readers.WeightFileError, match="is not a readable PyTorch checkpoint"):
+            _readers.read_torch_zip(_pth(offset, size, stride))

@@ -67,8 +67,11 @@ def test_width_multiplier_and_stage_widths():
     model = kerasnets.ResNet50(include_top=False, stage_widths=(8, 16, 32, 64), width_multiplier=0.5)
     assert model.get_layer("conv2_block1_1_conv").filters == 4
     assert model.get_layer("conv5_block3_3_conv").filters == 128
-    tiny = kerasnets.ResNet20(width_multiplier=0.01)
+    tiny = kerasnets.ResNet20(width_multiplier=0.04)  # 16 filters -> round(0.64) = 1
     assert min(l.filters for l in tiny.layers if isinstance(l, keras.layers.Conv2D)) == 1
+    with pytest.raises(ValueError, match=r"width_multiplier must be above 0.03125, so that every layer keeps "
+                                         r"at least one channel \(the narrowest has 16 filters\) for ResNet20"):
+        kerasnets.ResNet20(width_multiplier=1e-6)  # not a 285-parameter "ResNet-20"
 
 
 def test_drop_in_for_keras_applications(tmp_path):

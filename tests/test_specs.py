@@ -23,7 +23,8 @@ from kerasnets.models import alexnet, googlenet, inception, resnet, vgg
 from kerasnets.registry import ModelSpec, WidthSpace, get_entry, list_models
 
 PACKAGE = pathlib.Path(kerasnets.__file__).parent
-ALL_SPECS = [*resnet.SPECS, *vgg.SPECS, *googlenet.SPECS, *inception.SPECS, alexnet.SPEC]
+ALL_SPECS = [*resnet.SPECS.values(), *vgg.SPECS.values(), *googlenet.SPECS.values(),
+             *inception.SPECS.values(), *alexnet.SPECS.values()]
 
 
 # ---------------------------------------------------------------------------
@@ -34,7 +35,7 @@ ALL_SPECS = [*resnet.SPECS, *vgg.SPECS, *googlenet.SPECS, *inception.SPECS, alex
 def test_every_registered_name_has_exactly_one_spec():
     names = [spec.name for spec in ALL_SPECS]
     assert len(names) == len(set(names)) == 25
-    assert sorted(names) == list_models()
+    assert sorted(names) == sorted(list_models())
     for spec in ALL_SPECS:
         entry = get_entry(spec.name)
         assert entry.spec is spec
@@ -63,7 +64,8 @@ def test_the_spec_names_the_presets_that_the_weights_package_holds():
     assert get_entry("resnet50").presets == ("keras_applications", "torchvision_v1", "torchvision_v2")
     assert get_entry("resnet18").presets == ("torchvision_v1",)
     assert get_entry("inception_v3").presets == ("keras_applications",)
-    assert get_entry("googlenet").presets == ()
+    assert get_entry("googlenet").presets == ("bvlc",) and get_entry("googlenet_bn").presets == ()
+    assert get_entry("alexnet").presets == ("bvlc", "torchvision_v1")
 
 
 def _kerasnets_imports(path):
@@ -321,8 +323,16 @@ def test_list_shows_each_models_presets(capsys):
     assert [r[1] for r in rows] == ["keras_applications", "torchvision_v1", "torchvision_v2"]
     assert [r[3] for r in rows] == ["74.9", "76.1", "80.9"]
     assert rows[2][5:] == ["imagenet_mean_std (crop 0.966)", "downsample_on='3x3'"]
-    assert main(["list", "googlenet", "--weights"]) == 0
-    assert "No exact public ImageNet weights: googlenet." in capsys.readouterr().out
+    assert main(["list", "googlenet*", "--weights"]) == 0
+    out = capsys.readouterr().out
+    assert _columns(out, "googlenet") == [["googlenet", "bvlc", "BVLC Caffe model zoo bvlc_googlenet (published "
+                                           ".caffemodel)", "68.7", "224", "bvlc_googlenet", "-"]]
+    assert "No exact public ImageNet weights: googlenet_bn." in out
+    assert main(["list", "alexnet", "--weights"]) == 0
+    rows = _columns(capsys.readouterr().out, "alexnet")
+    assert rows[0][1:] == ["bvlc", "BVLC Caffe model zoo bvlc_alexnet (published .caffemodel)", "57.1", "227",
+                           "bvlc_alexnet (crop 0.887)", "lrn='caffe'"]
+    assert rows[1][1] == "torchvision_v1" and rows[1][-1] == "variant='torchvision'"
     assert main(["list", "inception_v3", "--weights", "--json"]) == 0
     (preset,) = json.loads(capsys.readouterr().out)
     assert (preset["preset"], preset["top1"], preset["input_size"], preset["preprocessing"]) == (

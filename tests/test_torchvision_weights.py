@@ -123,7 +123,7 @@ def test_alexnet_from_a_real_torch_checkpoint_without_torch():
         np.testing.assert_array_equal(state[key], expected[key])
     c = META["cases"]["alexnet_small"]
     model = kerasnets.AlexNet(weights=path, classes=10, classifier_activation=None, **c["kwargs"])
-    x = kerasnets.preprocess_input(_images("alexnet_small"), model="alexnet", weights="imagenet")
+    x = kerasnets.preprocess_input(_images("alexnet_small"), model="alexnet", weights="torchvision_v1")
     assert _rel_err(_run(model, x), OUTPUTS["alexnet_small/logits"]) <= REL_TOL
 
 

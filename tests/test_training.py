@@ -84,7 +84,10 @@ def test_linear_batch_scaling_and_epoch_rescaling():
     assert short.epochs == 18
     assert short.decay_epochs == pytest.approx((91 * 18 / 182, 136 * 18 / 182), abs=1e-3)
     assert short.warmup_epochs == pytest.approx(18 / 182, abs=1e-3)
-    assert recipe.replace(rescale_schedule=False).with_epochs(18).decay_epochs == (91, 136)
+    assert recipe.replace(rescale_schedule=False).with_epochs(150).decay_epochs == (91, 136)
+    # Without rescaling, 18 epochs would end before the first decay: refused, not silently kept.
+    with pytest.raises(ValueError, match="decay_epochs must be before the recipe's last epoch"):
+        recipe.replace(rescale_schedule=False).with_epochs(18)
 
 
 def test_epoch_schedule_values_and_serialization():

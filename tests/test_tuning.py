@@ -243,7 +243,7 @@ def test_vgg_and_googlenet_build_the_searched_widths(no_random_init):
     assert [model.get_layer(f"block{b}_conv2").filters for b in range(1, 6)] == [4, 16, 16, 32, 64]
     assert kt.effective_widths("vgg11_bn", values) == [4, 16, 16, 32, 64]
 
-    googlenet = kt.WidthHyperModel("googlenet", input_shape=(72, 72, 3), classes=5)
+    googlenet = kt.WidthHyperModel("googlenet", input_shape=(79, 79, 3), classes=5)
     values = {hp.name: 1.0 for hp in googlenet.space}
     values.update(width_multiplier=0.5, inception_4a_scale=0.5)
     model = kt.build_from_args(googlenet.builder_args(values))

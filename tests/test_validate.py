@@ -123,9 +123,16 @@ def test_instances():
     )
 
 
-@pytest.mark.parametrize("value", ["10.0.0.1:1234", "localhost:0", "[::1]:80"])
+@pytest.mark.parametrize("value", ["10.0.0.1:1234", "localhost:65535", "[::1]:80"])
 def test_host_port(value):
     assert v.check_host_port("coordinator", value) == value
+
+
+@pytest.mark.parametrize("value", ["localhost:0", "127.0.0.1:99999"])
+def test_host_port_out_of_range(value):  # JAX aborts the process on them (issue 26)
+    assert _error(v.check_host_port, "coordinator", value) == (
+        f"coordinator must be HOST:PORT with a port from 1 to 65535. Received: coordinator={value!r}"
+    )
 
 
 @pytest.mark.parametrize("value", ["10.0.0.1", ":1234", "host:", "host:12a", None, 1234])

@@ -156,15 +156,18 @@ def test_every_preset_has_a_url_a_hash_and_the_facts():
     assert {p.model for p in presets} == {
         "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg11", "vgg11_bn",
         "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "alexnet", "inception_v3",
+        "googlenet",
     }
     for p in presets:
         assert p.model in kerasnets.list_models()
         for f in p.files:
-            assert f.url.startswith("https://"), p
-            assert len(f.file_hash) in (8, 32, 64) and int(f.file_hash, 16) >= 0, p
+            # BVLC publishes over http only: the full SHA-1 is checked before the file is read.
+            assert f.url.startswith("https://") or (f.url.startswith("http://") and f.algorithm == "sha1"), p
+            assert len(f.file_hash) in (8, 32, 40, 64) and int(f.file_hash, 16) >= 0, p
         assert 50 < p.top1 < 90 and p.top1 < p.top5 < 100
-        assert p.input_size in (224, 299)
-        assert p.preprocessing.name in ("mean_subtraction", "imagenet_mean_std", "inception")
+        assert p.input_size in (224, 227, 299)
+        assert p.preprocessing.name in (
+            "mean_subtraction", "imagenet_mean_std", "inception", "bvlc_googlenet", "bvlc_alexnet")
     names = {(p.model, p.name) for p in presets}
     assert len(names) == len(presets)
     # "imagenet" is the preset that fits the default architecture.
@@ -267,17 +270,19 @@ def test_imagenet_top_needs_1000_classes_and_the_preset_size():
         kerasnets.VGG16(weights="imagenet", input_shape=(64, 64, 3))
 
 
-@pytest.mark.parametrize("name", ["GoogLeNet", "InceptionV2", "VGG16C", "ResNet20", "VGG11LRN"])
+@pytest.mark.parametrize("name", ["GoogLeNetBN", "InceptionV2", "VGG16C", "ResNet20", "VGG11LRN"])
 def test_models_without_an_exact_source_say_which_have_weights(name):
     with pytest.raises(ValueError, match="no public source matches its architecture exactly.*resnet50.*vgg16"):
         getattr(kerasnets, name)(weights="imagenet")
 
 
-def test_paper_alexnet_has_no_weights_but_the_torchvision_variant_does():
-    with pytest.raises(ValueError, match="variant='paper' changes it|variant"):
-        kerasnets.AlexNet(weights="imagenet", variant="paper")
+def test_paper_alexnet_and_the_torchvision_variant_each_have_their_weights():
+    with pytest.raises(OSError, match="bvlc_alexnet.caffemodel"):
+        kerasnets.AlexNet(weights="imagenet", include_top=False)  # BVLC's; not in the cache
     with pytest.raises(OSError, match="alexnet-owt-7be5be79.pth"):
-        kerasnets.AlexNet(weights="imagenet")  # sets variant="torchvision"; not in the cache
+        kerasnets.AlexNet(weights="imagenet", variant="torchvision", include_top=False)
+    with pytest.raises(ValueError, match="variant"):
+        kerasnets.AlexNet(weights="torchvision_v1", variant="paper")
 
 
 def test_a_weights_file_of_another_architecture_gives_one_clear_error(tmp_path, recwarn):
@@ -327,4 +332,4 @@ def test_kerasnets_list_weights_shows_the_presets(capsys):
 
     assert re.search(r"resnet50 +torchvision_v2 ", out) and "80.9" in out and "downsample_on='3x3'" in out
     assert "keras.applications resnet50 (published .h5)" in out and "mean_subtraction" in out
-    assert "No exact public ImageNet weights: resnet110, resnet20" in out
+    assert "No exact public ImageNet weights: resnet20, resnet32, resnet44, resnet56, resnet110." in out

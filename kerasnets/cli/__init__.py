@@ -6,7 +6,9 @@ function that runs it. Adding a command is one module plus one line in
 ``COMMANDS``.
 
 A `UsageError` is printed as ``kerasnets <command>: error: ...`` with exit
-code 2 and no traceback; argparse's own errors are one line too, with a hint
+code 2 and no traceback; a `CommandFailed` (the command could not do its work
+for a reason it names: no network for the weights, a run that diverged) the
+same way with exit code 1; argparse's own errors are one line too, with a hint
 to ``--help`` instead of the whole usage. TensorFlow's start-up messages (the
 CUDA ``cuInit`` error on a machine without a GPU, the CPU-instructions notice)
 are kept out of the output (`kerasnets._startup`); later warnings are not. Commands wrap the
@@ -18,6 +20,7 @@ ValueError from deep inside a run still shows its traceback.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import importlib
 import sys
@@ -26,10 +29,15 @@ from kerasnets._startup import quiet_tensorflow_startup
 from kerasnets._validate import check_int, check_number, fail, is_int, is_number
 
 __all__ = [
-    "main", "UsageError", "usage_errors", "COMMANDS", "check_keras_file",
+    "main", "UsageError", "CommandFailed", "usage_errors", "COMMANDS", "check_keras_file",
     "add_model_arguments", "model_kwargs", "positive_int", "positive_float",
-    "check_value_type", "quiet_tensorflow_startup", "VERIFY_CHOICES",
+    "key_value", "key_values", "typed_value", "KEY_VALUE_HELP", "quiet_tensorflow_startup",
+    "VERIFY_CHOICES",
 ]
+
+# The rule of every KEY=VALUE flag (`key_value`), as --help states it.
+KEY_VALUE_HELP = ("VALUE is a Python literal (0.5, (8, 16), 'text'), else true, false or none "
+                  "in any case, else the word as written")
 
 # --verify: what the folder check of kerasnets.data.load does before any work.
 VERIFY_CHOICES = ("full", "header", "none")
@@ -40,6 +48,11 @@ COMMANDS = ["list", "summary", "train", "evaluate", "export", "tune"]
 
 class UsageError(Exception):
     """A user error: printed without traceback, exit code 2."""
+
+
+class CommandFailed(Exception):
+    """The command could not do its work, for a reason its message names (no network, a
+    diverged run): printed without traceback, exit code 1."""
 
 
 @contextlib.contextmanager
@@ -91,10 +104,10 @@ def main(argv=None) -> int:
         return 2
     try:
         result = args.func(args)
-    except UsageError as error:
+    except (UsageError, CommandFailed) as error:
         prog = f"kerasnets {args.command}"
         print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
+        return 2 if isinstance(error, UsageError) else 1
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
@@ -144,18 +157,62 @@ def add_model_arguments(parser, *, model=True, classes=True):
     if classes:
         group.add_argument("--classes", type=positive_int, metavar="N",
                            help="number of classes of the classifier (default: the model's)")
-    group.add_argument("--option", "-O", action="append", default=[], metavar="KEY=VALUE",
-                       help="any other builder argument, the value as a Python literal "
-                            "(repeatable): -O downsample_on=3x3 -O aux_classifiers=False")
+    group.add_argument("--option", "-O", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                       help="any other builder argument (repeatable): -O downsample_on=3x3 "
+                            "-O aux_classifiers=false; " + KEY_VALUE_HELP)
 
 
-def check_value_type(name, value, expected, flag):
-    """Raises ValueError unless ``value`` suits ``expected``: a type, or a default value
+# The words of KEY=VALUE values, in any case (``none``, ``None``, ``NONE``): one rule for every flag.
+_WORDS = {"true": True, "false": False, "none": None}
+
+
+def key_value(text):
+    """argparse type of every flag that takes a Python value, ``KEY=VALUE`` (``-O``, ``--set``).
+
+    The key's dashes become underscores (``zero-init-residual`` is ``zero_init_residual``).
+    The value is read by one rule: a Python literal when it is one (``0.5``, ``(8, 16)``,
+    ``{"4a": {"b5": 64}}``, ``'text'``, ``True``); else the words ``true``, ``false`` and
+    ``none`` in any case are True, False and None; else the text itself, a bare word such
+    as ``3x3`` or ``avg``. Where the argument takes a string, `typed_value` turns the three
+    words back into the word (``--set lr_scaling=none`` is the string ``"none"``).
+
+    Returns:
+        ``(key, value)``.
+    """
+    key, sep, value = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"must be KEY=VALUE, KEY a Python name. Received: {text!r}")
+    value = value.strip()
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return key, _WORDS.get(value.lower(), value)
+
+
+def key_values(pairs, flag) -> dict:
+    """The ``(key, value)`` pairs of a repeated `key_value` flag as a dict; a key given twice
+    raises ValueError."""
+    keys = [k for k, _ in pairs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        fail(flag, "given once per key", twice, received=f"{flag} {', '.join(twice)} twice")
+    return dict(pairs)
+
+
+def typed_value(name, value, expected, flag):
+    """``value`` checked against ``expected`` and returned: a type, or a default value
     whose type is expected (a ``bool`` default takes only True/False, an ``int``
-    default an integer, a ``float`` default a number, a ``str`` default a string;
-    ``None`` or any other default takes anything). ``flag`` names the option
-    (``"-O"``, ``"--set"``) in the message."""
+    default an integer, a ``float`` default a number, a ``str`` default a string, and
+    the words ``true``/``false``/``none`` as the string; ``None`` or any other default
+    takes anything). ``flag`` names the option (``"-O"``, ``"--set"``) in the message.
+
+    Raises:
+        ValueError: the value does not suit ``expected``.
+    """
     kind = expected if isinstance(expected, type) else type(expected)
+    if kind is str and value in (None, True, False):  # the word, as written (lowercase)
+        value = {None: "none", True: "true", False: "false"}[value]
     checks = {  # (whether value is one, how to say it)
         bool: (lambda v: isinstance(v, bool), "True or False"),
         int: (is_int, "an integer"),
@@ -163,19 +220,11 @@ def check_value_type(name, value, expected, flag):
         str: (lambda v: isinstance(v, str), "a string"),
     }
     if kind not in checks:  # None, a tuple, ...: the builder or the recipe checks it
-        return
+        return value
     test, what = checks[kind]
     if not test(value):
         fail(name, what, value, received=f"{flag} {name}={value!r}")
-
-
-def _literal(text):
-    import ast
-
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text  # a bare word such as 3x3 or avg
+    return value
 
 
 def model_kwargs(args, name=None) -> dict:
@@ -192,13 +241,7 @@ def model_kwargs(args, name=None) -> dict:
 
     name = name or args.model
     entry = get_entry(name)
-    kwargs = {}
-    for item in getattr(args, "option", None) or []:
-        key, sep, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key.isidentifier():
-            fail("--option", "KEY=VALUE", item, received=f"--option {item!r}")
-        kwargs[key] = _literal(value.strip())
+    kwargs = key_values(getattr(args, "option", None) or [], "-O")
     if getattr(args, "width_multiplier", None) is not None:
         kwargs["width_multiplier"] = args.width_multiplier
     if getattr(args, "classes", None) is not None:
@@ -211,10 +254,7 @@ def model_kwargs(args, name=None) -> dict:
     parameters = inspect.signature(entry.builder).parameters
     for key, value in kwargs.items():
         if key in parameters and key not in ("input_shape", "classes", "width_multiplier"):
-            default = parameters[key].default
-            if isinstance(default, bool) and str(value).lower() in ("true", "false"):
-                value = kwargs[key] = str(value).lower() == "true"  # -O residual=false
-            check_value_type(key, value, default, "-O")
+            kwargs[key] = typed_value(key, value, parameters[key].default, "-O")
     accepted = set(parameters)
     takes_any = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     unknown = [] if takes_any else sorted(set(kwargs) - accepted)

@@ -37,12 +37,15 @@ def register(subparsers):
 
 def _find_run_json(path):
     """The run.json of the run folder holding ``path`` (a run folder or a file inside it)."""
+    from kerasnets.files import read_json_object
+
     folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     for _ in range(3):
         candidate = os.path.join(folder, "run.json")
         if os.path.exists(candidate):
-            with open(candidate, encoding="utf-8") as f:
-                return json.load(f)
+            return read_json_object(candidate, received=f"checkpoint={path!r}",
+                                    remedy="give --dataset (and --split) instead, or evaluate a copy of "
+                                           "the checkpoint from another folder")
         folder = os.path.dirname(folder)
     return None
 
@@ -108,7 +111,12 @@ def _load_split(args, run, dataset, model):
     from kerasnets import data, training
 
     splits = _splits(args, run, dataset)
-    size = args.image_size or model.inputs[0].shape[1] or (run or {}).get("image_size")
+    fixed = model.inputs[0].shape[1]
+    if args.image_size and fixed and args.image_size != fixed:
+        fail("--image-size", f"{fixed}, the input size of {getattr(model, 'name', 'the model')} (or left out: "
+             "a model of a fixed input size is evaluated at it)", args.image_size,
+             received=f"--image-size {args.image_size}")
+    size = args.image_size or fixed or (run or {}).get("image_size")
     load = dict(image_size=size, batch_size=args.batch_size, training=False, model=_model_name(run, model),
                 preprocessing=((run or {}).get("preprocessing") or {}).get("name"),
                 data_dir=args.data_dir, download=args.download,
@@ -126,7 +134,10 @@ def _load_split(args, run, dataset, model):
 
 def _print_results(args, results, model_file, dataset, split):
     if args.json:
-        print(json.dumps({"checkpoint": args.checkpoint, "dataset": dataset, "split": split, **results}, indent=2))
+        from kerasnets.files import strict_json
+
+        record = {"checkpoint": args.checkpoint, "dataset": dataset, "split": split, **results}
+        print(json.dumps(strict_json(record), indent=2, allow_nan=False))
         return
     print(f"{model_file} on {dataset} ({split}, {results['examples']} images):")
     print(f"  loss            {results['loss']:.4f}")
@@ -148,5 +159,15 @@ def run_evaluate(args):
                  received=f"checkpoint={path!r}")
         model = _load_model(model_file, path)
         split, split_data = _load_split(args, run, dataset, model)
-    _print_results(args, training.evaluate_model(model, split_data), model_file, dataset, split)
+    import tensorflow as tf
+
+    from kerasnets.data import check_decodable
+
+    try:
+        results = training.evaluate_model(model, split_data)
+    except tf.errors.OpError:
+        with usage_errors():
+            check_decodable(split_data)  # names an image the pipeline stopped on
+        raise
+    _print_results(args, results, model_file, dataset, split)
     return 0

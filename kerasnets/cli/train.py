@@ -11,17 +11,19 @@ the options and turns invalid input into usage errors (exit code 2).
 from __future__ import annotations
 
 import argparse
-import ast
 
-from kerasnets._validate import message
 from kerasnets.cli import (
+    KEY_VALUE_HELP,
     VERIFY_CHOICES,
+    CommandFailed,
     UsageError,
     add_model_arguments,
-    check_value_type,
+    key_value,
+    key_values,
     model_kwargs,
     positive_float,
     positive_int,
+    typed_value,
     usage_errors,
 )
 
@@ -45,20 +47,6 @@ examples:
   kerasnets train googlenet --width-multiplier 0.5 --image-size 96 -O aux_loss_weight=0.3
   kerasnets train resnet50 --weights imagenet --dataset ./flowers --epochs 5
 """
-
-
-def _key_value(text):
-    """``key=value`` -> (key, value); the value is a Python literal when it parses as one."""
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"must be KEY=VALUE. Received: {text!r}")
-    key, value = text.split("=", 1)
-    key = key.strip().replace("-", "_")
-    try:
-        parsed = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        lowered = value.strip().lower()
-        parsed = {"true": True, "false": False, "none": None}.get(lowered, value)
-    return key, parsed
 
 
 def register(subparsers):
@@ -89,10 +77,10 @@ def register(subparsers):
     p.add_argument("--recipe", help=f"one of {', '.join(list_recipes())} (default: the model family's)")
     p.add_argument("--lr", "--learning-rate", dest="learning_rate", type=positive_float,
                    help="the initial learning rate, as is (default: the recipe's, scaled to the batch)")
-    p.add_argument("--set", dest="overrides", action="append", type=_key_value, default=[],
+    p.add_argument("--set", dest="overrides", action="append", type=key_value, default=[],
                    metavar="FIELD=VALUE",
                    help="override a recipe field, e.g. --set weight_decay=0 --set label_smoothing=0.1 "
-                        "(see --show-recipe)")
+                        "(see --show-recipe); " + KEY_VALUE_HELP)
     p.add_argument("--output", help="run folder (default: runs/<model>-<dataset>)")
     p.add_argument("--strategy", choices=STRATEGIES, default="auto")
     p.add_argument("--precision", choices=PRECISIONS, default="auto")
@@ -124,14 +112,6 @@ def register(subparsers):
 
 
 
-def _duplicates(pairs, what):
-    keys = [k for k, _ in pairs]
-    dup = sorted({k for k in keys if keys.count(k) > 1})
-    if dup:
-        raise UsageError(message(what, "given once per key", dup, received=f"{what} {', '.join(dup)} twice"))
-    return dict(pairs)
-
-
 def check_overrides(overrides):
     """Each ``--set`` value against the type of its `Recipe` field (``nesterov=maybe`` is refused)."""
     import types
@@ -147,18 +127,18 @@ def check_overrides(overrides):
                 continue
             kinds = [k for k in typing.get_args(hint) if k is not type(None)]
             hint = kinds[0] if len(kinds) == 1 else None
-        if hint is str and value in (None, True, False):  # --set lr_scaling=none: the word
-            value = overrides[name] = {None: "none", True: "true", False: "false"}[value]
-        check_value_type(name, value, hint if isinstance(hint, type) else None, "--set")
+        overrides[name] = typed_value(name, value, hint if isinstance(hint, type) else None, "--set")
 
 
 def run_train(args):
-    from kerasnets.files import RunLockedError
     from kerasnets import training
+    from kerasnets.data import DataError
+    from kerasnets.files import RunLockedError
+    from kerasnets.training.callbacks import TrainingDiverged
 
-    overrides = _duplicates(args.overrides, "--set")
     augment = None if str(args.augment).lower() == "none" else args.augment
     with usage_errors():
+        overrides = key_values(args.overrides, "--set")
         check_overrides(overrides)
         builder_kwargs = model_kwargs(args)  # validates MODEL and the builder options
         builder_kwargs.pop("input_shape", None)  # --input-size is the image size
@@ -180,7 +160,23 @@ def run_train(args):
             hw = setup_hardware(args.strategy, args.precision, args.xla, set_policy=False)
             print(f"hardware: {hw.describe()}")
             return 0
-        run = training.prepare(
+        run = _prepare(training, args, overrides, builder_kwargs, augment)
+    try:
+        run.run()
+    except RunLockedError as error:
+        raise UsageError(str(error)) from None
+    except DataError as error:  # an image the pipeline stopped on, named
+        raise UsageError(str(error)) from None
+    except TrainingDiverged as error:
+        raise CommandFailed(f"{error} The run is marked failed in {run.path('run')}.") from None
+    return 0
+
+
+def _prepare(training, args, overrides, builder_kwargs, augment):
+    """`kerasnets.training.prepare` with the command's arguments; an OSError (a weight file
+    that cannot be downloaded, a file that cannot be read) is its message alone."""
+    try:
+        return training.prepare(
             args.model, args.dataset, epochs=args.epochs, batch_size=args.batch_size,
             image_size=args.input_size, recipe=args.recipe, overrides=overrides,
             learning_rate=args.learning_rate, model_kwargs=builder_kwargs, output=args.output,
@@ -192,8 +188,5 @@ def run_train(args):
             verify=None if args.verify == "none" else args.verify,
             weights=None if args.weights in (None, "none") else args.weights,
         )
-    try:
-        run.run()
-    except RunLockedError as error:
-        raise UsageError(str(error)) from None
-    return 0
+    except OSError as error:
+        raise CommandFailed(str(error).strip() or type(error).__name__) from None

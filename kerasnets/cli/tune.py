@@ -14,7 +14,7 @@ import sys
 import time
 
 from kerasnets._validate import fail, message
-from kerasnets.cli import UsageError, positive_int, usage_errors
+from kerasnets.cli import KEY_VALUE_HELP, UsageError, key_value, positive_int, usage_errors
 
 _EPILOG = """\
 The search space (print it with --show-space) is the model family's widths:
@@ -113,8 +113,8 @@ def register(subparsers):
                        help="search the learning rate too (the recipe's /30 .. x3, log scale)")
     space.add_argument("--global-only", action="store_true",
                        help="search only width_multiplier (no per-stage / per-module widths)")
-    space.add_argument("--option", "-O", action="append", default=[], metavar="KEY=VALUE",
-                       help="a builder argument for every trial, as a Python literal: -O residual=False")
+    space.add_argument("--option", "-O", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                       help="a builder argument for every trial: -O residual=false; " + KEY_VALUE_HELP)
     space.add_argument("--show-space", action="store_true", help="print the search space and exit")
     run = p.add_argument_group("run")
     run.add_argument("--strategy", choices=STRATEGIES, default="auto",

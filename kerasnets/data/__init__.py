@@ -49,20 +49,22 @@ every head.
 """
 
 from kerasnets.data import shapes  # noqa: F401  (registers the tfds builder)
-from kerasnets.data._augment import AUGMENTATIONS, eval_transform, normalize, preprocess_for_eval
+from kerasnets.data._augment import AUGMENTATIONS, central_window, eval_transform, normalize, preprocess_for_eval
 from kerasnets.data._common import DataError
 from kerasnets.data._folder import IMAGE_EXTENSIONS
-from kerasnets.data._load import DataSplit, get_preprocessing, load
+from kerasnets.data._load import DataSplit, check_decodable, get_preprocessing, load
 from kerasnets.data.shapes import CLASS_NAMES as SHAPES_CLASS_NAMES
 from kerasnets.data.shapes import Shapes, ShapesConfig
 
 __all__ = [
     "load",
+    "check_decodable",
     "DataSplit",
     "DataError",
     "preprocess_for_eval",
     "eval_transform",
     "normalize",
+    "central_window",
     "get_preprocessing",
     "AUGMENTATIONS",
     "IMAGE_EXTENSIONS",

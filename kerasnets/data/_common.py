@@ -33,6 +33,9 @@ class Records:
         description: where the data comes from, for messages.
         shuffles_fully: ``make_dataset(shuffle=True, ...)`` already shuffles the
             whole split (a list of files), so no shuffle buffer is needed.
+        check_decodable: for a source of image files, decodes every one (those
+            remembered as decoding are skipped) and raises `DataError` naming those
+            that do not; None for other sources.
     """
 
     make_dataset: Callable[[bool, Optional[int]], tf.data.Dataset]
@@ -41,3 +44,4 @@ class Records:
     native_size: Optional[int]
     description: str
     shuffles_fully: bool = False
+    check_decodable: Optional[Callable[[], None]] = None

@@ -54,9 +54,21 @@ def _subfolders(path):
 
 
 def list_images(folder):
-    """Image files under ``folder`` (recursively), sorted, as paths."""
-    found = []
+    """Image files under ``folder`` (recursively, through links to folders), sorted, as paths.
+
+    A folder reached twice (a link to a folder above it: a loop) is listed once, so
+    its images are not counted again under ever longer paths."""
+    found, seen = [], set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        try:
+            stat = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        if (stat.st_dev, stat.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found.extend(
             os.path.join(dirpath, f) for f in sorted(filenames)
@@ -202,7 +214,9 @@ def _check_all_decode(paths, root):
     return [reasons.get(p) for p in paths]
 
 
-def _verify(paths, verify, root):
+def _verify(paths, verify, root, *, stopped=False):
+    """Raises `DataError` naming the files of ``paths`` that ``verify`` finds unreadable;
+    ``stopped``: the check runs because the pipeline stopped on one of them."""
     if not verify:
         return
     if verify == "full":
@@ -214,10 +228,12 @@ def _verify(paths, verify, root):
     if bad:
         shown = "; ".join(f"{os.path.relpath(p, root)} {r}" for p, r in bad[:5])
         more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        remedy = ("The input pipeline stopped on them (the check before training was verify="
+                  "'header' or None): remove or replace them") if stopped else (
+                  "Remove or replace them, or pass verify=None (--verify none) to skip this check")
         raise DataError(
             f"{len(bad)} of {len(paths)} image files in {root} are not readable images: "
-            f"{shown}{more}. Remove or replace them, or pass verify=None (--verify none) to "
-            f"skip this check. Received: source={root!r}"
+            f"{shown}{more}. {remedy}. Received: source={root!r}"
         )
 
 
@@ -253,7 +269,7 @@ def _split_folders(root, split, received):
             f"The {split!r} folder of {root} has class folders that 'train' lacks: "
             f"{', '.join(extra)}. {received}"
         )
-    return class_names, {name: os.path.join(split_dir, name) for name in class_names}
+    return class_names, {name: os.path.join(split_dir, name) for name in class_names}, train_dir == split_dir
 
 
 def _class_folders(root, split, validation_fraction, received):
@@ -266,18 +282,29 @@ def _class_folders(root, split, validation_fraction, received):
             f"validation_fraction={validation_fraction} of each class). {received}"
         )
     class_names = _subfolders(root)
-    return class_names, {name: os.path.join(root, name) for name in class_names}
+    return class_names, {name: os.path.join(root, name) for name in class_names}, True
 
 
-def _labelled_paths(class_names, folders, split, carve):
-    """The image paths and their labels; ``carve``: the held-out fraction of each class, or None."""
-    paths, labels = [], []
+def _labelled_paths(class_names, folders, split, carve, defining, root, received):
+    """The image paths and their labels; ``carve``: the held-out fraction of each class, or
+    None. ``defining``: these folders define the classes (train's, or the only ones), so
+    an empty one is refused: a class without images can never be learnt."""
+    paths, labels, empty = [], [], []
     for label, name in enumerate(class_names):
         files = list_images(folders[name]) if os.path.isdir(folders[name]) else []
+        if not files:
+            empty.append(name)
         if carve is not None:
             files = _carve(folders[name], files, split, carve)
         paths.extend(files)
         labels.extend([label] * len(files))
+    if defining and empty and len(empty) < len(class_names):
+        raise DataError(
+            f"The class folder{'s' if len(empty) > 1 else ''} {', '.join(empty)} of {root} "
+            f"hold{'' if len(empty) > 1 else 's'} no images (files ending in {', '.join(IMAGE_EXTENSIONS)}): "
+            f"a class without images is never learnt, yet takes a label. Add images or remove "
+            f"the folder. {received}"
+        )
     return paths, labels
 
 
@@ -305,11 +332,11 @@ def folder_records(root, split, *, validation_fraction=0.1, verify="header") -> 
         raise DataError(f"The image folder {root} {what}. {received}")
     if _is_split_layout(root):
         layout, carve = "root/<split>/<class>/<image>", None
-        class_names, folders = _split_folders(root, split, received)
+        class_names, folders, defining = _split_folders(root, split, received)
     else:
         layout, carve = "root/<class>/<image>", validation_fraction
-        class_names, folders = _class_folders(root, split, validation_fraction, received)
-    paths, labels = _labelled_paths(class_names, folders, split, carve)
+        class_names, folders, defining = _class_folders(root, split, validation_fraction, received)
+    paths, labels = _labelled_paths(class_names, folders, split, carve, defining, root, received)
     _check_found(root, split, paths, class_names, layout, received)
     _verify(paths, verify, root)
 
@@ -329,4 +356,5 @@ def folder_records(root, split, *, validation_fraction=0.1, verify="header") -> 
         native_size=None,
         description=f"folder {root}",
         shuffles_fully=True,
+        check_decodable=lambda: _verify(paths, "full", root, stopped=True),
     )

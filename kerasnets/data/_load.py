@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import tensorflow as tf
 
@@ -16,7 +16,7 @@ from kerasnets._validate import (
 from kerasnets.data import _augment
 from kerasnets.preprocessing import IMAGENET_MEAN_STD, Preprocessing
 
-__all__ = ["DataSplit", "load", "get_preprocessing", "SMALL_IMAGE_SIZE"]
+__all__ = ["DataSplit", "load", "check_decodable", "get_preprocessing", "SMALL_IMAGE_SIZE"]
 
 # Sources whose images are at most this side are "CIFAR-style": pad-and-crop
 # augmentation and whole-image evaluation (He et al. 2016, section 4.2).
@@ -47,6 +47,11 @@ class DataSplit:
             split.preprocessing)`` reproduces an evaluation batch from decoded
             images (the export's serving signature does this).
         drop_remainder: whether the last partial batch is dropped.
+        check_decodable: for a folder of images, a function that decodes every
+            file (those remembered as decoding are skipped) and raises `DataError`
+            naming the ones that do not; None for other sources. Training calls
+            it when the pipeline fails, to name the file that stopped it
+            (`kerasnets.data.check_decodable`).
     """
 
     dataset: tf.data.Dataset
@@ -60,6 +65,7 @@ class DataSplit:
     augment: Optional[str]
     preprocessing: Preprocessing
     drop_remainder: bool = False
+    check_decodable: Optional[Callable[[], None]] = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def num_classes(self) -> int:
@@ -90,8 +96,13 @@ def get_preprocessing(name_or_preprocessing) -> Preprocessing:
 
 
 def _check_arguments(source, split, image_size, batch_size, augment, cache, seed,
-                     crop_fraction, shuffle_buffer, validation_fraction, verify):
+                     crop_fraction, shuffle_buffer, validation_fraction, verify, data_dir):
     check_path("source", source, expected="a tensorflow-datasets name, a folder path or 'shapes'")
+    if data_dir is not None:
+        expected = "a folder path (where tensorflow-datasets keeps its datasets)"
+        folder = os.path.expanduser(check_path("data_dir", data_dir, expected=expected))
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            fail("data_dir", f"{expected}, not a file", data_dir)
     check_string("split", split)
     for name, value in (("image_size", image_size), ("batch_size", batch_size),
                         ("shuffle_buffer", shuffle_buffer)):
@@ -329,7 +340,7 @@ def load(
     >>> model.fit(train.dataset, epochs=1)
     """
     augment = _check_arguments(source, split, image_size, batch_size, augment, cache, seed,
-                               crop_fraction, shuffle_buffer, validation_fraction, verify)
+                               crop_fraction, shuffle_buffer, validation_fraction, verify, data_dir)
     info, preprocessing = _model_defaults(model, preprocessing)
     records = _records(source, split, data_dir, download, validation_fraction, verify)
     plan = _plan(records, info, split, image_size, preprocessing, training, shuffle, augment,
@@ -353,5 +364,22 @@ def load(
         augment=plan.augment,
         preprocessing=plan.preprocessing,
         drop_remainder=drop_remainder,
+        check_decodable=records.check_decodable,
     )
+
+
+def check_decodable(*splits) -> None:
+    """Raises `DataError` naming the image files of ``splits`` that do not decode.
+
+    For a pipeline that failed while training or evaluating (a corrupt image in
+    a folder loaded with ``verify="header"`` or ``None``): TensorFlow's error
+    names no file. Splits of other sources are skipped; files remembered as
+    decoding are not decoded again.
+    """
+    seen = set()
+    for split in splits:
+        check = getattr(split, "check_decodable", None)
+        if check is not None and (split.source, split.split) not in seen:
+            seen.add((split.source, split.split))
+            check()
 

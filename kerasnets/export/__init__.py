@@ -1,4 +1,4 @@
-"""Export for serving: a SavedModel with preprocessing in its signatures, ``.keras``, TFLite.
+"""Export for serving: a SavedModel with preprocessing in its signatures, ``.keras``, TFLite, ONNX.
 
 `saved_model` writes a TensorFlow SavedModel that TF Serving, or
 ``tf.saved_model.load`` in a process that never imported kerasnets, uses as is:
@@ -16,7 +16,9 @@
 `keras_file` writes a ``.keras`` file of the inference model that loads with
 ``keras.models.load_model(path)`` (``safe_mode=True``, no ``custom_objects``)
 once kerasnets is imported. `tflite` converts to TensorFlow Lite and checks the
-converted outputs against the Keras model. Every writer is atomic: an export
+converted outputs against the Keras model. `onnx` writes an ONNX model of
+``serving_default`` (uint8 images in, probabilities and top-k out, preprocessing
+inside) for ONNX Runtime and the runtimes that load ONNX. Every writer is atomic: an export
 that fails or is interrupted leaves nothing at ``path``, and an existing
 ``path`` is only replaced with ``overwrite=True``.
 
@@ -37,20 +39,25 @@ import os
 import zipfile
 
 from kerasnets._validate import check_bool, check_choice, check_path, fail
-from kerasnets.export._atomic import METADATA_FILE, atomic_destination, check_destination
+from kerasnets.export._atomic import METADATA_FILE, atomic_destination, check_destination, record_export
 from kerasnets.export._dtype import policy_names, with_dtype_policy
 from kerasnets.export._fold import fold_batch_norm
 from kerasnets.export._spec import ExportSpec, exportable_model, find_lambda_layers, resolve_spec
 from kerasnets.export._serving import SIGNATURES, eval_preprocess
+from kerasnets.files import strict_json
 
 __all__ = [
     "FORMATS",
+    "FILE_SUFFIXES",
     "METADATA_FILE",
     "SIGNATURES",
     "export",
     "saved_model",
     "keras_file",
     "tflite",
+    "onnx",
+    "require_onnx",
+    "METADATA_KEY",
     "fold_batch_norm",
     "read_metadata",
     "ExportSpec",
@@ -58,7 +65,9 @@ __all__ = [
     "resolve_spec",
 ]
 
-FORMATS = ("saved_model", "keras", "tflite")
+FORMATS = ("saved_model", "keras", "tflite", "onnx")
+# The suffix the path of each file format must end with (a SavedModel is a folder).
+FILE_SUFFIXES = {"keras": ".keras", "tflite": ".tflite", "onnx": ".onnx"}
 
 _SPEC_ARGS_DOC = """
         model_name: the registered name (``"resnet50"``), used to find the
@@ -87,7 +96,7 @@ def _spec(model, kwargs):
 
 def _write_json(path, record):
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=2, sort_keys=False)
+        json.dump(strict_json(record), f, indent=2, sort_keys=False, allow_nan=False)
         f.write("\n")
 
 
@@ -163,6 +172,7 @@ def saved_model(
     with atomic_destination(path, overwrite=overwrite) as staging:
         archive.write_out(staging, verbose=False)
         _write_json(os.path.join(staging, METADATA_FILE), record)
+        record_export(staging)  # the manifest: what a later overwrite=True may replace
     return record
 
 
@@ -224,7 +234,14 @@ def _versions():
 
 
 def read_metadata(path) -> dict:
-    """The metadata recorded by `saved_model` (``path/kerasnets_export.json``)."""
+    """The metadata recorded by `saved_model` (``path/kerasnets_export.json``) or by `onnx`
+    (in the ``.onnx`` file's ``metadata_props``)."""
+    if os.fspath(path).endswith(".onnx") and os.path.isfile(path):
+        record = read_onnx_metadata(path)
+        if record is None:
+            raise ValueError(f"No {METADATA_KEY} in the metadata of {path}: not a kerasnets export. "
+                             f"Received: path={path!r}")
+        return record
     file = os.path.join(os.fspath(path), METADATA_FILE)
     if not os.path.isfile(file):
         raise ValueError(f"No {METADATA_FILE} in {path}: not a kerasnets export. Received: path={path!r}")
@@ -232,19 +249,21 @@ def read_metadata(path) -> dict:
         return json.load(f)
 
 
+from kerasnets.export._onnx import METADATA_KEY, onnx, read_onnx_metadata, require_onnx  # noqa: E402
 from kerasnets.export._tflite import tflite  # noqa: E402
 
 
 def export(model, path, format="saved_model", **kwargs):
-    """Exports ``model`` to ``path`` in ``format``: ``"saved_model"``, ``"keras"`` or ``"tflite"``.
+    """Exports ``model`` to ``path`` in ``format``: ``"saved_model"``, ``"keras"``, ``"tflite"``
+    or ``"onnx"``.
 
-    ``kwargs`` are those of `saved_model`, `keras_file` or `tflite`.
+    ``kwargs`` are those of `saved_model`, `keras_file`, `tflite` or `onnx`.
 
     Example:
 
     >>> kerasnets.export.export(model, "model.tflite", format="tflite")
     """
-    writers = {"saved_model": saved_model, "keras": keras_file, "tflite": tflite}
+    writers = {"saved_model": saved_model, "keras": keras_file, "tflite": tflite, "onnx": onnx}
     check_choice("format", format, FORMATS)
     return writers[format](model, path, **kwargs)
 

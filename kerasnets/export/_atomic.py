@@ -1,5 +1,10 @@
 """Atomic writes of export artifacts (a SavedModel directory, a ``.keras`` or ``.tflite`` file).
 
+A folder export (a SavedModel) holds a manifest (`kerasnets.files.Manifest`,
+kind ``"export"``) listing every file it wrote; ``overwrite=True`` replaces a
+folder only when the manifest lists everything in it, so a ``kerasnets_export.json``
+copied beside a user's own files never makes them replaceable.
+
 Everything is first written to a hidden staging folder next to the destination
 (``.<name>.partial-<pid>-XXXX``, on the same file system), then moved into place
 with `os.rename` / `os.replace`. An export that fails or is interrupted half-way
@@ -13,25 +18,39 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import zipfile
 
 from kerasnets._validate import check_bool, check_path
-from kerasnets.files import check_writable, partial_prefix, remove_stale_partials
+from kerasnets.files import (
+    Manifest,
+    ManifestError,
+    check_writable,
+    partial_prefix,
+    remove_stale_partials,
+)
 
-__all__ = ["check_destination", "atomic_destination", "METADATA_FILE"]
+__all__ = ["check_destination", "atomic_destination", "record_export", "METADATA_FILE", "MANIFEST_KIND"]
 
-# The metadata file that marks a kerasnets export (in a SavedModel folder, in a .keras zip).
+# The metadata file of a kerasnets export (in a SavedModel folder, in a .keras zip).
 METADATA_FILE = "kerasnets_export.json"
+# The kind of the manifest of a folder export (`kerasnets.files.Manifest`).
+MANIFEST_KIND = "export"
+# What a SavedModel export of a kerasnets before the manifest holds (replaceable as such).
+_LEGACY_SAVED_MODEL = re.compile(
+    r"^(saved_model\.pb|fingerprint\.pb|kerasnets_export\.json|variables/variables\.(index|data-\d+-of-\d+))$")
 
 
 def check_destination(path, *, overwrite: bool, kind: str, source=None) -> str:
     """Validates an export destination before any work; returns its absolute path.
 
     An existing ``path`` is replaced only with ``overwrite=True`` and only when
-    it is a previous kerasnets export (a folder holding ``kerasnets_export.json``,
-    a ``.keras`` file holding it, a TFLite file): never the model being exported
+    it is a previous kerasnets export (a folder whose manifest lists every file in
+    it, a ``.keras`` file holding ``kerasnets_export.json``, a TFLite file, an
+    ``.onnx`` file with kerasnets' metadata): never a folder holding anything the
+    export did not write, the model being exported
     (``source``), a folder that contains it, a run folder, the current directory
     or a folder above it. The folder that will hold ``path`` must be writable.
 
@@ -93,17 +112,46 @@ def _not_replaceable(path, is_dir, source):
             except (zipfile.BadZipFile, OSError):
                 marked = False
             return None if marked else f"is not a .keras file exported by kerasnets (no {METADATA_FILE} inside)"
+        if path.endswith(".onnx"):
+            from kerasnets.export._onnx import METADATA_KEY, is_kerasnets_onnx
+
+            return None if is_kerasnets_onnx(path) else \
+                f"is not an ONNX model exported by kerasnets (no {METADATA_KEY} in its metadata)"
         try:
             with open(path, "rb") as f:
                 head = f.read(8)
         except OSError:
             head = b""
         return None if head[4:8] == b"TFL3" else "is not a TFLite model"
+    return _not_an_export_folder(path)
+
+
+def _not_an_export_folder(path):
+    """Why the folder ``path`` is not an export kerasnets may replace, or None."""
+    try:
+        manifest = Manifest.read(path)
+    except ManifestError as error:
+        return f"has a kerasnets manifest that cannot be trusted ({error})"
+    if manifest is not None and manifest.kind != MANIFEST_KIND:
+        return f"is a kerasnets {manifest.kind} folder"
     if os.path.exists(os.path.join(path, "run.json")):
-        return "is a kerasnets run folder"
-    if not os.path.isfile(os.path.join(path, METADATA_FILE)):
-        return f"is not a kerasnets export (no {METADATA_FILE})"
+        return "is a training run folder"
+    if manifest is None:
+        if not os.path.isfile(os.path.join(path, METADATA_FILE)):
+            return f"is not a kerasnets export (no {METADATA_FILE})"
+        manifest = Manifest(path, MANIFEST_KIND, ["assets/", "variables/"])  # written before the manifest
+        foreign = [name for name in manifest.unlisted() if not _LEGACY_SAVED_MODEL.match(name)]
+    else:
+        foreign = manifest.unlisted()
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        return f"holds files a kerasnets export did not write ({shown})"
     return None
+
+
+def record_export(staging) -> None:
+    """Writes the manifest of a folder export just written to ``staging``: every file in it."""
+    Manifest.of_tree(staging, MANIFEST_KIND).write()
 
 
 @contextlib.contextmanager
@@ -142,6 +190,9 @@ def _commit(staging, path, *, overwrite, aside):
     if not os.path.isdir(staging):
         os.replace(staging, path)
         return
+    reason = _not_an_export_folder(path)  # again: a file may have been added since the check
+    if reason:
+        raise FileExistsError(f"{path} {reason}; not replacing it.")
     os.rename(path, aside)
     try:
         os.rename(staging, path)

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import keras
 
-from kerasnets._validate import check_bool, check_choice, check_int, check_keras_name, check_number, fail
+from kerasnets._validate import check_bool, check_choice, check_int, check_keras_name, check_number, fail, is_int
 from kerasnets.preprocessing import Preprocessing
 from kerasnets.registry import ModelSpec, register_spec
 
@@ -38,6 +38,7 @@ __all__ = [
     "module_groups",
     "make_builder",
     "CONTRACT_DEFAULTS",
+    "CONTRACT_ANNOTATIONS",
 ]
 
 CONTRACT_ARGS_DOC = """
@@ -75,6 +76,20 @@ CONTRACT_DEFAULTS = types.MappingProxyType(dict(
     classes=1000,
     classifier_activation="softmax",
     name=None,
+))
+# Their types, as the public builders' signatures show them (`inspect.signature`, `help`)
+# and scripts/make_stubs.py writes them for type checkers and IDEs. Strings, like every
+# annotation of the family functions (``from __future__ import annotations``); the names
+# they use are those the stub imports (os, Any, Callable, Literal, Mapping, Sequence, keras).
+CONTRACT_ANNOTATIONS = types.MappingProxyType(dict(
+    include_top="bool",
+    weights="str | os.PathLike | None",
+    input_tensor="Any",
+    input_shape="Sequence[int | None] | None",
+    pooling='Literal["avg", "max"] | None',
+    classes="int",
+    classifier_activation="str | Callable[..., Any] | None",
+    name="str | None",
 ))
 
 
@@ -138,7 +153,8 @@ def conv_output_size(size, kernel, stride=1, padding=0, ceil_mode=False):
     """Output length of a convolution or pooling window along one axis.
 
     ``padding`` is an int (symmetric zero padding on each side), ``"valid"`` or
-    ``"same"``. ``ceil_mode`` rounds up as Caffe's pooling does.
+    ``"same"``. ``ceil_mode`` rounds up as Caffe's pooling does: the last window may
+    start inside the input and be clipped at its border (not inside the padding).
     """
     if size is None:
         return None
@@ -146,10 +162,12 @@ def conv_output_size(size, kernel, stride=1, padding=0, ceil_mode=False):
         return -(-size // stride)
     pad = 0 if padding == "valid" else int(padding)
     span = size + 2 * pad - kernel
-    if span < 0:
-        return 0
-    steps = -(-span // stride) if ceil_mode else span // stride
-    return steps + 1
+    if not ceil_mode:
+        return 0 if span < 0 else span // stride + 1
+    out = -(-span // stride) + 1
+    if pad and (out - 1) * stride >= size + pad:  # Caffe: no window starts in the padding
+        out -= 1
+    return max(out, 0)
 
 
 def trace_sizes(size, ops: Sequence[tuple]):
@@ -162,14 +180,19 @@ def trace_sizes(size, ops: Sequence[tuple]):
 
 
 def min_input_size(ops: Sequence[tuple], final_size: int = 1, limit: int = 4096) -> int:
-    """The smallest input length for which every op's output is at least 1.
+    """The smallest input length for which every op's output is at least 1 and every
+    strided op has at least ``stride`` pixels to downsample.
 
-    ``final_size`` is what the last op must produce (e.g. 5 for a 5x5 valid
-    average pool that follows).
+    Without the second condition a padded stride-2 convolution maps 1 pixel to 1
+    pixel, and a ResNet would accept 1x1 images: every layer after the first
+    would compute on padding. ``final_size`` is what the last op must produce
+    (e.g. 5 for a 5x5 valid average pool that follows).
     """
     for size in range(1, limit + 1):
         sizes = trace_sizes(size, ops)
-        if all(s >= 1 for s in sizes) and (not sizes or sizes[-1] >= final_size):
+        inputs = [size, *sizes[:-1]]
+        downsampled = all(n >= op[1] for n, op in zip(inputs, ops))
+        if downsampled and all(s >= 1 for s in sizes) and (not sizes or sizes[-1] >= final_size):
             return size
     raise ValueError(f"No input size up to {limit} satisfies the architecture.")
 
@@ -204,6 +227,15 @@ def _validate_activation(activation):
                      "None, a callable or the name of a Keras activation such as 'softmax'")
 
 
+def _is_softmax(activation):
+    if activation is None:
+        return False
+    try:
+        return keras.activations.get(activation) is keras.activations.softmax
+    except (ValueError, TypeError):
+        return False
+
+
 def _resolve_input_shape(input_shape, input_tensor, info, model_name):
     tensor_shape = None
     if input_tensor is not None:
@@ -211,10 +243,15 @@ def _resolve_input_shape(input_shape, input_tensor, info, model_name):
             fail("input_tensor", "a Keras tensor, such as the output of keras.Input()", input_tensor)
         tensor_shape = tuple(input_tensor.shape[1:])
     if input_shape is not None:
-        try:
-            input_shape = tuple(None if d is None else int(d) for d in input_shape)
-        except (TypeError, ValueError):
-            fail("input_shape", "a tuple of 3 integers or None", input_shape)
+        try:  # a string is no shape ("224" is not three sizes); 224.0 is no size
+            ok = not isinstance(input_shape, (str, bytes)) and all(d is None or is_int(d) and d > 0
+                                                                   for d in input_shape)
+        except TypeError:
+            ok = False
+        if not ok:
+            fail("input_shape", "a tuple of positive integers (None for a variable height or width), "
+                 "such as (224, 224, 3)", input_shape)
+        input_shape = tuple(None if d is None else int(d) for d in input_shape)
         if len(input_shape) != 3:
             fail("input_shape", "a tuple of 3 entries (height, width, channels in the layout of "
                  "keras.config.image_data_format())", input_shape)
@@ -272,6 +309,10 @@ def build_application(
     check_choice("pooling", pooling, (None, "avg", "max"))
     check_int("classes", classes)
     _validate_activation(classifier_activation)
+    if include_top and classes == 1 and _is_softmax(classifier_activation):
+        fail("classes", f"at least 2 with classifier_activation='softmax' (a softmax over one class is "
+             "always 1.0; for one yes/no output pass classifier_activation='sigmoid')", classes,
+             context=model_name, received=f"classes=1, classifier_activation={classifier_activation!r}")
     shape = _resolve_input_shape(input_shape, input_tensor, info, model_name)
     spatial = _spatial(shape)
     if include_top and fixed_size_top and any(d is None for d in spatial):
@@ -326,8 +367,14 @@ def scale_width(filters: int, width_multiplier: float) -> int:
     return max(1, int(round(filters * width_multiplier)))
 
 
-def validate_width_multiplier(width_multiplier, model_name):
+def validate_width_multiplier(width_multiplier, model_name, narrowest=None):
+    """A positive number that leaves every layer at least one channel: `scale_width` of
+    ``narrowest`` (the family's fewest filters) must not round to 0, which would be
+    clamped to 1 without a word (a 285-parameter "ResNet-20")."""
     check_number("width_multiplier", width_multiplier, context=model_name)
+    if narrowest is not None and round(narrowest * width_multiplier) < 1:
+        fail("width_multiplier", f"above {0.5 / narrowest:g}, so that every layer keeps at least one "
+             f"channel (the narrowest has {narrowest} filters)", width_multiplier, context=model_name)
 
 
 # ---------------------------------------------------------------------------
@@ -340,19 +387,25 @@ def _signature(spec: ModelSpec):
     keyword-only options that ``spec.arguments`` does not pin, then the aliases."""
     contract_defaults = dict(CONTRACT_DEFAULTS, classes=spec.info.default_classes)
     params = [
-        inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v)
+        inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v,
+                          annotation=CONTRACT_ANNOTATIONS[k])
         for k, v in contract_defaults.items()
     ]
-    params += [
-        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+    options = {
+        p.name: p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
         for p in inspect.signature(spec.family).parameters.values()
         if p.kind == inspect.Parameter.KEYWORD_ONLY
         and p.name not in contract_defaults
         and p.name not in spec.arguments
         and p.name != "model_name"
+    }
+    params += options.values()
+    params += [
+        inspect.Parameter(alias, inspect.Parameter.KEYWORD_ONLY, default=None,
+                          annotation=options[argument].annotation)
+        for alias, argument in spec.aliases.items()
     ]
-    params += [inspect.Parameter(a, inspect.Parameter.KEYWORD_ONLY, default=None) for a in spec.aliases]
-    return inspect.Signature(params)
+    return inspect.Signature(params, return_annotation="keras.Model")
 
 
 def _apply_aliases(spec, passed, arguments):

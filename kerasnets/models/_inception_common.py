@@ -14,7 +14,7 @@ from typing import Mapping, NamedTuple
 import keras
 
 from kerasnets._validate import check_bool, check_instance, check_int, check_keys, check_number, fail
-from kerasnets.models._application import scale_width
+from kerasnets.models._application import scale_width, validate_width_multiplier
 from kerasnets.models._multi_output import with_named_outputs
 
 __all__ = ["resolve_widths", "dropout_top", "aux_model_class", "check_aux_args"]
@@ -55,7 +55,7 @@ def resolve_widths(table: Mapping[str, NamedTuple], stage_widths, width_multipli
     check_instance("stage_widths", overrides, Mapping, f"a dict keyed by module name ({', '.join(table)})",
                    context=model_name)
     check_keys("stage_widths", overrides, table, what="modules", context=model_name)
-    resolved = {}
+    rows = {}
     for key, row in table.items():
         if key in overrides:
             row = _override(row, overrides[key], key, model_name)
@@ -63,10 +63,11 @@ def resolve_widths(table: Mapping[str, NamedTuple], stage_widths, width_multipli
             if value is None and table[key]._asdict()[field] is None:
                 continue
             check_int(f"stage_widths['{key}'].{field}", value, context=model_name)
-        resolved[key] = type(row)(
-            *(None if v is None else scale_width(v, width_multiplier) for v in row)
-        )
-    return resolved
+        rows[key] = row
+    validate_width_multiplier(width_multiplier, model_name,
+                              min(v for row in rows.values() for v in row if v is not None))
+    return {key: type(row)(*(None if v is None else scale_width(v, width_multiplier) for v in row))
+            for key, row in rows.items()}
 
 
 def dropout_top(rate):

@@ -25,6 +25,10 @@ from 224 it would be 54.25). The paper's network therefore defaults to
 and defaults to 224x224 ((224 + 4 - 11) // 4 + 1 = 55). Both end on 6x6x256
 maps, which ``fc6`` flattens.
 
+``lrn="caffe"`` uses Caffe's constants for the normalisation instead of the paper's:
+k=1 and alpha=1e-4 divided by n (Caffe's ``LRN`` scales the *mean* of the squares over
+the window), as the BVLC reference AlexNet was trained; its ``"bvlc"`` weights set it.
+
 Layer names are Caffe's: ``conv1`` .. ``conv5``, ``norm1``, ``norm2``,
 ``pool1``, ``pool2``, ``pool5``, ``fc6``, ``fc7``, ``drop6``, ``drop7``, plus
 ``conv1_pad`` and ``pool5_flatten``; the classifier is ``predictions`` (Caffe's
@@ -33,11 +37,11 @@ Layer names are Caffe's: ``conv1`` .. ``conv5``, ``norm1``, ``norm2``,
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import keras
 
-from kerasnets._validate import check_choice, check_int, check_probability
+from kerasnets._validate import check_choice, check_int, check_probability, fail
 from kerasnets.layers import LocalResponseNormalization
 from kerasnets.models._application import (
     ModelInfo,
@@ -48,7 +52,7 @@ from kerasnets.models._application import (
     validate_width_multiplier,
 )
 from kerasnets.preprocessing import IMAGENET_MEAN_STD, MEAN_SUBTRACTION
-from kerasnets.registry import ModelSpec, WidthSpace
+from kerasnets.registry import ModelSpec, WidthSpace, spec_table
 
 PAPER = (
     "Krizhevsky, Sutskever & Hinton, ImageNet Classification with Deep Convolutional "
@@ -85,6 +89,13 @@ LAYERS = {
     },
 }
 DEFAULT_GROUPS = {"paper": 2, "torchvision": 1}
+# The normalisation's constants: the paper's (section 3.3), or Caffe's, with which the
+# BVLC reference model was trained (its alpha scales the mean of the squares over the
+# window, and k is Caffe's default, 1).
+LRN = {
+    "paper": dict(size=5, k=2.0, alpha=1e-4, beta=0.75),
+    "caffe": dict(size=5, k=1.0, alpha=1e-4, beta=0.75, alpha_is_averaged=True),
+}
 FC_UNITS = 4096
 
 
@@ -99,15 +110,22 @@ def _width(filters, width_multiplier, groups):
     return groups * max(1, round(filters * width_multiplier / groups))
 
 
-def _validate(variant, groups, width_multiplier, dropout, model_name):
+def _validate(variant, groups, width_multiplier, dropout, lrn, model_name):
     check_choice("variant", variant, sorted(LAYERS), context=model_name)
+    check_choice("lrn", lrn, sorted(LRN), context=model_name)
+    if lrn != "paper" and not any(conv.norm for conv in LAYERS[variant].values()):
+        fail("lrn", f"'paper' for variant={variant!r} (it has no normalisation layers)", lrn,
+             received=f"lrn={lrn!r}, variant={variant!r}")
     check_int("groups", groups, allow_none=True)
-    validate_width_multiplier(width_multiplier, model_name)
+    validate_width_multiplier(width_multiplier, model_name, min(conv.filters for conv in LAYERS[variant].values()))
     check_probability("dropout", dropout, context=model_name)
 
 
-def alexnet(*, model_name, variant="paper", groups=None, width_multiplier=1.0, dropout=0.5, **contract):
-    _validate(variant, groups, width_multiplier, dropout, model_name)
+def alexnet(
+    *, model_name, variant: Literal["paper", "torchvision"] = "paper", groups: Literal[1, 2] | None = None,
+    width_multiplier: float = 1.0, dropout: float = 0.5, lrn: Literal["paper", "caffe"] = "paper", **contract,
+):
+    _validate(variant, groups, width_multiplier, dropout, lrn, model_name)
     groups = DEFAULT_GROUPS[variant] if groups is None else groups
     torchvision = variant == "torchvision"
 
@@ -124,7 +142,7 @@ def alexnet(*, model_name, variant="paper", groups=None, width_multiplier=1.0, d
                 padding=padding, groups=groups if conv.grouped else 1, activation="relu", name=layer,
             )(x)
             if conv.norm:
-                x = LocalResponseNormalization(size=5, k=2.0, alpha=1e-4, beta=0.75, name=f"norm{i}")(x)
+                x = LocalResponseNormalization(**LRN[lrn], name=f"norm{i}")(x)
             if conv.pool:
                 x = keras.layers.MaxPooling2D(3, strides=2, name=f"pool{i}")(x)
         return x
@@ -164,13 +182,18 @@ _DOC = """
         width_multiplier: scales the filters of every convolution (rounded to a
             multiple of ``groups``) and the width of fc6 and fc7.
         dropout: the dropout rate of fc6 and fc7 (the paper's 0.5).
+        lrn: the normalisation's constants: ``"paper"`` (default: k=2, alpha=1e-4
+            on the sum of the squares) or ``"caffe"`` (k=1, alpha=1e-4 on their mean
+            over the 5 channels: the BVLC reference model's; the ``"bvlc"`` weights
+            set it).
 """
 
-SPEC = ModelSpec(
+SPECS = spec_table(ModelSpec(
     "alexnet", "AlexNet", alexnet, INFO, options_doc=_DOC,
     feature_stages={"conv1": "pool1", "conv2": "pool2", "conv5": "pool5"},  # after each max-pool
     widths=WidthSpace("global"),  # width searches: width_multiplier only
-    presets=("torchvision_v1",),  # torchvision's one-GPU network: variant="torchvision"
+    # BVLC's Caffe model (the paper's network, lrn="caffe"); torchvision's one-GPU network.
+    presets=("bvlc", "torchvision_v1"),
     summary=(
         "AlexNet of Krizhevsky et al. (2012): 60,965,224 parameters with the paper's\n"
         "    two-GPU grouping (groups=2), 62,378,344 with groups=1, 61,100,840 for\n"
@@ -181,5 +204,5 @@ SPEC = ModelSpec(
         "    ImageNet mean and standard deviation."
     ),
     example='model = kerasnets.AlexNet(weights=None, classes=10, input_shape=(227, 227, 3))',
-)
-AlexNet = make_builder(SPEC)
+))
+AlexNet = make_builder(SPECS["alexnet"])

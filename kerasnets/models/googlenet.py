@@ -16,9 +16,18 @@ label per image, the auxiliary losses weighted 0.3 (see
 single-output model. ``batch_norm=True`` builds the variant most libraries train
 today: conv + BatchNorm + ReLU everywhere (the auxiliary 1x1 conv included), no LRN.
 
-Max pools of stride 2 pad one pixel on each side (docs/architecture.md, Padding), which
-gives Caffe's ceil-mode sizes (112, 56, 28, 14, 7 at 224x224); the inputs of
-every pool are ReLU outputs, so zero padding equals -inf padding. LRN is the
+The 3x3 stride-2 max pools are Caffe's, as the reference model (BVLC GoogLeNet,
+whose weights the ``"bvlc"`` preset loads) and torchvision's ``googlenet`` pool: in
+ceil mode without padding, the windows start at pixel 0 and the last one is clipped
+at the border (112 -> 56 -> 28 -> 14 -> 7 at 224x224). Written out, that is one
+pixel of explicit padding at the bottom and right only, then a ``"valid"`` pool
+(`_ceil_mode_max_pool`): ``ceil((n - 3) / 2) + 1 = floor((n + 1 - 3) / 2) + 1``, and
+the padded pixel enters only the clipped last window. Zero padding acts as Caffe's
+clipping because every pool's input is >= 0 (pool1 follows a ReLU, pool2 an LRN of
+ReLU outputs or a BatchNorm + ReLU, pool3 and pool4 concatenations of ReLU outputs).
+``batch_norm=True`` (``googlenet_bn``) pools the same way: torchvision's ``googlenet``,
+the BatchNorm network it stands for, pools in ceil mode without padding too, and
+no weights or reference pools with the windows shifted by one pixel. LRN is the
 reference Caffe model's (n=5, alpha=1e-4 averaged over n, beta=0.75, k=1).
 
 Layer names follow the paper's modules: ``conv1_conv``, ``norm1``,
@@ -30,7 +39,7 @@ Layer names follow the paper's modules: ``conv1_conv``, ``norm1``,
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import keras
 
@@ -51,7 +60,7 @@ from kerasnets.models._inception_common import (
     resolve_widths,
 )
 from kerasnets.preprocessing import MEAN_SUBTRACTION
-from kerasnets.registry import ModelSpec, WidthSpace
+from kerasnets.registry import ModelSpec, WidthSpace, spec_table
 
 PAPER = "Szegedy et al., Going Deeper with Convolutions, CVPR 2015 (arXiv:1409.4842)"
 
@@ -110,7 +119,7 @@ AUX_AFTER = {"4a": "aux1", "4d": "aux2"}
 AUX_LOSS_WEIGHT = 0.3  # section 5: "the losses of the auxiliary classifiers were weighted by 0.3"
 
 _LRN = dict(size=5, k=1.0, alpha=1e-4, beta=0.75, alpha_is_averaged=True)
-_POOL = (3, 2, 1)  # every 3x3/2 max pool: kernel, stride, symmetric padding
+_POOL = (3, 2, 0, True)  # every 3x3/2 max pool: kernel, stride, padding, Caffe's ceil mode
 _CONV1 = (7, 2, 3)
 
 
@@ -130,9 +139,10 @@ def _conv_fn(batch_norm):
     )
 
 
-def _padded_max_pool(x, name):
-    """3x3/2 max pooling after an explicit symmetric 1-pixel pad (docs/architecture.md, Padding)."""
-    x = keras.layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
+def _ceil_mode_max_pool(x, name):
+    """Caffe's 3x3/2 max pool (ceil mode, no padding) on an input >= 0: one pixel of zeros
+    at the bottom and right, then a valid pool (docs/architecture.md, Padding)."""
+    x = keras.layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"{name}_pad")(x)
     return keras.layers.MaxPooling2D(3, strides=2, name=name)(x)
 
 
@@ -169,8 +179,9 @@ def _geometry(aux_classifiers):
 
 
 def googlenet(
-    *, model_name, batch_norm=False, aux_classifiers=None, aux_loss_weight=AUX_LOSS_WEIGHT,
-    width_multiplier=1.0, stage_widths=None, **contract,
+    *, model_name, batch_norm: bool = False, aux_classifiers: bool | None = None,
+    aux_loss_weight: float = AUX_LOSS_WEIGHT, width_multiplier: float = 1.0,
+    stage_widths: Mapping[str, Any] | None = None, **contract,
 ):
     include_top = contract.get("include_top", True)
     if aux_classifiers is None:
@@ -185,18 +196,18 @@ def googlenet(
     def backbone(inputs, head):
         stem = widths["stem"]
         x = conv(inputs, stem.conv1, 7, strides=2, padding=3, name="conv1")
-        x = _padded_max_pool(x, "pool1")
+        x = _ceil_mode_max_pool(x, "pool1")
         if not batch_norm:
             x = LocalResponseNormalization(**_LRN, name="norm1")(x)
         x = conv(x, stem.conv2_reduce, 1, name="conv2_reduce")
         x = conv(x, stem.conv2, 3, name="conv2")
         if not batch_norm:
             x = LocalResponseNormalization(**_LRN, name="norm2")(x)
-        x = _padded_max_pool(x, "pool2")
+        x = _ceil_mode_max_pool(x, "pool2")
         outputs = {}
         for stage, modules in enumerate(STAGES, start=3):
             if stage > 3:
-                x = _padded_max_pool(x, f"pool{stage - 1}")
+                x = _ceil_mode_max_pool(x, f"pool{stage - 1}")
             for module in modules:
                 x = inception_module(x, widths[module], conv=conv, name=f"inception_{module}")
                 if aux_classifiers and module in AUX_AFTER:
@@ -219,7 +230,8 @@ _COMMON_DOC = """
             outputs are then a dict ``{"main", "aux1", "aux2"}`` and ``fit`` trains
             the three heads from one label per image. Default: ``include_top``.
             They flatten a 4x4 map (at 224x224), so they need a fixed input size
-            of at least 65x65. `kerasnets.inference_model` drops them.
+            of at least 79x79 (31x31 without them). `kerasnets.inference_model`
+            drops them.
         aux_loss_weight: weight of each auxiliary loss in the total loss when the
             model is compiled with one loss (default 0.3, the paper's).
         width_multiplier: scales every convolution and fully-connected width
@@ -242,13 +254,14 @@ WIDTHS = WidthSpace("module", module_groups(TABLE1, "inception_"), module_layer=
 FEATURE_STAGES = {f"inception_{m[-1]}": f"inception_{m[-1]}_output" for m in STAGES}
 _FACTS = dict(widths=WIDTHS, feature_stages=FEATURE_STAGES, aliases={"module_widths": "stage_widths"})
 
-SPECS = [
+SPECS = spec_table(
     ModelSpec(
         "googlenet", "GoogLeNet", googlenet, INFO, example=_EXAMPLE.format(b="GoogLeNet"),
         summary="GoogLeNet (Inception v1) of Table 1 of Szegedy et al. (2014), with its auxiliary classifiers.",
         options_doc="""
         batch_norm: conv + BatchNorm + ReLU instead of conv + ReLU, and no LRN
             (the variant registered as ``googlenet_bn``).""" + _COMMON_DOC,
+        presets=("bvlc",),  # BVLC's Caffe model: this architecture, its auxiliary heads included
         **_FACTS,
     ),
     ModelSpec(
@@ -257,6 +270,7 @@ SPECS = [
         summary="GoogLeNet with BatchNorm after every convolution and no LRN (as most libraries train it).",
         options_doc=_COMMON_DOC, **_FACTS,
     ),
-]
-GoogLeNet, GoogLeNetBN = (make_builder(spec) for spec in SPECS)
+)
+GoogLeNet = make_builder(SPECS["googlenet"])
+GoogLeNetBN = make_builder(SPECS["googlenet_bn"])
 InceptionV1 = GoogLeNet

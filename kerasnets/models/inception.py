@@ -35,7 +35,7 @@ Layer names: ``conv1a_conv``, ``mixed5b_b1_conv``, ``mixed5b_b5_conv``,
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple, Optional
+from typing import Any, Mapping, NamedTuple, Optional
 
 import keras
 
@@ -55,7 +55,7 @@ from kerasnets.models._inception_common import (
     resolve_widths,
 )
 from kerasnets.preprocessing import INCEPTION
-from kerasnets.registry import ModelSpec, WidthSpace
+from kerasnets.registry import ModelSpec, WidthSpace, spec_table
 
 PAPER = (
     "Szegedy et al., Rethinking the Inception Architecture for Computer Vision, "
@@ -351,8 +351,8 @@ def _geometry(aux_classifiers):
 
 
 def inception(
-    *, model_name, version, aux_classifiers=False, aux_loss_weight=0.4,
-    width_multiplier=1.0, stage_widths=None, **contract,
+    *, model_name, version, aux_classifiers: bool = False, aux_loss_weight: float = 0.4,
+    width_multiplier: float = 1.0, stage_widths: Mapping[str, Any] | None = None, **contract,
 ):
     stem, table, layout, aux_after, bn_fc = ARCHITECTURES[version]
     aux_classifiers = check_aux_args(
@@ -418,7 +418,7 @@ def _spec(version, builder, summary, **facts):
     )
 
 
-SPECS = [
+SPECS = spec_table(
     _spec("v2", "InceptionV2",
           "Inception v2: Table 1 of Szegedy et al. (2015), Figures 5, 6 and 7 modules (299x299)."),
     _spec(
@@ -430,5 +430,6 @@ SPECS = [
             "    >>> trainer = kerasnets.InceptionV3(weights=None, aux_classifiers=True)  # main, aux"
         ),
     ),
-]
-InceptionV2, InceptionV3 = (make_builder(spec) for spec in SPECS)
+)
+InceptionV2 = make_builder(SPECS["inception_v2"])
+InceptionV3 = make_builder(SPECS["inception_v3"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Literal, Sequence
 
 import keras
 
@@ -28,7 +29,7 @@ from kerasnets.models._application import (
     validate_width_multiplier,
 )
 from kerasnets.preprocessing import IMAGENET_MEAN_STD
-from kerasnets.registry import ModelSpec, WidthSpace
+from kerasnets.registry import ModelSpec, WidthSpace, spec_table
 
 PAPER = "He et al., Deep Residual Learning for Image Recognition, CVPR 2016 (arXiv:1512.03385)"
 
@@ -158,14 +159,16 @@ def _imagenet_geometry(blocks, block, downsample_on):
 
 
 def resnet_imagenet(
-    *, model_name, depth, residual=True, width_multiplier=1.0, stage_widths=None,
-    downsample_on="1x1", zero_init_residual=False, **contract,
+    *, model_name, depth, residual: bool = True, width_multiplier: float = 1.0,
+    stage_widths: Sequence[int] | None = None, downsample_on: Literal["1x1", "3x3"] = "1x1",
+    zero_init_residual: bool = False, **contract,
 ):
     block, blocks = IMAGENET_DEPTHS[depth]
-    validate_width_multiplier(width_multiplier, model_name)
     _check_zero_init(zero_init_residual, residual, model_name)
     check_choice("downsample_on", downsample_on, ("1x1", "3x3"))
-    widths = [scale_width(w, width_multiplier) for w in _check_widths(stage_widths, IMAGENET_WIDTHS, model_name)]
+    base = _check_widths(stage_widths, IMAGENET_WIDTHS, model_name)
+    validate_width_multiplier(width_multiplier, model_name, min(64, *base))  # conv1: 64
+    widths = [scale_width(w, width_multiplier) for w in base]
 
     def backbone(inputs, head):
         x = _conv(inputs, scale_width(64, width_multiplier), 7, strides=2, padding=3, name="conv1")
@@ -185,13 +188,14 @@ def resnet_imagenet(
 
 
 def resnet_cifar(
-    *, model_name, depth, residual=True, width_multiplier=1.0, stage_widths=None,
-    zero_init_residual=False, **contract,
+    *, model_name, depth, residual: bool = True, width_multiplier: float = 1.0,
+    stage_widths: Sequence[int] | None = None, zero_init_residual: bool = False, **contract,
 ):
     n = CIFAR_DEPTHS[depth]
-    validate_width_multiplier(width_multiplier, model_name)
     _check_zero_init(zero_init_residual, residual, model_name)
-    widths = [scale_width(w, width_multiplier) for w in _check_widths(stage_widths, CIFAR_WIDTHS, model_name)]
+    base = _check_widths(stage_widths, CIFAR_WIDTHS, model_name)
+    validate_width_multiplier(width_multiplier, model_name, min(base))
+    widths = [scale_width(w, width_multiplier) for w in base]
     if residual and any(b < a for a, b in zip(widths, widths[1:])):
         fail("stage_widths", f"non-decreasing: the zero-padding shortcuts of {model_name} (option A) "
              "can only add channels, so the widths must not decrease", stage_widths)
@@ -268,24 +272,29 @@ PRESETS = {
     152: ("keras_applications", "torchvision_v1", "torchvision_v2"),
 }
 
-SPECS = [
-    ModelSpec(
+SPECS = spec_table(
+    *(ModelSpec(
         f"resnet{d}", f"ResNet{d}", resnet_imagenet, IMAGENET_INFO,
         summary=f"ResNet-{d} of Table 1 of He et al. (2015), ImageNet layout (224x224).",
         arguments={"depth": d}, options_doc=_IMAGENET_DOC, depth=d, presets=PRESETS[d],
         widths=_width_space(IMAGENET_WIDTHS, f"resnet_{block}"),
         feature_stages=_stages_of(blocks),
-    )
-    for d, (block, blocks) in IMAGENET_DEPTHS.items()
-] + [
-    ModelSpec(
+    ) for d, (block, blocks) in IMAGENET_DEPTHS.items()),
+    *(ModelSpec(
         f"resnet{d}", f"ResNet{d}", resnet_cifar, CIFAR_INFO,
         summary=f"ResNet-{d} for CIFAR-10 (He et al. 2015, section 4.2): 32x32 inputs, 10 classes.",
         arguments={"depth": d}, options_doc=_CIFAR_DOC, depth=d,
         widths=_width_space(CIFAR_WIDTHS, "resnet_cifar", monotonic=True),  # option A only adds channels
         feature_stages=_stages_of((n, n, n)),
-    )
-    for d, n in CIFAR_DEPTHS.items()
-]
-(ResNet18, ResNet34, ResNet50, ResNet101, ResNet152,
- ResNet20, ResNet32, ResNet44, ResNet56, ResNet110) = (make_builder(spec) for spec in SPECS)
+    ) for d, n in CIFAR_DEPTHS.items()),
+)
+ResNet18 = make_builder(SPECS["resnet18"])
+ResNet34 = make_builder(SPECS["resnet34"])
+ResNet50 = make_builder(SPECS["resnet50"])
+ResNet101 = make_builder(SPECS["resnet101"])
+ResNet152 = make_builder(SPECS["resnet152"])
+ResNet20 = make_builder(SPECS["resnet20"])
+ResNet32 = make_builder(SPECS["resnet32"])
+ResNet44 = make_builder(SPECS["resnet44"])
+ResNet56 = make_builder(SPECS["resnet56"])
+ResNet110 = make_builder(SPECS["resnet110"])

@@ -38,6 +38,7 @@ variance (non-trainable, 2 x the channels), which torchvision counts as buffers.
 from __future__ import annotations
 
 import functools
+from typing import Sequence
 
 import keras
 
@@ -52,7 +53,7 @@ from kerasnets.models._application import (
     validate_width_multiplier,
 )
 from kerasnets.preprocessing import MEAN_SUBTRACTION
-from kerasnets.registry import ModelSpec, WidthSpace
+from kerasnets.registry import ModelSpec, WidthSpace, spec_table
 
 PAPER = (
     "Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image "
@@ -108,11 +109,13 @@ def _check_block_widths(stage_widths, model_name):
 
 
 def vgg(
-    *, model_name, config, batch_norm=False, width_multiplier=1.0, stage_widths=None, dropout=0.5,
-    **contract,
+    *, model_name, config, batch_norm: bool = False, width_multiplier: float = 1.0,
+    stage_widths: Sequence[int] | None = None, dropout: float = 0.5, **contract,
 ):
-    validate_width_multiplier(width_multiplier, model_name)
     widths = _check_block_widths(stage_widths, model_name)
+    validate_width_multiplier(width_multiplier, model_name, min(  # the convolutions, as the blocks use them
+        widths[b] if stage_widths is not None else _layer(spec)[0]
+        for b, block in enumerate(CONFIGS[config]) for spec in block if spec != "LRN"))
     check_probability("dropout", dropout, context=model_name)
     check_bool("batch_norm", batch_norm, context=model_name)
 
@@ -192,7 +195,7 @@ def _spec(builder, config, depth, summary, batch_norm=False):
 
 
 _BN = " with BatchNormalization after every convolution (torchvision's ``{}``)."
-SPECS = [
+SPECS = spec_table(
     _spec("VGG11", "A", 11, "VGG-11: configuration A of Table 1 (8 conv + 3 FC layers)."),
     _spec("VGG11LRN", "A-LRN", 11,
           "VGG-11 with local response normalisation after the first convolution (A-LRN)."),
@@ -203,6 +206,14 @@ SPECS = [
     _spec("VGG19", "E", 19, "VGG-19: configuration E of Table 1."),
     *(_spec(f"VGG{d}BN", c, d, f"VGG-{d}" + _BN.format(f"vgg{d}_bn"), batch_norm=True)
       for c, d in zip(_DEPTH_CONFIGS, (11, 13, 16, 19))),
-]
-(VGG11, VGG11LRN, VGG13, VGG16C, VGG16, VGG19,
- VGG11BN, VGG13BN, VGG16BN, VGG19BN) = (make_builder(spec) for spec in SPECS)
+)
+VGG11 = make_builder(SPECS["vgg11"])
+VGG11LRN = make_builder(SPECS["vgg11_lrn"])
+VGG13 = make_builder(SPECS["vgg13"])
+VGG16C = make_builder(SPECS["vgg16_c"])
+VGG16 = make_builder(SPECS["vgg16"])
+VGG19 = make_builder(SPECS["vgg19"])
+VGG11BN = make_builder(SPECS["vgg11_bn"])
+VGG13BN = make_builder(SPECS["vgg13_bn"])
+VGG16BN = make_builder(SPECS["vgg16_bn"])
+VGG19BN = make_builder(SPECS["vgg19_bn"])

@@ -69,7 +69,7 @@ def weights_summary(name: str) -> str:
     parts, last_source = [], None
     for p in presets_of(name):
         source, _, version = p.name.partition("_")
-        label = {"keras": "keras.applications", "torchvision": "torchvision"}.get(source, p.name)
+        label = {"keras": "keras.applications", "torchvision": "torchvision", "bvlc": "BVLC Caffe"}.get(source, p.name)
         version = version.upper() if source == "torchvision" else ""
         text = (f"{version} " if label == last_source else f"{label} {version} ".replace("  ", " "))
         needs = ", ".join(f"{k}={v!r}" for k, v in p.builder_kwargs.items())

@@ -22,6 +22,7 @@ Example, your own loop:
 """
 
 from kerasnets.training._compile import SparseCrossentropy, WeightDecay, apply_weight_decay, compile
+from kerasnets.training.callbacks import TrainingDiverged
 from kerasnets.training.distribution import initialize_processes
 from kerasnets.training._run import (
     LAYOUT,
@@ -52,6 +53,7 @@ from kerasnets.training.strategy import (
 __all__ = [
     "train",
     "prepare",
+    "TrainingDiverged",
     "TrainingRun",
     "RunResult",
     "evaluate_model",

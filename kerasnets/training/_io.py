@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 
-from kerasnets.files import TMP_PREFIX, remove_stale_partials
+from kerasnets.files import TMP_PREFIX, remove_stale_partials, strict_json
 
 __all__ = [
     "atomic_path",
@@ -70,7 +70,9 @@ def write_text(path, text: str):
 
 
 def write_json(path, data):
-    write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+    """``data`` as strict JSON: NaN and infinity become ``null`` (a diverged loss is no bare ``NaN``)."""
+    text = json.dumps(strict_json(json_roundtrip(data)), indent=2, allow_nan=False)
+    write_text(path, text + "\n")
 
 
 def read_json(path):
@@ -89,7 +91,7 @@ def _json_default(value):
         try:
             if cast(value) == value:
                 return cast(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # int(inf)
             continue
     return str(value)
 

@@ -15,15 +15,24 @@ A run folder (``--output``, default ``runs/<model>-<dataset>``)::
     backup/                  the resume state: state.json + epoch-NNNN.weights.h5
     .lock                    the lock of the process training in the folder
                              (kerasnets.files.RunLock): one at a time
+    .kerasnets-manifest.json what makes the folder a kerasnets run, and every
+                             file the run wrote (kerasnets.files.Manifest)
 
 Running the same command again resumes an interrupted run from its last
 completed epoch; a finished run is left alone (``epochs`` larger than before
-continues it, ``overwrite=True`` starts over).
+continues it, ``overwrite=True`` starts over). A folder is a run only with its
+manifest: a ``run.json`` of another tool is refused, even with ``overwrite``,
+and ``overwrite`` deletes only the files the manifest lists (what a user put in
+the folder stays, and is named). A new run that fails before its first epoch is
+committed removes what it wrote; a run whose loss becomes NaN or infinite stops
+at that step (`kerasnets.training.callbacks.StopOnNonFinite`) and its
+``run.json`` says ``"status": "failed"``. Every JSON file is strict JSON: a
+non-finite number is written ``null``.
 
 ``run.json`` (``format`` 1), written atomically when training starts and again
 when the run completes::
 
-    format, status          1; "running" or "complete"
+    format, status          1; "running", "complete" or "failed" (diverged)
     model                   the registered name ("resnet20")
     builder_kwargs          the builder's arguments, so that
                             kerasnets.get_model(model, **builder_kwargs) rebuilds it
@@ -49,7 +58,11 @@ when the run completes::
                             resumed run adds up), to the end of its last epoch
     test                    {loss, accuracy, top5_accuracy, examples, split}
     best                    {monitor, value, epoch} of checkpoints/best.keras
-    exported                "saved_model" or null
+    exported                "saved_model" or null (then no saved_model/ of
+                            an earlier model is left either)
+  when failed:
+    failure                 why (the loss, the epoch and step it diverged at)
+    completed_epochs        the epochs committed before it
 """
 
 from __future__ import annotations
@@ -61,24 +74,34 @@ import inspect
 import os
 import platform
 import re
-import shutil
 import sys
 
 import keras
 
-from kerasnets._validate import check_free_of, check_int, check_number, fail
-from kerasnets.files import LOCK_FILE, RunLock, check_writable
+from kerasnets._validate import check_free_of, check_int, check_number, fail, is_int
+from kerasnets.files import (
+    LOCK_FILE,
+    Manifest,
+    ManifestError,
+    RunLock,
+    check_writable,
+    is_leftover,
+    read_json_object,
+)
 from kerasnets.training import _io
 from kerasnets.training import distribution as _distribution
 from kerasnets.training._compile import compile as compile_recipe
 from kerasnets.training._compile import SparseCrossentropy, output_names
 from kerasnets.training.callbacks import (
+    STATE_FILE,
     BackupAndRestore,
     BestCheckpoint,
     CSVLog,
     LearningRateLogger,
+    StopOnNonFinite,
     SyncReplicaStatistics,
     TensorBoard,
+    TrainingDiverged,
 )
 from kerasnets.training.recipes import Recipe, get_recipe, recipe_for
 from kerasnets.training.strategy import setup_hardware
@@ -114,6 +137,7 @@ def resolve_recipe(model, dataset, *, recipe=None, overrides=None, epochs=None, 
     ``learning_rate`` then replaces the rate as is. Returns ``(recipe, epochs,
     global_batch)``.
     """
+    overrides = _check_overrides(overrides, learning_rate)
     base = get_recipe(recipe) if recipe is not None else recipe_for(model)
     shapes = _is_shapes(dataset)
     if shapes and base.name in SHAPES_RECIPE_OVERRIDES:
@@ -125,6 +149,23 @@ def resolve_recipe(model, dataset, *, recipe=None, overrides=None, epochs=None, 
     if learning_rate is not None:
         resolved = resolved.replace(learning_rate=float(learning_rate))
     return resolved, epochs, batch_size
+
+
+def _check_overrides(overrides, learning_rate):
+    """The recipe overrides, refusing what contradicts the arguments or one of them silently
+    wins over: the epochs and the batch are arguments (``--epochs``, ``--batch-size``), which
+    rescale the schedule and the rate; an overridden rate (the recipe's at its own batch,
+    scaled to yours) and ``learning_rate`` (as is) are one too many."""
+    overrides = dict(overrides or {})
+    check_free_of("overrides", overrides, ("epochs", "batch_size"),
+                  "give them as epochs= and batch_size= (--epochs, --batch-size), which rescale the "
+                  "schedule and the learning rate")
+    if learning_rate is not None and "learning_rate" in overrides:
+        fail("learning_rate", "given once: as learning_rate= (--lr, the rate as is) or as "
+             "overrides={'learning_rate': ...} (--set, the recipe's rate at its own batch, scaled to "
+             "yours), not both", learning_rate,
+             received=f"learning_rate={learning_rate!r}, overrides={{'learning_rate': {overrides['learning_rate']!r}}}")
+    return overrides
 
 
 LAYOUT = {
@@ -310,11 +351,13 @@ class TrainingRun:
             *sync,
             LearningRateLogger(),
             *schedule,
+            StopOnNonFinite(),  # before anything below writes the epoch
             CSVLog(self.path("log")),
             self.best_checkpoint,
             # Drops the events of epochs a killed process ran but never committed.
             TensorBoard(self.path("tensorboard"), backup_dir=self.path("backup"), write_graph=False),
             *self.extra_callbacks,
+            _RecordWritten(self.manifest, self.path("tensorboard")),
             self.backup,  # last: it commits the epoch
         ]
 
@@ -339,21 +382,35 @@ class TrainingRun:
             return self._result(self.previous)
         os.makedirs(out, exist_ok=True)
         _io.remove_temporaries(out)
+        self._start_manifest()
         print(self.banner(), flush=True)
         _io.write_json(self.path("run"), self.record())
 
-        self.model.fit(
-            self.train_data,
-            validation_data=self.val.dataset,
-            epochs=self.epochs,
-            callbacks=self.callbacks(),
-            verbose=self.verbose,
-            shuffle=False,  # kerasnets.data shuffles; Keras cannot shuffle a tf.data dataset
-            **self.fit_options,  # several processes: steps_per_epoch of a repeated input
-        )
+        try:
+            self.model.fit(
+                self.train_data,
+                validation_data=self.val.dataset,
+                epochs=self.epochs,
+                callbacks=self.callbacks(),
+                verbose=self.verbose,
+                shuffle=False,  # kerasnets.data shuffles; Keras cannot shuffle a tf.data dataset
+                **self.fit_options,  # several processes: steps_per_epoch of a repeated input
+            )
+        except TrainingDiverged as error:
+            state = self.backup.read_state() or {}
+            _io.write_json(self.path("run"), self.record(
+                status="failed", failure=str(error), completed_epochs=state.get("epoch", 0)))
+            raise
+        except Exception as error:
+            self._failed(error)
+            raise
 
         _io.save_model(self.model, self.path("model"))
-        test = evaluate_model(self.model, self.test, strategy=self.hardware.strategy, verbose=0)
+        try:
+            test = evaluate_model(self.model, self.test, strategy=self.hardware.strategy, verbose=0)
+        except Exception as error:
+            self._failed(error)
+            raise
         test["split"] = self.splits["test"]
         _io.write_json(self.path("evaluation"), test)
         from kerasnets.training.plotting import plot_history
@@ -361,6 +418,8 @@ class TrainingRun:
         plot_history(self.path("log"), self.path("curves"),
                      title=f"{self.entry.name} on {self.dataset}")
         exported = _distribution.safe_export(self._export, self.path("model")) if self.export else None
+        if not exported:  # an export of an earlier model would no longer match model.keras
+            self._remove_stale_export()
         best = None
         if self.best_checkpoint.best is not None:
             best = {"monitor": self.best_checkpoint.monitor, "value": self.best_checkpoint.best,
@@ -381,6 +440,64 @@ class TrainingRun:
             LAYOUT[k] for k in ("model", "best_checkpoint", "log", "curves", "tensorboard", "evaluation")
         ) + (", saved_model" if exported else ""))
         return result
+
+    # -- what the run wrote --------------------------------------------------------
+
+    def _start_manifest(self):
+        """Removes the previous run (``overwrite``: what its manifest lists, nothing else),
+        then records the files this run writes, before it writes them."""
+        previous = self.manifest
+        if previous is not None and self.overwrite:
+            kept = previous.remove_written()
+            print(f"--overwrite: removed the previous run in {self.output}"
+                  + (f"; kept what kerasnets did not write there: {_shown(kept)}" if kept else "") + ".",
+                  file=sys.stderr, flush=True)
+            previous = None
+        self.manifest = previous or Manifest(self.output, "run")
+        folders = ("tensorboard/train/", "tensorboard/validation/", "saved_model/", "backup/")
+        self.manifest.record(*(LAYOUT[key] for key in LAYOUT if key not in ("tensorboard", "saved_model", "backup")),
+                             *folders, f"{LAYOUT['backup']}/{STATE_FILE}",
+                             LAYOUT["best_checkpoint"][: -len(".keras")] + ".json")
+
+    def _failed(self, error):
+        """After an error in training or testing: a new run that committed no epoch removes
+        what it wrote (nothing that looks like a run is left), and an image that does not
+        decode is named (a `kerasnets.data.DataError` instead of TensorFlow's error)."""
+        import tensorflow as tf
+
+        committed = os.path.exists(os.path.join(self.path("backup"), STATE_FILE))
+        if not self.previous and not committed:
+            self.manifest.remove_written()
+            with contextlib.suppress(OSError):
+                if self.new_lock_file:
+                    os.remove(self.lock.path)
+                for folder in self.new_folders:
+                    os.rmdir(folder)  # only empty ones
+        if isinstance(error, tf.errors.OpError):
+            from kerasnets.data import check_decodable
+
+            check_decodable(self.train, self.val, self.test)  # raises DataError naming the files
+
+    def _remove_stale_export(self):
+        folder = self.path("saved_model")
+        if not os.path.isdir(folder):
+            return
+        try:
+            export = Manifest.read(folder)
+        except ManifestError:
+            export = None
+        if export is None or export.kind != "export":
+            if not os.path.exists(os.path.join(folder, "saved_model.pb")):
+                return  # no export there, only what a user put in the folder
+            print(f"Warning: {folder} is not an export kerasnets can tell it wrote; it does not hold "
+                  f"the model now in {self.path('model')}.", file=sys.stderr, flush=True)
+            return
+        kept = export.remove_written()
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+        print(f"Removed {folder}: it exported the model before this training"
+              + (f" (kept what kerasnets did not write there: {_shown(kept)})" if kept else "") + ".",
+              file=sys.stderr, flush=True)
 
     def _export(self):
         try:
@@ -408,43 +525,94 @@ class TrainingRun:
         )
 
 
+def _shown(names, limit=5):
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+class _RecordWritten(keras.callbacks.Callback):
+    """Records in the run's manifest the files whose names are known only as training goes:
+    TensorBoard's event files (once created) and the next backup file (before it is written).
+    Put it after `TensorBoard` and before `BackupAndRestore`."""
+
+    def __init__(self, manifest, log_dir):
+        super().__init__()
+        self.manifest, self.log_dir = manifest, log_dir
+
+    def _events(self):
+        names = []
+        for sub in ("train", "validation"):
+            with contextlib.suppress(OSError):
+                names += [f"{LAYOUT['tensorboard']}/{sub}/{name}"
+                          for name in os.listdir(os.path.join(self.log_dir, sub))
+                          if name.startswith("events.out.tfevents.")]
+        return names
+
+    def on_train_begin(self, logs=None):
+        self.manifest.record(*self._events())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.manifest.record(*self._events(), f"{LAYOUT['backup']}/epoch-{epoch + 1:04d}.weights.h5")
+
+
 def _xla_text(jit_compile):
     return {True: "on", False: "off"}.get(jit_compile, "auto")
 
 
 def _check_output(output, request, overwrite, epochs):
-    """Reads a previous run in ``output``; returns ``(previous record, complete)``."""
-    run_file = os.path.join(output, RUN_FILE)
+    """The folder's previous run: ``(its record, complete, its manifest)``.
+
+    A folder is a kerasnets run only with its manifest (`kerasnets.files.Manifest`);
+    a non-empty folder without one is refused, ``overwrite`` or not, since nothing
+    tells which of its files kerasnets wrote. With ``overwrite`` nothing is deleted
+    here: `TrainingRun.run` removes what the manifest lists once every check passed.
+    """
     if not os.path.exists(output):
-        return {}, False
+        return {}, False, None
     if not os.path.isdir(output):
         raise ValueError(f"The output path exists and is not a folder. Received: output={output!r}")
-    if not os.path.exists(run_file):
-        if [name for name in os.listdir(output) if name != LOCK_FILE]:
+    received = f"output={output!r}"
+    try:
+        manifest = Manifest.read(output)
+    except ManifestError as error:
+        raise ValueError(f"{error} So kerasnets cannot tell which files it wrote in {output}: it neither "
+                         f"resumes nor overwrites it; choose another --output. Received: {received}") from None
+    run_file = os.path.join(output, RUN_FILE)
+    if manifest is None:
+        if [name for name in os.listdir(output) if name != LOCK_FILE and not is_leftover(name)]:
+            what = ("holds a run.json that kerasnets did not write (no kerasnets manifest)"
+                    if os.path.exists(run_file) else "holds no kerasnets run")
             raise ValueError(
-                "The output folder is not empty and holds no kerasnets run (no run.json): "
-                f"choose another --output. Received: output={output!r}"
+                f"The output folder {output} is not empty and {what}: a run goes into an empty folder "
+                "or resumes its own, and --overwrite deletes only what kerasnets wrote, so choose "
+                f"another --output. Received: {received}"
             )
-        return {}, False
-    previous = _io.read_json(run_file)
+        return {}, False, None
+    if manifest.kind != "run":
+        raise ValueError(f"{output} is a kerasnets {manifest.kind} folder, not a training run: choose "
+                         f"another --output. Received: {received}")
     if overwrite:
-        for name in LAYOUT.values():
-            target = os.path.join(output, name.split("/")[0])
-            if os.path.isdir(target):
-                shutil.rmtree(target)
-            elif os.path.exists(target):
-                os.remove(target)
-        return {}, False
-    before = previous.get("request", {})
+        return {}, False, manifest
+    if not os.path.exists(run_file):
+        written = [e for e in manifest.entries if not e.endswith("/") and os.path.exists(os.path.join(output, e))]
+        if written:  # a run.json was removed by hand: what the rest belongs to is unknown
+            raise ValueError(f"{output} holds a kerasnets run without its {RUN_FILE}: pass --overwrite to "
+                             f"start over, or choose another --output. Received: {received}")
+        return {}, False, manifest  # killed before it wrote run.json: it starts afresh
+    previous = read_json_object(run_file, received=received,
+                                remedy="pass --overwrite to start over, or choose another --output")
+    before = previous.get("request")
+    before = before if isinstance(before, dict) else {}
     changed = [k for k in _RESUME_KEYS if before.get(k) != request.get(k)]
     if changed:
         diffs = ", ".join(f"{k}: {before.get(k)!r} -> {request.get(k)!r}" for k in changed)
         raise ValueError(
             f"{output} holds another run ({diffs}). Resume it with the same arguments, pass "
-            f"--overwrite to start over, or choose another --output. Received: output={output!r}"
+            f"--overwrite to start over, or choose another --output. Received: {received}"
         )
-    complete = previous.get("status") == "complete" and int(previous.get("epochs", 0)) >= epochs
-    return previous, complete
+    done = previous.get("epochs")
+    complete = previous.get("status") == "complete" and is_int(done) and done >= epochs
+    return previous, complete, manifest
 
 
 def prepare(model: str, dataset: str = "shapes", *, output: str | None = None, **options) -> TrainingRun:
@@ -485,7 +653,7 @@ def prepare(model: str, dataset: str = "shapes", *, output: str | None = None, *
                 os.rmdir(folder)  # only empty ones
         lock.release()
         raise
-    run.lock = lock
+    run.lock, run.new_folders, run.new_lock_file = lock, created, new_lock_file
     return run
 
 
@@ -558,7 +726,12 @@ def _resume_epoch(output, previous) -> int:
     resume_epoch = 0
     state_path = os.path.join(output, LAYOUT["backup"], "state.json")
     if previous and os.path.exists(state_path):
-        resume_epoch = int(_io.read_json(state_path).get("epoch", 0))
+        state = read_json_object(state_path, received=f"output={output!r}",
+                                 remedy="the resume state is damaged; pass --overwrite to start over")
+        resume_epoch = state.get("epoch", 0)
+        if not is_int(resume_epoch) or resume_epoch < 0:
+            raise ValueError(f"{state_path} holds no epoch count (epoch={resume_epoch!r}): the resume "
+                             f"state is damaged; pass --overwrite to start over. Received: output={output!r}")
     _distribution.check_resume_epoch(resume_epoch)
     return resume_epoch
 
@@ -602,9 +775,13 @@ def _prepare(
     entry = get_entry(model)
     preprocessing = None
     if weights is not None:  # a preset: checked now; its preprocessing feeds the data
-        from kerasnets.weights import preprocessing_for
+        from kerasnets.weights import fetch, get_preset
 
-        preprocessing = preprocessing_for(entry.name, weights, **model_kwargs)
+        preset = get_preset(entry.name, weights, **model_kwargs)
+        preprocessing = preset.preprocessing
+        # Fine-tuning reads the file without the classifier: downloaded now (or an OSError
+        # saying why it cannot be), before the data and the model.
+        fetch(preset.notop_file or preset.file)
     resolved, epochs, global_batch = resolve_recipe(
         entry.name, dataset, recipe=recipe, overrides=overrides, epochs=epochs,
         batch_size=batch_size, learning_rate=learning_rate,
@@ -622,10 +799,10 @@ def _prepare(
     )
     request = _io.json_roundtrip(request)
     seed = _distribution.shared_seed(seed)  # several processes: one seed everywhere
-    previous, complete = _check_output(output, request, overwrite, epochs)
+    previous, complete, manifest = _check_output(output, request, overwrite, epochs)
     created = previous.get("created") or _now()
     if complete:  # nothing to train: skip the data and the model
-        return TrainingRun(entry=entry, output=output, previous=previous, complete=True,
+        return TrainingRun(entry=entry, output=output, previous=previous, complete=True, manifest=manifest,
                            previous_policy=keras.mixed_precision.global_policy().name, created=created)
 
     # The data (the dataset name and splits are checked here), then the model.
@@ -635,6 +812,9 @@ def _prepare(
     train_data, (val_name, val), (test_name, test) = _load_data(
         entry, dataset, load, train_split, validation_split, test_split, augment, seed)
     image_size = train_data.image_size
+    if global_batch > train_data.num_examples:  # not one full step: the rate is scaled for a batch never seen
+        fail("batch_size", f"at most the {train_data.num_examples} examples of the training split "
+             f"{train_split!r} (a smaller batch, or a larger split)", global_batch)
     previous_policy = keras.mixed_precision.global_policy().name
     built, builder_kwargs, resolved = _build_and_compile(
         entry, model_kwargs, weights, resolved, train_data, hardware, seed)
@@ -648,6 +828,7 @@ def _prepare(
         train_data=train_input, fit_options=fit_options, splits={"train": train_split, "validation": val_name, "test": test_name},
         image_size=image_size, epochs=epochs, global_batch_size=global_batch, recipe=resolved,
         hardware=hardware, request=request, output=output, previous=previous, complete=complete,
+        manifest=manifest, overwrite=overwrite,
         resume_epoch=min(resume_epoch, epochs), builder_kwargs=_io.json_roundtrip(builder_kwargs),
         export=export, extra_callbacks=list(callbacks), verbose=verbose,
         previous_policy=previous_policy, created=created,

@@ -13,6 +13,10 @@
   replicas' BatchNorm moving statistics, which Keras lets drift apart.
 * `TensorBoard`: Keras's, except that a resumed run drops the events of the
   epochs a killed process ran but never committed, so each epoch shows once.
+* `StopOnNonFinite`: stops training at the first step whose loss is NaN or
+  infinite, by raising `TrainingDiverged`, before any callback saves the
+  epoch (Keras's ``TerminateOnNaN`` lets the epoch end, and its checkpoints
+  and backup with it).
 
 Use them together, `BackupAndRestore` last (it commits the epoch once the others
 have written their files)::
@@ -52,6 +56,8 @@ __all__ = [
     "SyncReplicaStatistics",
     "TensorBoard",
     "WarmupUntilAccuracy",
+    "StopOnNonFinite",
+    "TrainingDiverged",
     "STATE_FILE",
 ]
 
@@ -148,6 +154,56 @@ def _json_number(value):
     # Infinity (Keras's initial "best") is no JSON number.
     value = float(value)
     return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: training stopped (`StopOnNonFinite`).
+
+    Attributes:
+        epoch: the epoch (1-based) of the step.
+        step: the step within the epoch (1-based), or where else it was seen.
+        loss: the value logged (``nan``, ``inf``).
+    """
+
+    def __init__(self, epoch, step, loss):
+        self.epoch, self.step, self.loss = epoch, step, loss
+        where = f"step {step}" if isinstance(step, int) else step
+        super().__init__(
+            f"Training diverged: the loss is {loss} at epoch {epoch}, {where}, so training stopped "
+            "there and nothing of that epoch was saved. A learning rate too high for the batch is the "
+            "usual cause (lower --lr or --set learning_rate, or add a warm-up)."
+        )
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Raises `TrainingDiverged` at the first step whose loss is NaN or infinite, or at the
+    end of an epoch whose training or validation loss is (the weights its last step
+    left).
+
+    Raising (rather than ``model.stop_training``, as ``keras.callbacks.TerminateOnNaN``
+    does) ends ``fit`` at once: the diverged epoch reaches none of the callbacks after
+    this one, so put it before those that write the epoch (the log, the checkpoints, the
+    backup): the last committed epoch stays the one to resume from.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDiverged(self._epoch + 1, batch + 1, float(loss))
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key in ("loss", "val_loss"):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(value)):
+                raise TrainingDiverged(epoch + 1, "the end of the epoch" + (" (validation)" if key != "loss" else ""),
+                                       float(value))
 
 
 class BackupAndRestore(keras.callbacks.Callback):

@@ -43,6 +43,7 @@ import tempfile
 import keras
 
 from kerasnets._validate import check_host_port, check_int, fail
+from kerasnets.files import MANIFEST_FILE
 
 __all__ = [
     "BackendStrategy",
@@ -247,11 +248,6 @@ def initialize_processes(num_processes: int, process_id: int, coordinator: str, 
         initialize_processes(2, 0, "10.0.0.1:1234")   initialize_processes(2, 1, "10.0.0.1:1234")
         kerasnets.training.train("resnet50", "imagenette/320px", seed=0)   # the same on both
     """
-    if backend() != "jax":
-        raise ValueError(
-            "Training on several processes needs the JAX backend (KERAS_BACKEND=jax). "
-            f"Received: KERAS_BACKEND={backend()}"
-        )
     for label, value, low in (("num_processes", num_processes, 1), ("process_id", process_id, 0)):
         check_int(label, value, minimum=low)
     if process_id >= num_processes:
@@ -259,6 +255,11 @@ def initialize_processes(num_processes: int, process_id: int, coordinator: str, 
     port = check_host_port("coordinator", coordinator).rpartition(":")[2]
     if heartbeat_timeout is not None:
         check_int("heartbeat_timeout", heartbeat_timeout, minimum=1)
+    if backend() != "jax":
+        raise ValueError(
+            "Training on several processes needs the JAX backend (KERAS_BACKEND=jax). "
+            f"Received: KERAS_BACKEND={backend()}"
+        )
     import jax
 
     if cpu_devices is not None:
@@ -269,10 +270,59 @@ def initialize_processes(num_processes: int, process_id: int, coordinator: str, 
     if bind and ":" not in bind:
         bind = f"{bind}:{port}"
     timeouts = {} if heartbeat_timeout is None else {"heartbeat_timeout_seconds": int(heartbeat_timeout)}
+    # JAX aborts the process (a C++ fatal error, no Python exception) when process 0
+    # cannot listen or another process cannot reach it: checked first, with a message.
+    _check_coordinator(coordinator, process_id, bind)
     jax.distributed.initialize(
         coordinator_address=coordinator, num_processes=num_processes, process_id=process_id,
         coordinator_bind_address=bind, **timeouts,
     )
+
+
+# How long a process other than 0 waits for process 0's coordinator to listen (JAX's
+# own initialization timeout).
+COORDINATOR_WAIT_SECONDS = 300
+
+
+def _check_coordinator(coordinator, process_id, bind):
+    """Raises ValueError when the coordinator cannot work: process 0 cannot listen on its
+    port (in use, or an address not of this machine); another process cannot resolve the
+    host or reach it within `COORDINATOR_WAIT_SECONDS`."""
+    import socket
+    import time
+
+    host, _, port = coordinator.rpartition(":")
+    host, port = host.strip("[]"), int(port)
+    received = f"Received: coordinator={coordinator!r}"
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise ValueError(f"The coordinator's host {host} cannot be resolved ({error.strerror or error}). "
+                         f"{received}") from None
+    if process_id == 0:
+        listen = (bind.rpartition(":")[0].strip("[]") if bind else "", port)
+        try:
+            dual = not listen[0] and socket.has_dualstack_ipv6()
+            probe = socket.create_server(listen, family=socket.AF_INET6 if dual else socket.AF_INET,
+                                         dualstack_ipv6=dual)
+        except OSError as error:
+            raise ValueError(
+                f"Process 0 cannot listen on port {port}{' of ' + listen[0] if listen[0] else ''} for the "
+                f"coordinator ({error.strerror or error}): choose a free port. {received}") from None
+        probe.close()
+        return
+    deadline = time.monotonic() + COORDINATOR_WAIT_SECONDS
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=2).close()
+            return
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise ValueError(
+                    f"Cannot reach the coordinator at {coordinator} ({error.strerror or error}) after "
+                    f"{COORDINATOR_WAIT_SECONDS} s: start process 0 with the same --coordinator, and check "
+                    f"that {host} is process 0's address, reachable from here. {received}") from None
+            time.sleep(1)
 
 
 def process_count() -> int:
@@ -338,7 +388,9 @@ def process_folder(output, overwrite, export, *, backup="backup", run_file="run.
     scratch = tempfile.mkdtemp(prefix=f"kerasnets-process{process_index()}-")
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     if not overwrite and os.path.isfile(os.path.join(output, run_file)):
-        shutil.copy2(os.path.join(output, run_file), os.path.join(scratch, run_file))
+        for name in (run_file, MANIFEST_FILE):  # the manifest makes the copy a run
+            if os.path.isfile(os.path.join(output, name)):
+                shutil.copy2(os.path.join(output, name), os.path.join(scratch, name))
         for folder in (backup, checkpoints):
             if os.path.isdir(os.path.join(output, folder)):
                 shutil.copytree(os.path.join(output, folder), os.path.join(scratch, folder),

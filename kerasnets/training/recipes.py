@@ -191,6 +191,10 @@ class Recipe:
             fail("decay_epochs", "in increasing order")
         if self.schedule == "step" and not self.decay_epochs:
             fail("decay_epochs", "non-empty for schedule='step'")
+        if self.decay_epochs and self.decay_epochs[-1] >= self.epochs:  # such a decay never happens
+            fail("decay_epochs", f"before the recipe's last epoch ({self.epochs}; --epochs rescales both)")
+        if self.min_learning_rate >= self.learning_rate:
+            fail("min_learning_rate", f"below learning_rate ({self.learning_rate:g})")
         if self.schedule == "exponential" and self.decay_every is None:
             fail("decay_every", "set for schedule='exponential'")
         if self.warmup_epochs > 0 and self.warmup_learning_rate is None:

@@ -2,6 +2,7 @@
 
 >>> model = kerasnets.ResNet50(weights="imagenet")           # keras.applications' file  # doctest: +SKIP
 >>> model = kerasnets.ResNet50(weights="torchvision_v2")     # builds downsample_on="3x3"  # doctest: +SKIP
+>>> model = kerasnets.GoogLeNet(weights="imagenet")          # BVLC's Caffe model (docs/caffe.md)  # doctest: +SKIP
 >>> kerasnets.weights.list_presets("resnet50")               # doctest: +SKIP
 
 Files are kept in `cache_dir` (``$KERASNETS_HOME/weights``, by default

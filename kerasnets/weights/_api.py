@@ -10,13 +10,16 @@ import warnings
 import numpy as np
 
 from kerasnets._validate import check_instance, fail, is_int
-from kerasnets.weights import _convert, _files, _readers
+from kerasnets.weights import _caffe, _convert, _files, _readers
 from kerasnets.weights._presets import PRESETS, Preset
 
 # Family options that do not change a weight's shape or value: free with a preset.
 _FREE_OPTIONS = {"dropout", "aux_loss_weight"}
 _TORCH_SUFFIXES = (".safetensors", ".pth", ".pt")
 _TORCH_CONVERTERS = {"resnet": "torchvision_resnet", "vgg": "torchvision_vgg", "alexnet": "torchvision_alexnet"}
+_CAFFE_SUFFIX = ".caffemodel"
+# A .caffemodel by path: BVLC's layer names, the channels as stored (BGR).
+_CAFFE_CONVERTERS = {"googlenet": "caffe_googlenet_bgr", "alexnet": "caffe_alexnet_bgr"}
 
 
 def presets_of(model: str) -> tuple[Preset, ...]:
@@ -47,8 +50,9 @@ def models_with_weights() -> list[str]:
 def _with_weights_text():
     parts = []
     for model in models_with_weights():
-        kwargs = {k: v for p in presets_of(model) for k, v in p.builder_kwargs.items() if k == "variant"}
-        parts.append(model + (f" (variant={kwargs['variant']!r})" if kwargs else ""))
+        variants = {p.builder_kwargs.get("variant") for p in presets_of(model)}
+        only = variants.pop() if len(variants) == 1 else None  # every preset needs this variant
+        parts.append(model + (f" (variant={only!r})" if only else ""))
     return ", ".join(parts)
 
 
@@ -74,7 +78,7 @@ def get_preset(model: str, name: str = "imagenet", **builder_kwargs) -> Preset:
     builder_kwargs = _non_default(model, builder_kwargs)
     for preset in presets:
         if all(builder_kwargs.get(k, v) == v for k, v in preset.builder_kwargs.items()) and all(
-            k in preset.builder_kwargs or k in _FREE_OPTIONS for k in builder_kwargs
+            k in preset.builder_kwargs or k in _FREE_OPTIONS or k in preset.free_options for k in builder_kwargs
         ):
             return preset
     options = "; ".join(p.describe() for p in presets)
@@ -133,12 +137,16 @@ def resolve_weights(model_name, registry_name, family, passed, arguments, parame
         if not os.path.isfile(path):
             fail("weights", "None (random initialisation), 'imagenet', a preset name or the path of an "
                  f"existing weights file (the file {path} does not exist)", weights)
-        if not path.endswith((".h5", ".hdf5") + _TORCH_SUFFIXES):
+        if not path.endswith((".h5", ".hdf5", _CAFFE_SUFFIX) + _TORCH_SUFFIXES):
             fail("weights", "a Keras `.weights.h5` file (model.save_weights), a keras.applications "
-                 "legacy `.h5`, or a torchvision state dict (`.safetensors`, `.pth`)", weights)
+                 "legacy `.h5`, a torchvision state dict (`.safetensors`, `.pth`) or a Caffe "
+                 "`.caffemodel`", weights)
         if path.endswith(_TORCH_SUFFIXES) and family not in _TORCH_CONVERTERS:
             fail("weights", f"a Keras weights file for {model_name} (torchvision state dicts load into "
                  "ResNet, VGG and AlexNet models only)", weights)
+        if path.endswith(_CAFFE_SUFFIX) and family not in _CAFFE_CONVERTERS:
+            fail("weights", f"a Keras weights file for {model_name} (Caffe models load into GoogLeNet "
+                 "and AlexNet models only: BVLC's layer names)", weights)
         return WeightsRequest(path=path, family=family)
     check_instance("weights", weights, str, "None (random initialization), 'imagenet', a preset name "
                    "or the path to a weights file")
@@ -148,7 +156,7 @@ def resolve_weights(model_name, registry_name, family, passed, arguments, parame
     }
     preset = get_preset(registry_name, weights, **options)
     for key, value in options.items():
-        if key in _FREE_OPTIONS or preset.builder_kwargs.get(key) == value:
+        if key in _FREE_OPTIONS or key in preset.free_options or preset.builder_kwargs.get(key) == value:
             continue
         if value != parameters[key].default or key in preset.builder_kwargs:
             architecture = f" with {preset.builder_kwargs}" if preset.builder_kwargs else ""
@@ -174,7 +182,7 @@ def resolve_weights(model_name, registry_name, family, passed, arguments, parame
 
 
 def _looks_like_path(text):
-    return os.sep in text or "/" in text or text.endswith((".h5", ".hdf5") + _TORCH_SUFFIXES)
+    return os.sep in text or "/" in text or text.endswith((".h5", ".hdf5", _CAFFE_SUFFIX) + _TORCH_SUFFIXES)
 
 
 # ---------------------------------------------------------------------------
@@ -184,6 +192,8 @@ def _looks_like_path(text):
 def _read(converter, path):
     if converter.startswith("keras"):
         return _readers.read_legacy_h5(path)
+    if converter.startswith("caffe"):
+        return _caffe.read_state_dict(path)
     return _readers.read_state_dict(path)
 
 
@@ -199,11 +209,16 @@ def load_preset(model, preset: Preset, *, include_top=True):
 
 
 def load_file(model, path, *, family=""):
-    """Loads a weight file into ``model``: `.weights.h5`, a legacy `.h5` or a torchvision
-    state dict (``.safetensors``/``.pth``). Nothing is changed when it does not fit."""
+    """Loads a weight file into ``model``: `.weights.h5`, a legacy `.h5`, a torchvision
+    state dict (``.safetensors``/``.pth``) or a Caffe ``.caffemodel`` (BVLC's layer names;
+    its channels as stored, BGR). Nothing is changed when it does not fit."""
     path = os.fspath(path)
     if path.endswith(".weights.h5"):
         return _load_keras_weights(model, path)
+    if path.endswith(_CAFFE_SUFFIX):
+        converter = _CAFFE_CONVERTERS[family]
+        converted = _convert.convert(converter, model, _read(converter, path), source=path)
+        return _convert.assign(model, converted, source=path)
     if path.endswith((".h5", ".hdf5")):
         layers = _readers.read_legacy_h5(path)
         names = {layer.name for layer in _convert.weight_layers(model)}
@@ -318,6 +333,14 @@ def preprocess_input(images, model: str, weights="imagenet", **builder_kwargs):
 
     pre = preprocessing_for(model, weights, **builder_kwargs)
     axis = -1 if keras.config.image_data_format() == "channels_last" else -3
+    if isinstance(images, (list, tuple)):
+        images = np.asarray(images)
+    shape = tuple(getattr(images, "shape", ()))
+    if len(shape) < 3 or shape[axis] != 3:
+        where = "last" if axis == -1 else "third-from-last (channels_first)"
+        fail("images", f"RGB images: an array (..., height, width, 3) with 3 channels on the {where} axis "
+             "(drop an alpha channel with images[..., :3]; repeat a grey one)", images,
+             received=f"images.shape={shape}")
     shape = [1, 1, 1]
     shape[axis] = 3
     mean = np.asarray(pre.mean, np.float32).reshape(shape if axis == -3 else (3,))

@@ -5,7 +5,7 @@ A converter takes the built model and the file's contents and returns
 `assign` then checks every array of every layer against the model before setting
 any, so a wrong or partial file never leaves a model half-loaded.
 
-Conventions: PyTorch convolutions are ``(out, in, kh, kw)``, Keras ``(kh, kw, in,
+Conventions: PyTorch (and Caffe) convolutions are ``(out, in, kh, kw)``, Keras ``(kh, kw, in,
 out)``; PyTorch ``Linear`` is ``(out, in)``; PyTorch flattens ``(C, H, W)`` where a
 channels-last Keras ``Flatten`` flattens ``(H, W, C)``, so the first
 fully-connected layer after a flatten has its input rows permuted.
@@ -222,6 +222,107 @@ def torchvision_alexnet(model, state):
     return out
 
 
+# ---------------------------------------------------------------------------
+# Caffe (BVLC's model zoo), from `kerasnets.weights._caffe.state_dict`
+# ---------------------------------------------------------------------------
+
+# Caffe's blobs are PyTorch's layouts (convolution ``(out, in / group, kh, kw)``, whose
+# groups split the channels into contiguous blocks as Keras' ``groups`` does;
+# InnerProduct ``(out, in)``; Caffe flattens ``(C, H, W)``), so the helpers above apply.
+_GOOGLENET_STEM = {"conv1_conv": "conv1/7x7_s2", "conv2_reduce_conv": "conv2/3x3_reduce",
+                   "conv2_conv": "conv2/3x3", "predictions": "loss3/classifier"}
+_GOOGLENET_BRANCH = re.compile(r"inception_(\d[a-e])_(b1|b3_reduce|b3|b5_reduce|b5|pool_proj)_conv$")
+_GOOGLENET_BRANCHES = {"b1": "1x1", "b3_reduce": "3x3_reduce", "b3": "3x3", "b5_reduce": "5x5_reduce",
+                       "b5": "5x5", "pool_proj": "pool_proj"}
+_GOOGLENET_AUX = re.compile(r"(aux[12])_(proj_conv|fc|predictions)$")
+_GOOGLENET_AUX_PARTS = {"proj_conv": "conv", "fc": "fc", "predictions": "classifier"}
+
+
+def googlenet_caffe_name(name):
+    """The BVLC GoogLeNet layer of a kerasnets GoogLeNet weight layer (``None``: none)."""
+    if name in _GOOGLENET_STEM:
+        return _GOOGLENET_STEM[name]
+    match = _GOOGLENET_BRANCH.match(name)
+    if match:
+        return f"inception_{match[1]}/{_GOOGLENET_BRANCHES[match[2]]}"
+    match = _GOOGLENET_AUX.match(name)
+    if match:
+        return f"loss{match[1][-1]}/{_GOOGLENET_AUX_PARTS[match[2]]}"
+    return None
+
+
+def _check_caffe_lrn(model):
+    """Caffe's LRN scales the mean of the squares over its window (k is 1 in BVLC's models):
+    a model built with other constants would take the weights and compute something else."""
+    from kerasnets.layers import LocalResponseNormalization
+
+    for layer in model.layers:
+        if isinstance(layer, LocalResponseNormalization) and not (layer.alpha_is_averaged and layer.k == 1.0):
+            raise ConversionError(
+                f"{model.name}'s {layer.name} normalises with k={layer.k:g} and alpha={layer.alpha:g} on the sum "
+                "of the squares; the Caffe models were trained with Caffe's LRN (k=1, alpha on their mean over "
+                "the window): build AlexNet with lrn='caffe'."
+            )
+
+
+def _flip_input_channels(converted, name):
+    """BGR-trained weights fed RGB pixels: the first convolution's input channels reversed."""
+    kernel, *rest = converted[name]
+    converted[name] = [_f32(kernel[:, :, ::-1, :]), *rest]
+
+
+def caffe_googlenet(model, state, *, rgb=True):
+    """BVLC GoogLeNet (``bvlc_googlenet.caffemodel``) -> kerasnets GoogLeNet.
+
+    The auxiliary classifiers (``loss1/*``, ``loss2/*``) load when the model has them;
+    ``aux1_fc`` and ``aux2_fc`` follow a flatten of the 4x4x128 map (rows permuted).
+    ``rgb``: reverse ``conv1_conv``'s input channels (the file's are BGR)."""
+    _check_caffe_lrn(model)
+    names = {layer.name: layer for layer in weight_layers(model)}
+    if any(n.startswith("aux") for n in names) and "loss1/fc.weight" not in state:
+        raise ConversionError(
+            "the file has no auxiliary classifiers (loss1/*, loss2/*): build the model with "
+            "aux_classifiers=False (or include_top=False) to load it."
+        )
+    out = {}
+    for name, layer in names.items():
+        key = googlenet_caffe_name(name)
+        if key is None:
+            continue
+        if name.endswith("_conv"):
+            out[name] = _conv(state, key)
+        elif name.endswith("_fc"):
+            stored, needed = state[f"{key}.weight"].shape[1], layer.kernel.shape[0]
+            if stored != needed:
+                raise ConversionError(
+                    f"{name} flattens {needed} values at this input size, the file's {key} {stored} "
+                    "(4x4x128, at 224x224): build the model at 224x224, or with aux_classifiers=False."
+                )
+            out[name] = _flatten_dense(state, key, layer)
+        else:
+            out[name] = _dense(state, key)
+    if rgb:
+        _flip_input_channels(out, "conv1_conv")
+    return out
+
+
+def caffe_alexnet(model, state, *, rgb=True):
+    """BVLC AlexNet (``bvlc_alexnet.caffemodel``) -> kerasnets ``AlexNet(lrn="caffe")``:
+    the same names (``fc8`` is ``predictions``); ``fc6`` follows a flatten of the 6x6x256
+    map (rows permuted). ``rgb``: reverse ``conv1``'s input channels (the file's are BGR)."""
+    _check_caffe_lrn(model)
+    names = {layer.name: layer for layer in weight_layers(model)}
+    out = {f"conv{i}": _conv(state, f"conv{i}") for i in range(1, 6)}
+    if "fc6" in names:
+        out["fc6"] = _flatten_dense(state, "fc6", names["fc6"])
+        out["fc7"] = _dense(state, "fc7")
+    if "predictions" in names:
+        out["predictions"] = _dense(state, "fc8")
+    if rgb:
+        _flip_input_channels(out, "conv1")
+    return out
+
+
 CONVERTERS = {
     "keras_resnet": keras_resnet,
     "keras_vgg": lambda model, layers: keras_by_name(model, layers, flip_first="block1_conv1"),
@@ -229,6 +330,12 @@ CONVERTERS = {
     "torchvision_resnet": torchvision_resnet,
     "torchvision_vgg": torchvision_vgg,
     "torchvision_alexnet": torchvision_alexnet,
+    "caffe_googlenet": caffe_googlenet,
+    "caffe_alexnet": caffe_alexnet,
+    # A .caffemodel loaded by path keeps its channels as stored (BGR), as a
+    # keras.applications file does.
+    "caffe_googlenet_bgr": lambda model, state: caffe_googlenet(model, state, rgb=False),
+    "caffe_alexnet_bgr": lambda model, state: caffe_alexnet(model, state, rgb=False),
 }
 
 

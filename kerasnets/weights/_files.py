@@ -26,8 +26,9 @@ class WeightFile:
     Attributes:
         url: where it is published.
         file_hash: its published hash: 32 hex digits are an MD5 (keras.applications
-            publishes those), 64 a SHA-256, fewer (8) the first digits of a SHA-256
-            (torchvision puts them in its file names, and torch.hub checks them).
+            publishes those), 40 a SHA-1 (Caffe's model zoo), 64 a SHA-256, fewer (8)
+            the first digits of a SHA-256 (torchvision puts them in its file names, and
+            torch.hub checks them).
         file_name: its name in the cache (default: the last part of the URL).
         hash_source: where the hash comes from, when it is not the publisher's code.
     """
@@ -43,11 +44,12 @@ class WeightFile:
 
     @property
     def algorithm(self) -> str:
-        return "md5" if len(self.file_hash) == 32 else "sha256"
+        return {32: "md5", 40: "sha1"}.get(len(self.file_hash), "sha256")
 
     @property
     def full_hash(self) -> str | None:
-        """The hash for ``keras.utils.get_file``; ``None`` for a prefix (checked after)."""
+        """The hash for ``keras.utils.get_file``, which checks MD5 and SHA-256 only;
+        ``None`` for a SHA-1 or a prefix, which `fetch` checks after the download."""
         return self.file_hash if len(self.file_hash) in (32, 64) else None
 
 
@@ -59,7 +61,7 @@ def cache_dir() -> str:
 
 
 def file_hash(path, algorithm="sha256", chunk=1 << 20) -> str:
-    """The hex digest of a file (``"md5"`` or ``"sha256"``)."""
+    """The hex digest of a file (``"md5"``, ``"sha1"`` or ``"sha256"``)."""
     digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
@@ -107,7 +109,7 @@ def fetch(file: WeightFile) -> str:
     try:
         downloaded = keras.utils.get_file(
             fname=file.name, origin=file.url, file_hash=file.full_hash,
-            hash_algorithm=file.algorithm, cache_dir=folder, cache_subdir=".",
+            hash_algorithm=file.algorithm if file.full_hash else "auto", cache_dir=folder, cache_subdir=".",
         )
     except Exception as error:  # no network, HTTP error, bad hash after download
         if os.path.exists(path):  # get_file leaves nothing half-written, but be sure

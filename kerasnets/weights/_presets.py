@@ -9,15 +9,23 @@ equal to the source model to float32 rounding (the tests check each one).
 
 Preset names say the source: ``"keras_applications"`` (keras.applications' files),
 ``"torchvision_v1"`` and ``"torchvision_v2"`` (torchvision's ``IMAGENET1K_V1`` and
-``IMAGENET1K_V2`` weights). ``"imagenet"`` is a model's first preset that fits the
-requested architecture.
+``IMAGENET1K_V2`` weights), ``"bvlc"`` (the Berkeley Vision and Learning Center's
+Caffe models: GoogLeNet and AlexNet, docs/caffe.md). ``"imagenet"`` is a model's first
+preset that fits the requested architecture.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from kerasnets.preprocessing import IMAGENET_MEAN_STD, INCEPTION, MEAN_SUBTRACTION, Preprocessing
+from kerasnets.preprocessing import (
+    BVLC_ALEXNET,
+    BVLC_GOOGLENET,
+    IMAGENET_MEAN_STD,
+    INCEPTION,
+    MEAN_SUBTRACTION,
+    Preprocessing,
+)
 from kerasnets.weights._files import WeightFile
 
 __all__ = ["Preset", "PRESETS"]
@@ -42,6 +50,9 @@ class Preset:
         fixed_size_top: the classifier flattens a feature map, so ``include_top=True``
             needs ``input_size``.
         license: the weights' license as the source states it.
+        free_options: builder options the weights fit whatever their value
+            (GoogLeNet's ``aux_classifiers``: the file holds the auxiliary heads,
+            which load when the model has them).
     """
 
     name: str
@@ -57,6 +68,7 @@ class Preset:
     builder_kwargs: dict = dataclasses.field(default_factory=dict)
     fixed_size_top: bool = False
     license: str = ""
+    free_options: tuple = ()
 
     @property
     def files(self):
@@ -113,6 +125,20 @@ def _tv(model, preset, tv_file, top1, top5, converter, *, hf=None, **extra):
 
 
 _THIRD_PARTY = "reported by public projects that pinned the file; not checked here"
+# BVLC's Caffe model zoo: each model's readme.md in BVLC/caffe gives its URL, SHA-1,
+# license and centre-crop accuracy. The files are trained on BGR pixels; the converters
+# reverse the first convolution's input channels for kerasnets' RGB input.
+_BVLC = "http://dl.caffe.berkeleyvision.org"
+_BVLC_HASH = "the model's readme.md in BVLC/caffe (sha1)"
+
+
+def _bvlc(model, stem, sha1, top1, top5, converter, preprocessing, **extra):
+    return Preset(
+        "bvlc", model, f"BVLC Caffe model zoo {stem} (published .caffemodel)",
+        file=WeightFile(f"{_BVLC}/{stem}.caffemodel", sha1, hash_source=_BVLC_HASH),
+        converter=converter, preprocessing=preprocessing, top1=top1, top5=top5,
+        license="unrestricted use (BVLC)", **extra,
+    )
 _V15 = {"downsample_on": "3x3"}
 
 _LIST = [
@@ -169,9 +195,15 @@ _LIST = [
         fixed_size_top=True),
     _tv("vgg19_bn", "torchvision_v1", "vgg19_bn-c79401a0.pth", 74.218, 91.842, "torchvision_vgg",
         fixed_size_top=True),
-    # AlexNet: torchvision's one-GPU variant (no mirror on the hub: torchvision's file).
+    # AlexNet: BVLC's (the paper's two-group network, with Caffe's LRN constants) and
+    # torchvision's one-GPU variant (no mirror on the hub: torchvision's file).
+    _bvlc("alexnet", "bvlc_alexnet", "9116a64c0fbe4459d18f4bb6b56d647b63920377", 57.1, 80.2, "caffe_alexnet",
+          BVLC_ALEXNET, input_size=227, builder_kwargs={"lrn": "caffe"}, fixed_size_top=True),
     _tv("alexnet", "torchvision_v1", "alexnet-owt-7be5be79.pth", 56.522, 79.066, "torchvision_alexnet",
         builder_kwargs={"variant": "torchvision"}, fixed_size_top=True),
+    # GoogLeNet: BVLC's, with its two auxiliary classifiers (they load when the model has them).
+    _bvlc("googlenet", "bvlc_googlenet", "405fc5acd08a3bb12de8ee5e23a96bec22f08204", 68.7, 88.9,
+          "caffe_googlenet", BVLC_GOOGLENET, free_options=("aux_classifiers",)),
     # Inception v3: keras.applications (by layer order; its file has automatic names).
     _ka("inception_v3", "inception_v3", "inception_v3_weights_tf_dim_ordering_tf_kernels",
         "9a0d58056eeedaa3f26cb7ebd46da564", "bcbd6486424b2319ff4ef7d526e38f63", "keras_by_order",

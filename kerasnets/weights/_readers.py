@@ -94,11 +94,38 @@ _TORCH_DTYPES = {
 }
 
 
+def _int_tuple(value):
+    """``value`` as a tuple of non-negative ints, or None when it is not one."""
+    if not isinstance(value, (tuple, list)):
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        return None
+    return tuple(value)
+
+
 def _rebuild_tensor(storage, offset, size, stride, *_):
-    if not size:
-        return np.array(storage[offset], copy=True)
-    strides = [s * storage.itemsize for s in stride]
-    return np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size), strides=strides).copy()
+    """``torch._utils._rebuild_tensor_v2``: the view ``(offset, size, stride)`` of ``storage``.
+
+    Every number comes from the file, and ``as_strided`` reads whatever memory they
+    point at: the view is refused unless it lies inside the storage (each element's
+    index ``offset + sum(i_k * stride_k)`` below ``len(storage)``) before it is made.
+    """
+    shape, strides = _int_tuple(size), _int_tuple(stride)
+    if not isinstance(storage, np.ndarray) or storage.ndim != 1:
+        raise WeightFileError(f"a tensor's storage is not a storage of the checkpoint ({type(storage).__name__})")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0 or shape is None \
+            or strides is None or len(shape) != len(strides):
+        raise WeightFileError(f"a tensor has an invalid layout (offset {offset!r}, size {size!r}, stride {stride!r})")
+    if 0 in shape:
+        return np.zeros(shape, storage.dtype)
+    last = offset + sum((n - 1) * s for n, s in zip(shape, strides))
+    if last >= len(storage):
+        raise WeightFileError(
+            f"a tensor (offset {offset}, size {shape}, stride {strides}) reaches element {last} of a "
+            f"storage of {len(storage)}: the checkpoint is damaged or crafted")
+    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=shape,
+                                           strides=[s * storage.itemsize for s in strides], writeable=False)
+    return view.copy()
 
 
 class _TorchUnpickler(pickle.Unpickler):
@@ -119,6 +146,8 @@ class _TorchUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid):
         _, dtype, key, _location, _numel = pid
+        if not any(dtype is known for known in _TORCH_DTYPES.values()) or not isinstance(key, str):
+            raise WeightFileError(f"a storage of an unknown type ({dtype!r}, key {key!r})")
         data = self._archive.read(f"{self._prefix}data/{key}")
         return np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<"))
 
@@ -128,15 +157,15 @@ def read_torch_zip(path) -> dict[str, np.ndarray]:
     try:
         with zipfile.ZipFile(path) as archive:
             pickles = [n for n in archive.namelist() if n.endswith("data.pkl")]
-            if len(pickles) != 1:
-                raise WeightFileError(f"{path} is not a PyTorch zip checkpoint (no data.pkl).")
-            prefix = pickles[0][: -len("data.pkl")]
-            with archive.open(pickles[0]) as f:
-                state = _TorchUnpickler(f, archive, prefix).load()
-    except (zipfile.BadZipFile, pickle.UnpicklingError, KeyError, EOFError, ValueError) as error:
-        if isinstance(error, WeightFileError):
-            raise
+            if len(pickles) == 1:
+                prefix = pickles[0][: -len("data.pkl")]
+                with archive.open(pickles[0]) as f:
+                    state = _TorchUnpickler(f, archive, prefix).load()
+    except (zipfile.BadZipFile, pickle.UnpicklingError, KeyError, EOFError, ValueError, TypeError,
+            IndexError, AttributeError) as error:  # WeightFileError, raised on a tensor, is a ValueError
         raise WeightFileError(f"{path} is not a readable PyTorch checkpoint ({error}).") from None
+    if len(pickles) != 1:
+        raise WeightFileError(f"{path} is not a PyTorch zip checkpoint (no data.pkl).")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     return {k: np.asarray(v) for k, v in state.items() if isinstance(v, np.ndarray)}
