@@ -1,10 +1,11 @@
 """`kerasnets tune` on several workers (Keras Tuner's distributed mode), and tune's folder rules.
 
-Every process binds 127.0.0.1. The searches are tiny (VGG-11 at width 1/4 on 32x32
-``shapes``, one batch per epoch, one epoch, three trials), but each trial still traces
+Every process binds 127.0.0.1. The search is tiny (VGG-11 at width 1/4 on 32x32
+``shapes``, one batch per epoch, one epoch, five trials), but each trial still traces
 a training graph (about 8 CPU-seconds) and each worker process imports TensorFlow
-(about 12): the chief runs in the test's process wherever the test does not kill it,
-and the checks against a running search share one.
+(about 12): so one search, killed twice, proves the distributed behaviour (a worker
+lost, the whole search lost and resumed, the checks against a running search), and
+the rest runs without processes.
 """
 
 import csv
@@ -25,7 +26,7 @@ from _data_fixtures import shapes_data_dir  # noqa: F401  (a session fixture)
 
 import kerasnets.tuning as kt
 from kerasnets.cli import main
-from kerasnets.files import RunLock
+from kerasnets.files import Manifest, RunLock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -65,21 +66,6 @@ def _ended(out):
     return ended
 
 
-def _child(worker_id):
-    """The pid of this process's worker process ``worker_id`` (Linux /proc), or None."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().decode("utf-8", "replace")
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == os.getpid() and f'"worker_id": "{worker_id}"' in cmdline:
-            return int(pid)
-    return None
-
-
 def _alive(pid):
     try:
         os.kill(pid, 0)
@@ -97,64 +83,6 @@ def _free_port():
 
 def _env():
     return dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
-
-
-# ---------------------------------------------------------------------------
-# Two workers and a chief; one worker SIGKILLed in the middle of a trial.
-# ---------------------------------------------------------------------------
-
-
-@pytest.mark.slow(minutes=2)
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker processes in /proc")
-def test_two_workers_share_the_trials_and_survive_a_killed_worker(shapes_data_dir, tmp_path, capsys):  # noqa: F811
-    output = str(tmp_path / "search")
-    killed = {}
-
-    def kill_a_worker_in_its_second_trial():
-        # A worker that finished a trial and got another: SIGKILL it while that one runs (with
-        # four trials the other worker still has one to finish, then takes the one given back).
-        deadline = time.time() + 900
-        while time.time() < deadline and not killed:
-            histories = _workers(output)
-            for worker in ("tuner0", "tuner1"):
-                mine = sorted(t for t, history in histories.items() if history[-1] == worker)
-                if (len(mine) == 2 and _trial_status(output, mine[0]) == "COMPLETED"
-                        and _trial_status(output, mine[1]) == "RUNNING" and _child(worker)):
-                    os.kill(_child(worker), signal.SIGKILL)
-                    killed.update(worker=worker, trial=mine[1])
-                    break
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=kill_a_worker_in_its_second_trial, daemon=True)
-    watcher.start()
-    assert main(_argv(shapes_data_dir, output, "--workers", "2", trials=4)) == 0
-    watcher.join(1)
-    out = capsys.readouterr().out
-    assert killed, out
-    other = ({"tuner0", "tuner1"} - {killed["worker"]}).pop()
-    # The chief saw the worker go and gave its trial back to the oracle's queue; the other
-    # worker ran it and the search went on: no trial ended twice, every one completed.
-    assert f"worker {killed['worker']} stopped (killed by SIGKILL); its trial {killed['trial']} goes back" in out
-    ended = _ended(out)
-    assert sorted(ended) == ["0", "1", "2", "3"]
-    assert {status for status, _ in ended.values()} == {"COMPLETED"}
-    assert ended[killed["trial"]][1] == other
-    assert _workers(output)[killed["trial"]] == [killed["worker"], other]
-    # The report holds every trial, with the worker that ran it: both ran trials.
-    rows = _rows(output)
-    assert [r["trial"] for r in rows] == ["0", "1", "2", "3"]
-    assert {r["status"] for r in rows} == {"COMPLETED"}
-    assert {r["worker"] for r in rows} == {"tuner0", "tuner1"}
-    assert all(r["macs"] and r["val_accuracy"] for r in rows)  # a point of the plot each
-    table = out.split("trial  status")[1].split("Best:")[0]
-    assert "worker" in table and "tuner0" in table and "tuner1" in table
-    with open(os.path.join(output, "pareto.png"), "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    with open(os.path.join(output, "best_args.json"), encoding="utf-8") as f:
-        best = json.load(f)
-    saved = keras.saving.load_model(os.path.join(output, "best_model.keras"))
-    assert kt.build_from_args(best["builder_args"]).count_params() == saved.count_params()
-    assert _child("tuner0") is None and _child("tuner1") is None  # every worker is gone
 
 
 # ---------------------------------------------------------------------------
@@ -188,54 +116,94 @@ def _refused_while_running(data_dir, tmp_path, output, address, chief_pid, capsy
     _one_line_error(capsys, "differs from this worker's", "model: 'vgg11' on the chief, 'vgg13' here")
 
 
+def _read_lines(stream, lines):
+    for line in stream:
+        lines.append(line)
+
+
 @pytest.mark.slow(minutes=3)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with the chief on Linux")
-def test_a_running_search_refuses_clashes_and_resumes_after_a_kill(shapes_data_dir, tmp_path, capsys):  # noqa: F811
+def test_two_workers_survive_a_killed_worker_and_a_killed_search(shapes_data_dir, tmp_path, capsys):  # noqa: F811
+    """One search of five trials: a chief process and two workers on 127.0.0.1. While the
+    workers start, what would clash with it is refused. A worker SIGKILLed in its second
+    trial gives that trial back and the other worker runs it; then the whole search is
+    SIGKILLed while a later trial runs, and the same command again (on one worker) resumes:
+    no finished trial is trained again and the report holds all five, from both workers."""
     output = str(tmp_path / "search")
-    argv = _argv(shapes_data_dir, output)
+    argv = _argv(shapes_data_dir, output, trials=5)
     chief = subprocess.Popen([sys.executable, "-m", "kerasnets", *argv, "--workers", "2"], env=_env(),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines, pids = [], []
+    lines, pids, killed = [], {}, {}
+    reader = threading.Thread(target=_read_lines, args=(chief.stdout, lines), daemon=True)
+    reader.start()
     try:
-        for line in chief.stdout:
-            lines.append(line)
-            if "the oracle listens on" in line:
-                address = line.split("listens on ")[1].split()[0]
-            if line.startswith("[tune] worker tuner"):
-                pids.append(int(line.split("pid ")[1].split(",")[0]))
+        deadline = time.time() + 600
+        while time.time() < deadline and chief.poll() is None:
+            if len(pids) < 2:
+                for line in list(lines):
+                    if line.startswith("[tune] worker tuner") and ": pid " in line:
+                        pids[line.split()[2].rstrip(":")] = int(line.split("pid ")[1].split(",")[0])
+                    if "the oracle listens on" in line:
+                        address = line.split("listens on ")[1].split()[0]
                 if len(pids) == 2:  # checked while the workers start
                     _refused_while_running(shapes_data_dir, tmp_path, output, address, chief.pid, capsys)
-            if line.startswith("[tune] trial "):
-                break
-        deadline = time.time() + 120  # a trial has ended: kill once another one runs
-        while time.time() < deadline and not any(
-                _trial_status(output, t) == "RUNNING" for t in _workers(output)):
+            histories = _workers(output)
+            if not killed:  # a worker that finished a trial and runs another: SIGKILL it
+                for worker in sorted(pids):
+                    mine = sorted(t for t, history in histories.items() if history[-1] == worker)
+                    if (len(mine) == 2 and _trial_status(output, mine[0]) == "COMPLETED"
+                            and _trial_status(output, mine[1]) == "RUNNING"):
+                        os.kill(pids[worker], signal.SIGKILL)
+                        killed.update(worker=worker, trial=mine[1])
+                        break
+            elif (any(line.startswith(f"[tune] trial {killed['trial']} ") for line in lines)
+                  and any(_trial_status(output, t) == "RUNNING" for t in histories)):
+                break  # the other worker ran the given-back trial and runs a later one
             time.sleep(0.2)
     finally:
         chief.kill()  # SIGKILL, as `kill -9`: the workers go with it
-        lines += chief.stdout.readlines()
         chief.wait()
-    first = _ended("".join(lines))
-    handed = set(_workers(output))
-    assert first and set(first) < {"0", "1", "2"}, "".join(lines)
-    assert {status for status, _ in first.values()} == {"COMPLETED"}
+        reader.join(10)
+    out = "".join(lines)
+    assert killed and len(pids) == 2, out
+    other = ({"tuner0", "tuner1"} - {killed["worker"]}).pop()
+    assert f"worker {killed['worker']} stopped (killed by SIGKILL); its trial {killed['trial']} goes back" in out
+    first = _ended(out)
+    assert first[killed["trial"]] == ("COMPLETED", other), out
+    assert {status for status, _ in first.values()} == {"COMPLETED"} and len(first) < 5
+    assert _workers(output)[killed["trial"]] == [killed["worker"], other]
     deadline = time.time() + 20
-    while any(_alive(pid) for pid in pids) and time.time() < deadline:
+    while any(_alive(pid) for pid in pids.values()) and time.time() < deadline:
         time.sleep(0.2)
-    assert len(pids) == 2 and not any(_alive(pid) for pid in pids)
+    assert not any(_alive(pid) for pid in pids.values())
     stamps = {t: os.stat(os.path.join(output, "tuner", f"trial_{t}", "checkpoint.weights.h5")).st_mtime_ns
               for t in first}
 
     # The same command again (on one worker this time): it resumes.
     assert main(argv + ["--workers", "1"]) == 0
-    second = _ended(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    second = _ended(out)
     assert not set(first) & set(second)  # finished trials are not trained again
-    assert set(first) | set(second) == {"0", "1", "2"}
-    assert handed - set(first) and handed - set(first) <= set(second)  # the running one ran again
+    assert set(first) | set(second) == {"0", "1", "2", "3", "4"}
     assert {t: os.stat(os.path.join(output, "tuner", f"trial_{t}", "checkpoint.weights.h5")).st_mtime_ns
             for t in first} == stamps
+    # The report holds every trial, with the worker that ran it: both ran trials.
     rows = _rows(output)
-    assert [r["trial"] for r in rows] == ["0", "1", "2"] and {r["status"] for r in rows} == {"COMPLETED"}
+    assert [r["trial"] for r in rows] == ["0", "1", "2", "3", "4"] and {r["status"] for r in rows} == {"COMPLETED"}
+    assert {r["worker"] for r in rows} == {"tuner0", "tuner1"}
+    assert all(r["macs"] and r["val_accuracy"] for r in rows)  # a point of the plot each
+    table = out.split("trial  status")[1].split("Best:")[0]
+    assert "worker" in table and "tuner0" in table and "tuner1" in table
+    with open(os.path.join(output, "pareto.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(os.path.join(output, "best_args.json"), encoding="utf-8") as f:
+        best = json.load(f)
+    saved = keras.saving.load_model(os.path.join(output, "best_model.keras"))
+    assert kt.build_from_args(best["builder_args"]).count_params() == saved.count_params()
+    # The folder's manifest lists everything the chiefs and workers wrote (--overwrite removes it).
+    manifest = Manifest.read(output)
+    assert manifest.kind == "search" and manifest.unlisted() == []
+    assert {"logs/tuner0.log", "logs/tuner1.log", "tuner/oracle.json", "best_model.keras"} <= manifest.entries
 
 
 # ---------------------------------------------------------------------------
@@ -277,6 +245,7 @@ def test_distribution_usage_errors(tmp_path, capsys):
 def _plant(folder, files):
     os.makedirs(folder, exist_ok=True)
     for name, data in files.items():
+        os.makedirs(os.path.dirname(os.path.join(folder, name)), exist_ok=True)
         with open(os.path.join(folder, name), "wb") as f:
             f.write(data)
 
@@ -304,15 +273,17 @@ def test_tune_refuses_a_folder_with_a_users_files(tmp_path, capsys, extra):
     assert _contents(folder) == USER_FILES  # byte for byte, and nothing added
 
 
-def test_tune_refuses_a_train_run_folder_and_a_held_folder(tmp_path, capsys):
+def test_tune_refuses_a_run_folder_and_a_held_folder(tmp_path, capsys):
     run = str(tmp_path / "run")
     planted = {"run.json": b'{"format": 1, "status": "complete", "model": "resnet20"}', "log.csv": b"epoch\n0\n"}
     _plant(run, planted)
+    Manifest(run, "run", ["run.json", "log.csv"]).write()
+    planted = _contents(run)
     for extra in ([], ["--overwrite"]):
         assert main(["tune", "resnet20", "--output", run, *extra]) == 2
-        _one_line_error(capsys, "is a `kerasnets train` run folder")
+        _one_line_error(capsys, "is a kerasnets run folder, not a search")
         assert _contents(run) == planted
-    # A folder a `train` holds (its lock taken, run.json not written yet).
+    # A folder a `train` holds (its lock taken, nothing written yet).
     held = str(tmp_path / "held")
     with RunLock(held):
         assert main(["tune", "resnet20", "--output", held]) == 2
@@ -321,20 +292,21 @@ def test_tune_refuses_a_train_run_folder_and_a_held_folder(tmp_path, capsys):
 
 
 def test_overwrite_removes_only_what_a_search_wrote(tmp_path):
-    from kerasnets.cli.tune import LAYOUT, _Claim
+    from kerasnets.cli.tune import _Claim
 
     folder = str(tmp_path / "search")
-    _plant(folder, {"search.json": b'{"kind": "kerasnets tune search", "model": "resnet20"}',
-                    "results.csv": b"x", "pareto.png": b"x", "notes.txt": b"mine"})
-    os.makedirs(os.path.join(folder, "tuner", "trial_0"))
+    _plant(folder, {"search.json": b'{"model": "resnet20"}', "results.csv": b"x", "pareto.png": b"x",
+                    "notes.txt": b"mine", "tuner/trial_0/trial.json": b"{}", "tuner/mine.txt": b"mine"})
+    Manifest(folder, "search", ["search.json", "results.csv", "pareto.png", "tuner/", "tuner/trial_0/",
+                                "tuner/trial_0/trial.json"]).write()
     claim = _Claim(folder)
     try:
-        assert claim.previous["model"] == "resnet20"
+        assert claim.previous == {"model": "resnet20"}
         claim.clear()
     finally:
         claim.release()
-    assert sorted(os.listdir(folder)) == [".lock", "notes.txt"]
-    assert "tuner" in LAYOUT and "notes.txt" not in LAYOUT
+    assert _contents(folder) == {".lock": f"{os.getpid()}\n".encode(), "notes.txt": b"mine",
+                                 "tuner/mine.txt": b"mine"}
 
 
 # ---------------------------------------------------------------------------

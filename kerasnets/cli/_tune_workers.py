@@ -63,7 +63,8 @@ def _last_line(path):
 class LocalWorkers:
     """N worker processes of the chief's search on this machine (see the module's docstring)."""
 
-    def __init__(self, args, server, output, gpus):
+    def __init__(self, args, server, output, gpus, record=None):
+        """``record(*names)`` lists a file in the search's manifest before it is written."""
         from kerasnets.tuning import split_devices
 
         self.args = args
@@ -79,6 +80,7 @@ class LocalWorkers:
         self.names = set()
         self.stopped = []  # (worker id, device group, how), in the order they stopped
         self.replacements = 0
+        self.record = record or (lambda *names: None)
 
     # -- starting -------------------------------------------------------------------
 
@@ -120,6 +122,7 @@ class LocalWorkers:
                          verbose=2 if self.args.verbose is None else self.args.verbose)
         namespace["cores"] = group if self.kind == "cpu" else None
         log_path = os.path.join(self.logs, f"{worker_id}.log")
+        self.record(f"logs/{worker_id}.log")
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-c", _ENTRY, str(os.getpid()), json.dumps(namespace)],

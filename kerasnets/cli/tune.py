@@ -34,13 +34,14 @@ Output (--output, default runs/tune-<model>-<dataset>):
   best_model.keras  the best trial's trained model
   best_args.json    the builder arguments that rebuild it:
                     kerasnets.tuning.build_from_args(json.load(f)["builder_args"])
-  search.json       what was searched (model, data, space, training); marks the folder
+  search.json       what was searched (model, data, space, training)
   tuner/            keras-tuner's project; running the command again resumes it
                     (--overwrite starts over), on any number of workers
   logs/             with --workers: each worker's output
---output must be a new or empty folder, or a folder a search wrote: a folder with
-other files, a `kerasnets train` run folder, or one a running command holds is
-refused. --overwrite removes only the files above.
+--output must be a new or empty folder, or a folder a search wrote (its
+.kerasnets-manifest.json lists what it wrote): a folder with other files, a run or
+export folder, or one a running command holds is refused. --overwrite removes only
+what the manifest lists.
 A trial that fails is reported when it ends; the command then exits with status 1
 after writing the report of the trials that completed.
 
@@ -68,9 +69,12 @@ TUNER_KINDS = ("random", "hyperband", "bayesian")
 ROLES = ("chief", "worker")
 
 SEARCH_FILE = "search.json"
-SEARCH_KIND = "kerasnets tune search"
-# What a search writes into --output: --overwrite removes these and nothing else.
-LAYOUT = (SEARCH_FILE, "results.csv", "pareto.png", "best_model.keras", "best_args.json", "tuner", "logs")
+# What a search writes into --output (a folder ends with "/"), listed in the folder's
+# kerasnets.files.Manifest (kind "search") before it is written; keras-tuner's files
+# in tuner/ are listed as they appear. --overwrite removes what is listed, nothing else.
+LAYOUT = (SEARCH_FILE, "results.csv", "pareto.png", "best_model.keras", "best_args.json", "tuner/", "logs/",
+          "tuner/oracle.json")
+MANIFEST_KIND = "search"
 
 
 def register(subparsers):
@@ -328,43 +332,49 @@ def read_search(output):
             record = json.load(f)
     except (OSError, ValueError):
         return None
-    if not isinstance(record, dict):
-        return None
-    if record.get("kind") == SEARCH_KIND or {"model", "tuner", "space"} <= set(record):  # or an older one
-        return record
-    return None
+    return record if isinstance(record, dict) else None
 
 
 class _Claim:
     """``--output`` checked as `kerasnets train` checks its folder, then locked for this search.
 
-    The folder must be new, empty, or hold a search (its ``search.json``); a
-    `kerasnets train` run folder and a folder with other files are refused,
-    before anything is written. The lock (`kerasnets.files.RunLock`, the one
-    ``train`` takes) refuses a folder another kerasnets command holds. Until
-    ``search.json`` is written, `abandon` leaves the folder as it was.
+    The folder must be new, empty (but for the lock and leftovers of killed writes),
+    or hold a search: a `kerasnets.files.Manifest` of kind ``"search"``. A folder with
+    other files, or the manifest of a run or an export, is refused before anything
+    is written. The lock (`kerasnets.files.RunLock`, the one ``train`` takes) refuses
+    a folder another kerasnets command holds. Until ``search.json`` is written,
+    `abandon` leaves the folder as it was.
     """
 
     def __init__(self, output):
-        from kerasnets.files import LOCK_FILE, RunLock, check_writable
+        from kerasnets.files import LOCK_FILE, Manifest, ManifestError, RunLock, check_writable, is_leftover
 
         received = f"output={output!r}"
         self.output = output
-        self.previous = None
+        self.previous = None  # the search.json of the search to resume
+        self.manifest = None  # the folder's manifest once this search is recorded in it
+        self._old = None  # the manifest the folder had
         if os.path.exists(output):
             if not os.path.isdir(output):
                 raise ValueError(f"The output path exists and is not a folder. Received: {received}")
-            names = [name for name in os.listdir(output) if name != LOCK_FILE]
-            if "run.json" in names:
-                raise ValueError(
-                    f"{output} is a `kerasnets train` run folder (it holds run.json); a search needs a "
-                    f"folder of its own: choose another --output. Received: {received}")
-            self.previous = read_search(output)
-            if names and self.previous is None:
-                raise ValueError(
-                    f"The output folder is not empty and holds no kerasnets search (no {SEARCH_FILE}); "
-                    "a search writes results.csv, pareto.png, best_model.keras and best_args.json "
-                    f"there: choose another --output. Received: {received}")
+            try:
+                self._old = Manifest.read(output)
+            except ManifestError as error:
+                raise ValueError(f"{error} So kerasnets cannot tell which files it wrote in {output}: it "
+                                 f"neither resumes nor overwrites it; choose another --output. "
+                                 f"Received: {received}") from None
+            if self._old is None:
+                if [name for name in os.listdir(output) if name != LOCK_FILE and not is_leftover(name)]:
+                    raise ValueError(
+                        "The output folder is not empty and holds no kerasnets search (no kerasnets "
+                        "manifest); a search writes results.csv, pareto.png, best_model.keras and "
+                        "best_args.json there and --overwrite deletes only what kerasnets wrote: choose "
+                        f"another --output. Received: {received}")
+            elif self._old.kind != MANIFEST_KIND:
+                raise ValueError(f"{output} is a kerasnets {self._old.kind} folder, not a search: a search "
+                                 f"needs a folder of its own: choose another --output. Received: {received}")
+            else:
+                self.previous = read_search(output)
         check_writable(output, received=received)
         self.created = [output]  # the folders the lock creates, innermost first
         while not os.path.exists(os.path.dirname(self.created[-1])):
@@ -376,25 +386,52 @@ class _Claim:
         self.lock.acquire()  # another process's lock: its files stay as they are
 
     def clear(self):
-        """--overwrite: removes what an earlier search wrote (the layout), nothing else."""
-        for name in LAYOUT:
-            path = os.path.join(self.output, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            elif os.path.lexists(path):
-                os.remove(path)
+        """--overwrite: removes what an earlier search wrote (what its manifest lists), nothing else."""
+        if self._old is None:
+            return
+        kept = self._old.remove_written()
+        self._old, self.previous = None, None
+        print(f"--overwrite: removed the previous search in {self.output}"
+              + (f"; kept what kerasnets did not write there: {', '.join(kept)}" if kept else "") + ".",
+              file=sys.stderr, flush=True)
 
     def write_search(self, request):
+        """Lists the search's files in the folder's manifest, then writes ``search.json``."""
         from kerasnets.export import atomic_destination
+        from kerasnets.files import Manifest, strict_json
 
+        self.manifest = self._old or Manifest(self.output, MANIFEST_KIND)
+        self.manifest.record(*LAYOUT)
+        text = json.dumps(strict_json(request), indent=2, allow_nan=False) + "\n"
         with atomic_destination(os.path.join(self.output, SEARCH_FILE), overwrite=True) as staging:
             with open(staging, "w", encoding="utf-8") as f:
-                json.dump({"kind": SEARCH_KIND, **request}, f, indent=2)
+                f.write(text)
+
+    def record(self, *names):
+        """Lists ``names`` (relative paths) in the manifest before they are written."""
+        if self.manifest is not None:
+            self.manifest.record(*names)
+
+    def record_tuner(self):
+        """Lists what keras-tuner (the chief's oracle, every worker) wrote in ``tuner/`` so far."""
+        if self.manifest is None:
+            return
+        from kerasnets.files import is_leftover
+
+        folder = os.path.join(self.output, "tuner")
+        found = []
+        for here, dirs, files in os.walk(folder):
+            rel = os.path.relpath(here, self.output).replace(os.sep, "/")
+            dirs[:] = [d for d in dirs if not is_leftover(d) and not os.path.islink(os.path.join(here, d))]
+            found += [f"{rel}/{d}/" for d in dirs] + [f"{rel}/{f}" for f in files if not is_leftover(f)]
+        self.manifest.record(*found)
 
     def abandon(self):
         """Leaves the folder as it was before, unless a search.json is there now."""
         if read_search(self.output) is None:
             with contextlib.suppress(OSError):
+                if self.manifest is not None and self._old is None:
+                    self.manifest.remove_written()
                 if self._new_lock_file:
                     os.remove(self.lock.path)
                 for folder in self.created:
@@ -475,11 +512,12 @@ def _verbose(args):
     return args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
 
 
-def _finish(tuner, output, objective_name, failures, total, stopped=None, error=None):
+def _finish(tuner, claim, objective_name, failures, total, stopped=None, error=None):
     """Writes and prints the report; the exit status (1 when trials failed or the search broke off)."""
     from kerasnets import tuning
 
-    _print_report(tuning.write_report(tuner, output), objective_name)
+    claim.record_tuner()
+    _print_report(tuning.write_report(tuner, claim.output), objective_name)
     if failures or stopped:
         print(f"kerasnets tune: {tuning.TrialsFailedError(failures, total=total, stopped=stopped)}",
               file=sys.stderr)
@@ -490,24 +528,31 @@ def _finish(tuner, output, objective_name, failures, total, stopped=None, error=
     return 0
 
 
-def _search(args, tuner, train_ds, val_ds, output):
+def _search(args, tuner, train_ds, val_ds, claim):
     """Runs the search in this process, then writes and prints the report; the exit status."""
     from kerasnets import tuning
 
     objective_name = tuner.oracle.objective.name
-    tuner.trial_callback = _progress(tuner, objective_name, args.max_trials, time.time())
+    progress = _progress(tuner, objective_name, args.max_trials, time.time())
+
+    def ended(trial):
+        claim.record_tuner()
+        progress(trial)
+
+    tuner.trial_callback = ended
     try:
         tuner.search(train_ds, validation_data=val_ds, epochs=args.epochs, verbose=_verbose(args))
     except tuning.TrialsFailedError as error:
-        return _finish(tuner, output, objective_name, error.failures, error.total, error.stopped)
-    return _finish(tuner, output, objective_name, [], 0)
+        return _finish(tuner, claim, objective_name, error.failures, error.total, error.stopped)
+    return _finish(tuner, claim, objective_name, [], 0)
 
 
-def _serve(args, tuner, server, output, gpus):
+def _serve(args, tuner, server, claim, gpus):
     """The chief: serves the oracle until the workers are done; then the report. The exit status."""
     from kerasnets import tuning
     from kerasnets.cli._tune_workers import LocalWorkers, WorkersGone
 
+    output = claim.output
     objective_name = tuner.oracle.objective.name
     progress = _progress(tuner, objective_name, args.max_trials, time.time())
     server.start(tuner)
@@ -528,12 +573,13 @@ def _serve(args, tuner, server, output, gpus):
             except queue.Empty:
                 return
             ended.append(trial.trial_id)
+            claim.record_tuner()
             progress(trial, worker)
             for failure in tuning.failed_trials(tuner, [trial.trial_id]):
                 print(f"Trial {failure.trial_id} FAILED on {worker or 'a worker'}: {failure.error}",
                       file=sys.stderr, flush=True)
 
-    workers = LocalWorkers(args, server, output, gpus) if args.workers else None
+    workers = LocalWorkers(args, server, output, gpus, claim.record) if args.workers else None
 
     def check():
         drain()
@@ -568,7 +614,7 @@ def _serve(args, tuner, server, output, gpus):
             workers.stop()
         server.stop()
     failures = tuning.failed_trials(tuner, set(ended))
-    return _finish(tuner, output, objective_name, failures, len(set(ended)), server.stopped, error)
+    return _finish(tuner, claim, objective_name, failures, len(set(ended)), server.stopped, error)
 
 
 def _keep_chief_off_gpus():
@@ -723,8 +769,8 @@ def run_tune(args):
             claim.abandon()
             raise
         if server is not None:
-            return _serve(args, tuner, server, output, gpus)
-        return _search(args, tuner, train_ds, val_ds, output)
+            return _serve(args, tuner, server, claim, gpus)
+        return _search(args, tuner, train_ds, val_ds, claim)
     finally:
         claim.release()
         if server is not None:

@@ -137,7 +137,7 @@ def _record_workers(path, workers):
 
     with atomic_destination(path, overwrite=True) as staging:
         with open(staging, "w", encoding="utf-8") as f:
-            json.dump(workers, f, indent=1, sort_keys=True)
+            json.dump(workers, f, indent=1, sort_keys=True, allow_nan=False)
 
 
 def read_workers(project_dir) -> dict:

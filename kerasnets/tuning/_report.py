@@ -22,6 +22,8 @@ import json
 import math
 import os
 
+from kerasnets.files import strict_json
+
 __all__ = ["TrialResult", "trial_results", "pareto_front", "format_table", "plot_pareto", "write_report"]
 
 
@@ -298,5 +300,6 @@ def write_report(tuner, output, *, results=None) -> dict:
             "macs": best.macs,
             "rebuild": "kerasnets.tuning.build_from_args(json.load(open('best_args.json'))['builder_args'])",
         }
-        _atomic_write(paths["args"], write_text(json.dumps(_jsonable(document), indent=2) + "\n"))
+        text = json.dumps(strict_json(_jsonable(document)), indent=2, allow_nan=False) + "\n"
+        _atomic_write(paths["args"], write_text(text))
     return {"results": results, "best": best, "paths": paths}
