@@ -352,6 +352,21 @@ def test_consecutive_failures_stop_the_search_instead_of_stranding_it(tmp_path):
     assert "KERASTUNER_ORACLE_IP" not in os.environ
 
 
+def test_worker_processes_get_the_chiefs_arguments_unchanged():
+    """A worker compares its builder arguments with the chief's: -O values (Python values once
+    parsed) must reach it as they are, a tuple as a tuple (JSON alone would make it a list)."""
+    from kerasnets.cli import build_parser
+    from kerasnets.cli._tune_workers import decode_arguments, encode_arguments
+
+    args = build_parser().parse_args(["tune", "resnet20", "-O", "stage_widths=(8, 16, 32)", "-O", "residual=false",
+                                      "-O", "pool=avg", "-O", "head={'drop': 0.5}", "--hp", "conv2_width=8"])
+    namespace = decode_arguments(encode_arguments(args, role="worker", cores=[1]))
+    assert namespace["option"] == [("stage_widths", (8, 16, 32)), ("residual", False), ("pool", "avg"),
+                                   ("head", {"drop": 0.5})]
+    assert namespace["role"] == "worker" and namespace["cores"] == [1] and namespace["hp"] == ["conv2_width=8"]
+    assert "func" not in namespace
+
+
 def test_devices_split_among_workers():
     assert kt.split_devices(2, [0, 1]) == [[0], [1]]
     assert kt.split_devices(1, [0, 1]) == [[0, 1]]

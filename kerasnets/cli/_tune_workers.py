@@ -28,6 +28,28 @@ import sys
 _ENTRY = "import sys; from kerasnets.cli._tune_workers import worker_main; sys.exit(worker_main())"
 
 
+def encode_arguments(args, **changes) -> str:
+    """The chief's parsed arguments, with ``changes``, as JSON for a worker process.
+
+    ``-O`` values are already Python values (`kerasnets.cli.key_value`): they travel as
+    ``KEY=repr(value)`` and are read back by the same rule, since JSON would turn a tuple
+    into a list (and the worker would then find its builder arguments different from the
+    chief's)."""
+    namespace = {k: v for k, v in vars(args).items() if k != "func"}
+    namespace.update(changes)
+    namespace["option"] = [f"{key}={value!r}" for key, value in namespace.get("option") or []]
+    return json.dumps(namespace)
+
+
+def decode_arguments(text) -> dict:
+    """`encode_arguments`' JSON back as the namespace's dictionary."""
+    from kerasnets.cli import key_value
+
+    namespace = json.loads(text)
+    namespace["option"] = [key_value(item) for item in namespace.get("option") or []]
+    return namespace
+
+
 class WorkersGone(Exception):
     """Every worker stopped while trials remained."""
 
@@ -116,16 +138,15 @@ class LocalWorkers:
         return env
 
     def _spawn(self, worker_id, group):
-        namespace = {k: v for k, v in vars(self.args).items() if k != "func"}
-        namespace.update(role="worker", oracle=self.server.address, worker_id=worker_id, workers=None,
-                         overwrite=False, output=self.output,
-                         verbose=2 if self.args.verbose is None else self.args.verbose)
-        namespace["cores"] = group if self.kind == "cpu" else None
+        arguments = encode_arguments(
+            self.args, role="worker", oracle=self.server.address, worker_id=worker_id, workers=None,
+            overwrite=False, output=self.output, verbose=2 if self.args.verbose is None else self.args.verbose,
+            cores=group if self.kind == "cpu" else None)
         log_path = os.path.join(self.logs, f"{worker_id}.log")
         self.record(f"logs/{worker_id}.log")
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-c", _ENTRY, str(os.getpid()), json.dumps(namespace)],
+                [sys.executable, "-c", _ENTRY, str(os.getpid()), arguments],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=self._environment(group),
             )
@@ -199,7 +220,7 @@ def _die_with(parent: int):
 
 def worker_main() -> int:
     """The entry of a worker process: ``python -c ... <chief pid> <the arguments as JSON>``."""
-    parent, namespace = int(sys.argv[1]), json.loads(sys.argv[2])
+    parent, namespace = int(sys.argv[1]), decode_arguments(sys.argv[2])
     _die_with(parent)
     cores = namespace.pop("cores", None)
     if cores and hasattr(os, "sched_setaffinity"):
