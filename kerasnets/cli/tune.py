@@ -204,7 +204,7 @@ def _slug(text):
 def _changed(previous, request):
     """The keys whose values differ; a key an older search.json lacks is not compared."""
     return sorted(k for k in set(previous) | set(request)
-                  if k in previous and k != "kind" and previous.get(k) != request.get(k))
+                  if k in previous and previous.get(k) != request.get(k))
 
 
 def _check_request(previous, request, output):
