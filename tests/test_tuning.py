@@ -349,6 +349,10 @@ def test_cli_tune(shapes_data_dir, tmp_path, capsys):  # noqa: F811
     assert kt.build_from_args(args).count_params() == saved.count_params()
     with open(os.path.join(output, "results.csv"), encoding="utf-8") as f:
         assert f.readline().startswith("trial,status,epochs,")
+    from kerasnets.files import Manifest
+
+    manifest = Manifest.read(output)  # lists every file the search wrote, keras-tuner's too
+    assert manifest.kind == "search" and manifest.unlisted() == [] and "tuner/oracle.json" in manifest.entries
 
     # Running it again with other settings refuses to mix two searches in one folder.
     assert main(argv[:-4] + ["--tuner", "random", "--verbose", "0"]) == 2

@@ -22,6 +22,9 @@ a plot of accuracy against multiply-adds with the Pareto front marked.
 * `trial_results`, `write_report`, `pareto_front`, `build_from_args`: the table
   (trial, widths, parameters, MACs, objective), the PNG, the best model and the
   builder arguments that rebuild it.
+* `OracleServer`, `fetch_space`, `worker_environment`: a search on several
+  processes or machines with Keras Tuner's own engine (a chief serves the
+  oracle over gRPC, workers run the trials; see ``docs/distributed.md``).
 
 The ``kerasnets tune`` command runs all of it on a dataset.
 
@@ -41,6 +44,17 @@ Example:
 >>> model = kt.build_from_args(report["best"].builder_args)  # untrained, same architecture
 """
 
+from kerasnets.tuning._distributed import (
+    WORKERS_FILE,
+    OracleServer,
+    chief_environment,
+    fetch_space,
+    parse_address,
+    read_workers,
+    space_differences,
+    split_devices,
+    worker_environment,
+)
 from kerasnets.tuning._hypermodel import WidthHyperModel, build_from_args
 from kerasnets.tuning._report import (
     TrialResult,
@@ -100,4 +114,13 @@ __all__ = [
     "write_report",
     "widths_text",
     "count_text",
+    "OracleServer",
+    "fetch_space",
+    "space_differences",
+    "worker_environment",
+    "chief_environment",
+    "parse_address",
+    "split_devices",
+    "read_workers",
+    "WORKERS_FILE",
 ]

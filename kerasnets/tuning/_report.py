@@ -22,6 +22,8 @@ import json
 import math
 import os
 
+from kerasnets.files import strict_json
+
 __all__ = ["TrialResult", "trial_results", "pareto_front", "format_table", "plot_pareto", "write_report"]
 
 
@@ -44,6 +46,9 @@ class TrialResult:
         epochs: epochs trained (Hyperband's rounds differ), if known.
         error: why the trial failed, or ``""``.
         pareto: whether no other trial is at least as good with at most as many MACs.
+        worker: the Keras Tuner worker that ran the trial in a search on several
+            workers (the last one, when a worker died and another took the trial
+            over; ``tuner/workers.json`` holds every one), or ``""``.
     """
 
     trial_id: str
@@ -57,6 +62,7 @@ class TrialResult:
     epochs: int | None = None
     error: str = ""
     pareto: bool = False
+    worker: str = ""
 
 
 def trial_results(tuner) -> list[TrialResult]:
@@ -65,8 +71,10 @@ def trial_results(tuner) -> list[TrialResult]:
     Each distinct model is rebuilt from its ``builder_args`` (not trained) to count
     its parameters and MACs, which checks that the arguments reproduce it.
     """
+    from kerasnets.tuning._distributed import read_workers
     from kerasnets.tuning._tuners import _failure
 
+    workers = read_workers(tuner.project_dir)
     hypermodel = tuner.hypermodel
     direction = tuner.oracle.objective.direction
     results = []
@@ -99,6 +107,7 @@ def trial_results(tuner) -> list[TrialResult]:
                 objective=score,
                 epochs=trial.hyperparameters.values.get("tuner/epochs"),
                 error="" if completed else _failure(trial).error,
+                worker=(workers.get(trial_id) or [""])[-1],
             )
         )
     for index in pareto_front(results, direction):
@@ -157,6 +166,9 @@ def format_table(results, objective_name="objective") -> str:
     if any(r.epochs for r in results):
         head = head[:2] + ("epochs",) + head[2:]
         rows = [row[:2] + (str(r.epochs or ""),) + row[2:] for row, r in zip(rows, results)]
+    if any(r.worker for r in results):
+        head = head[:2] + ("worker",) + head[2:]
+        rows = [row[:2] + (r.worker,) + row[2:] for row, r in zip(rows, results)]
     sizes = [max(len(str(x[i])) for x in rows + [head]) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(s) for c, s in zip(row, sizes)).rstrip() for row in [head] + rows]
     return "\n".join(lines)
@@ -170,7 +182,7 @@ def _csv_text(results, objective_name):
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
         ["trial", "status", "epochs", "widths", "params", "macs", objective_name, "pareto", *names,
-         "builder_args", "error"]
+         "builder_args", "error", "worker"]
     )
     for r in results:
         writer.writerow(
@@ -178,7 +190,7 @@ def _csv_text(results, objective_name):
              "" if r.params is None else r.params, "" if r.macs is None else r.macs,
              "" if r.objective is None else r.objective, int(r.pareto),
              *[r.hyperparameters.get(n, "") for n in names],
-             json.dumps(r.builder_args, default=str), r.error]
+             json.dumps(r.builder_args, default=str), r.error, r.worker]
         )
     return buffer.getvalue()
 
@@ -288,5 +300,6 @@ def write_report(tuner, output, *, results=None) -> dict:
             "macs": best.macs,
             "rebuild": "kerasnets.tuning.build_from_args(json.load(open('best_args.json'))['builder_args'])",
         }
-        _atomic_write(paths["args"], write_text(json.dumps(_jsonable(document), indent=2) + "\n"))
+        text = json.dumps(strict_json(_jsonable(document)), indent=2, allow_nan=False) + "\n"
+        _atomic_write(paths["args"], write_text(text))
     return {"results": results, "best": best, "paths": paths}

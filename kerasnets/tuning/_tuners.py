@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
+import time
 import warnings
 
 import keras_tuner
@@ -114,25 +116,54 @@ class _SurfaceFailures:
             Either way each failure is printed to stderr when its trial ends.
         trial_callback: ``callable(trial)`` called when each trial ends (with its
             final status), e.g. to print progress.
+
+    A search resumes from the project's ``oracle.json`` whichever process wrote it:
+    keras-tuner reloads only when it finds the file of its own tuner id
+    (``tuner0.json`` for one process, ``chief.json`` for a distributed chief), so a
+    search started on several workers and resumed on one (or the other way round)
+    would otherwise start over beside its own trials. In a Keras Tuner worker
+    (``KERASTUNER_ORACLE_IP`` set) the chief keeps the trials: failures are printed
+    but not raised here, and a worker that the oracle tells to wait (Hyperband
+    between brackets) asks again after a second instead of at once.
     """
 
     def __init__(self, *args, on_failure="raise", trial_callback=None, **kwargs):
         check_choice("on_failure", on_failure, ("raise", "warn"))
         self.on_failure = on_failure
         self.trial_callback = trial_callback
+        self._waiting = False
+        project = os.path.join(str(kwargs.get("directory") or "."), kwargs.get("project_name") or "untitled_project")
+        own_file = os.path.join(project, f"{os.environ.get('KERASTUNER_TUNER_ID', 'tuner0')}.json")
+        adopt = (not kwargs.get("overwrite") and os.path.exists(os.path.join(project, "oracle.json"))
+                 and not os.path.exists(own_file))
         super().__init__(*args, **kwargs)
+        if adopt and not self._is_worker():
+            print(f"Reloading the search from {os.path.join(project, 'oracle.json')}")
+            self.oracle.reload()
+
+    def pre_create_trial(self):
+        if self._waiting:  # the oracle answered IDLE: keras-tuner would ask again at once
+            time.sleep(1.0)
+        self._waiting = True
+        super().pre_create_trial()
+
+    def on_trial_begin(self, trial):
+        self._waiting = False
+        super().on_trial_begin(trial)
 
     def on_trial_end(self, trial):
         try:
             super().on_trial_end(trial)
         finally:
-            final = self.oracle.trials.get(trial.trial_id, trial)
+            final = trial if self._is_worker() else self.oracle.trials.get(trial.trial_id, trial)
             if final.status in (_FAILED, _INVALID):
                 print(f"Trial {trial.trial_id} FAILED: {_failure(final).error}", file=sys.stderr, flush=True)
             if self.trial_callback is not None:
                 self.trial_callback(final)
 
     def search(self, *fit_args, **fit_kwargs):
+        if self._is_worker():  # the chief holds the trials and reports them
+            return super().search(*fit_args, **fit_kwargs)
         before = set(self.oracle.trials)
         stopped = None
         try:
