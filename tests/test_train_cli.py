@@ -7,6 +7,7 @@ all ten with ``pytest --main-job``.
 """
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -16,6 +17,9 @@ import time
 import pytest
 
 from _data_fixtures import shapes_data_dir  # noqa: F401  (fixture)
+
+from kerasnets.cli import build_parser
+from kerasnets.cli.train import training_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--width-multiplier", "0.25", "--image-size", "16", "--epochs", "3", "--batch-size", "64",
@@ -77,6 +81,9 @@ def test_train_writes_everything_then_evaluate_and_rerun(shapes_data_dir, tmp_pa
     assert run["builder_kwargs"] == {"width_multiplier": 0.25, "classes": 10, "input_shape": [16, 16, 3]}
     assert run["recipe"]["name"] == "resnet_cifar" and run["recipe"]["learning_rate"] == pytest.approx(0.05)
     assert run["preprocessing"]["name"] == "imagenet_mean_std"
+    # The request is the command's TrainingConfig, the recipe resolved (the batch was given).
+    config = training_config(build_parser().parse_args([*args, *MIRRORED, "--precision", "float32"]))
+    assert run["request"] == dataclasses.replace(config, recipe="resnet_cifar").to_json()
     with open(os.path.join(out, "saved_model", "kerasnets_export.json")) as f:
         exported = json.load(f)  # what the model card says: the architecture, what it was fed
     assert exported["model_name"] == "resnet20"

@@ -5,13 +5,18 @@
     kerasnets train googlenet --dataset ./flowers --image-size 224 --batch-size 64
 
 The work is `kerasnets.training.prepare` / `TrainingRun.run`; this module parses
-the options and turns invalid input into usage errors (exit code 2).
+the options into the `kerasnets.training.TrainingConfig` the Python API builds from
+the same options (`training_config`), and turns invalid input into usage errors
+(exit code 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import types
+import typing
 
+from kerasnets.cli import _processes
 from kerasnets.cli import (
     KEY_VALUE_HELP,
     VERIFY_CHOICES,
@@ -26,6 +31,10 @@ from kerasnets.cli import (
     typed_value,
     usage_errors,
 )
+from kerasnets.files import RunLockedError
+from kerasnets.training import TrainingConfig, TrainingDiverged, list_recipes, prepare, resolve_recipe
+from kerasnets.training.recipes import Recipe
+from kerasnets.training.strategy import PRECISIONS, STRATEGIES, XLA_CHOICES, setup_hardware, split_cpu
 
 _TRAIN_EPILOG = """\
 Hardware: --strategy auto uses a TPU if there is one, MirroredStrategy over all GPUs
@@ -50,9 +59,6 @@ examples:
 
 
 def register(subparsers):
-    from kerasnets.training import list_recipes
-    from kerasnets.training.strategy import PRECISIONS, STRATEGIES, XLA_CHOICES
-
     p = subparsers.add_parser(
         "train",
         help="train a model with its paper's recipe (resumable)",
@@ -87,8 +93,6 @@ def register(subparsers):
     p.add_argument("--xla", choices=XLA_CHOICES, default="auto")
     p.add_argument("--cpu-devices", type=positive_int, metavar="N",
                    help="split the CPU into N logical devices (try --strategy mirrored without GPUs)")
-    from kerasnets.cli import _processes
-
     _processes.add_arguments(p)  # --num-processes, --process-id, --coordinator
     p.add_argument("--data-dir", help="tensorflow-datasets data folder")
     p.add_argument("--download", action="store_true", help="let tensorflow-datasets download the dataset")
@@ -114,11 +118,6 @@ def register(subparsers):
 
 def check_overrides(overrides):
     """Each ``--set`` value against the type of its `Recipe` field (``nesterov=maybe`` is refused)."""
-    import types
-    import typing
-
-    from kerasnets.training.recipes import Recipe
-
     hints = typing.get_type_hints(Recipe)
     for name, value in overrides.items():
         hint = hints.get(name)  # an unknown field: Recipe.replace names the close ones
@@ -130,37 +129,47 @@ def check_overrides(overrides):
         overrides[name] = typed_value(name, value, hint if isinstance(hint, type) else None, "--set")
 
 
+def training_config(args) -> TrainingConfig:
+    """The `TrainingConfig` of the parsed options: what `kerasnets.training.train` gets from
+    the same options as keyword arguments. Raises ValueError on bad input (call it inside
+    ``with usage_errors():``)."""
+    overrides = key_values(args.overrides, "--set")
+    check_overrides(overrides)
+    builder_kwargs = model_kwargs(args)  # validates MODEL and the builder options
+    builder_kwargs.pop("input_shape", None)  # --input-size is the image size
+    return TrainingConfig(
+        model=args.model, dataset=args.dataset,
+        weights=None if args.weights in (None, "none") else args.weights,
+        epochs=args.epochs, batch_size=args.batch_size, image_size=args.input_size,
+        recipe=args.recipe, overrides=overrides, learning_rate=args.learning_rate,
+        model_kwargs=builder_kwargs, output=args.output, strategy=args.strategy,
+        precision=args.precision, xla=args.xla, data_dir=args.data_dir, download=args.download,
+        seed=args.seed, augment=None if str(args.augment).lower() == "none" else args.augment,
+        train_split=args.train_split, validation_split=args.validation_split,
+        test_split=args.test_split, verify=None if args.verify == "none" else args.verify,
+        overwrite=args.overwrite, export=args.export,
+        verbose="auto" if args.verbose is None else args.verbose,
+    )
+
+
 def run_train(args):
-    from kerasnets import training
-    from kerasnets.data import DataError
-    from kerasnets.files import RunLockedError
-    from kerasnets.training.callbacks import TrainingDiverged
+    from kerasnets.data import DataError  # imports tensorflow-datasets: not for every command's parser
 
-    augment = None if str(args.augment).lower() == "none" else args.augment
     with usage_errors():
-        overrides = key_values(args.overrides, "--set")
-        check_overrides(overrides)
-        builder_kwargs = model_kwargs(args)  # validates MODEL and the builder options
-        builder_kwargs.pop("input_shape", None)  # --input-size is the image size
-        from kerasnets.cli import _processes
-
+        config = training_config(args)
         # several JAX processes: joined before any JAX work (this splits the CPU too)
         if not _processes.initialize(args) and args.cpu_devices is not None:
-            from kerasnets.training.strategy import split_cpu
-
             split_cpu(args.cpu_devices)
         if args.show_recipe:
-            resolved, _, _ = training.resolve_recipe(
-                args.model, args.dataset, recipe=args.recipe, overrides=overrides,
-                epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+            resolved, _, _ = resolve_recipe(
+                config.model, config.dataset, recipe=config.recipe, overrides=config.overrides,
+                epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
             )
             print(resolved.describe())
-            from kerasnets.training.strategy import setup_hardware
-
-            hw = setup_hardware(args.strategy, args.precision, args.xla, set_policy=False)
+            hw = setup_hardware(config.strategy, config.precision, config.xla, set_policy=False)
             print(f"hardware: {hw.describe()}")
             return 0
-        run = _prepare(training, args, overrides, builder_kwargs, augment)
+        run = _prepare(config)
     try:
         run.run()
     except RunLockedError as error:
@@ -172,21 +181,10 @@ def run_train(args):
     return 0
 
 
-def _prepare(training, args, overrides, builder_kwargs, augment):
-    """`kerasnets.training.prepare` with the command's arguments; an OSError (a weight file
-    that cannot be downloaded, a file that cannot be read) is its message alone."""
+def _prepare(config):
+    """`kerasnets.training.prepare` of the config; an OSError (a weight file that cannot be
+    downloaded, a file that cannot be read) is its message alone."""
     try:
-        return training.prepare(
-            args.model, args.dataset, epochs=args.epochs, batch_size=args.batch_size,
-            image_size=args.input_size, recipe=args.recipe, overrides=overrides,
-            learning_rate=args.learning_rate, model_kwargs=builder_kwargs, output=args.output,
-            strategy=args.strategy, precision=args.precision, xla=args.xla,
-            data_dir=args.data_dir, download=args.download, seed=args.seed, augment=augment,
-            train_split=args.train_split, validation_split=args.validation_split,
-            test_split=args.test_split, overwrite=args.overwrite, export=args.export,
-            verbose="auto" if args.verbose is None else args.verbose,
-            verify=None if args.verify == "none" else args.verify,
-            weights=None if args.weights in (None, "none") else args.weights,
-        )
+        return prepare(config)
     except OSError as error:
         raise CommandFailed(str(error).strip() or type(error).__name__) from None

@@ -6,7 +6,8 @@
 * `setup_hardware`, `choose_strategy`, `choose_precision`, `choose_jit_compile`:
   TPU / MirroredStrategy / default, the dtype policy and XLA.
 * `train`, `evaluate`: the whole run behind ``kerasnets train`` and
-  ``kerasnets evaluate`` (resumable, with logs, curves, checkpoints, export).
+  ``kerasnets evaluate`` (resumable, with logs, curves, checkpoints, export);
+  `TrainingConfig`: what a run is asked for, typed and validated once (``train(config)``).
 
 Example, your own loop:
 
@@ -24,6 +25,7 @@ Example, your own loop:
 from kerasnets.training._compile import SparseCrossentropy, WeightDecay, apply_weight_decay, compile
 from kerasnets.training.callbacks import TrainingDiverged
 from kerasnets.training.distribution import initialize_processes
+from kerasnets.training._config import TrainingConfig
 from kerasnets.training._run import (
     LAYOUT,
     RunResult,
@@ -53,6 +55,7 @@ from kerasnets.training.strategy import (
 __all__ = [
     "train",
     "prepare",
+    "TrainingConfig",
     "TrainingDiverged",
     "TrainingRun",
     "RunResult",

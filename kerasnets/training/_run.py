@@ -76,13 +76,14 @@ import datetime
 import inspect
 import os
 import platform
-import re
 import sys
+from typing import Any
 
 import keras
 
-from kerasnets._validate import check_free_of, check_int, check_number, fail, is_int
+from kerasnets._validate import fail, is_int
 from kerasnets.card import model_card, set_model_card
+from kerasnets.export import saved_model
 from kerasnets.files import (
     LOCK_FILE,
     Manifest,
@@ -92,10 +93,14 @@ from kerasnets.files import (
     is_leftover,
     read_json_object,
 )
+from kerasnets.models import inference_model, outputs_logits
+from kerasnets.profiling import profile_model
+from kerasnets.registry import ModelEntry, get_entry
 from kerasnets.training import _io
 from kerasnets.training import distribution as _distribution
 from kerasnets.training._compile import compile as compile_recipe
 from kerasnets.training._compile import SparseCrossentropy, output_names
+from kerasnets.training._config import TrainingConfig, check_overrides, default_output
 from kerasnets.training.callbacks import (
     STATE_FILE,
     BackupAndRestore,
@@ -107,11 +112,13 @@ from kerasnets.training.callbacks import (
     TensorBoard,
     TrainingDiverged,
 )
+from kerasnets.training.plotting import plot_history
 from kerasnets.training.recipes import Recipe, get_recipe, recipe_for
-from kerasnets.training.strategy import setup_hardware
+from kerasnets.training.strategy import Hardware, setup_hardware
+from kerasnets.weights import fetch, fine_tuning_model, get_preset
 
 __all__ = [
-    "train", "prepare", "resolve_recipe", "TrainingRun", "evaluate_model",
+    "train", "prepare", "resolve_recipe", "TrainingConfig", "TrainingRun", "evaluate_model",
     "SHAPES_EPOCHS", "SHAPES_BATCH_SIZE", "SHAPES_RECIPE_OVERRIDES", "RUN_FILE", "LAYOUT",
 ]
 
@@ -141,7 +148,7 @@ def resolve_recipe(model, dataset, *, recipe=None, overrides=None, epochs=None, 
     ``learning_rate`` then replaces the rate as is. Returns ``(recipe, epochs,
     global_batch)``.
     """
-    overrides = _check_overrides(overrides, learning_rate)
+    overrides = check_overrides(overrides, learning_rate)
     base = get_recipe(recipe) if recipe is not None else recipe_for(model)
     shapes = _is_shapes(dataset)
     if shapes and base.name in SHAPES_RECIPE_OVERRIDES:
@@ -153,23 +160,6 @@ def resolve_recipe(model, dataset, *, recipe=None, overrides=None, epochs=None, 
     if learning_rate is not None:
         resolved = resolved.replace(learning_rate=float(learning_rate))
     return resolved, epochs, batch_size
-
-
-def _check_overrides(overrides, learning_rate):
-    """The recipe overrides, refusing what contradicts the arguments or one of them silently
-    wins over: the epochs and the batch are arguments (``--epochs``, ``--batch-size``), which
-    rescale the schedule and the rate; an overridden rate (the recipe's at its own batch,
-    scaled to yours) and ``learning_rate`` (as is) are one too many."""
-    overrides = dict(overrides or {})
-    check_free_of("overrides", overrides, ("epochs", "batch_size"),
-                  "give them as epochs= and batch_size= (--epochs, --batch-size), which rescale the "
-                  "schedule and the learning rate")
-    if learning_rate is not None and "learning_rate" in overrides:
-        fail("learning_rate", "given once: as learning_rate= (--lr, the rate as is) or as "
-             "overrides={'learning_rate': ...} (--set, the recipe's rate at its own batch, scaled to "
-             "yours), not both", learning_rate,
-             received=f"learning_rate={learning_rate!r}, overrides={{'learning_rate': {overrides['learning_rate']!r}}}")
-    return overrides
 
 
 LAYOUT = {
@@ -186,10 +176,6 @@ LAYOUT = {
 # The request fields that must match for a run folder to be resumed.
 _RESUME_KEYS = ("model", "dataset", "image_size", "batch_size", "recipe", "overrides",
                 "learning_rate", "model_kwargs", "train_split", "augment")
-
-
-def _slug(text):
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(os.path.normpath(str(text)))).strip("_") or "data"
 
 
 def _versions():
@@ -215,6 +201,8 @@ def _is_shapes(dataset):
 
 
 def _load_split(dataset, split, **kwargs):
+    # kerasnets.data imports tensorflow-datasets (heavy): not at `import kerasnets.training`,
+    # which every `kerasnets` command does to list its choices.
     from kerasnets import data
 
     return data.load(dataset, split, **kwargs)
@@ -222,7 +210,7 @@ def _load_split(dataset, split, **kwargs):
 
 def first_split(dataset, names, **kwargs):
     """Loads the first split of ``names`` the dataset has; ``(name, DataSplit)``."""
-    from kerasnets.data import DataError
+    from kerasnets.data import DataError  # heavy, as in _load_split
 
     errors = []
     for name in names:
@@ -258,11 +246,66 @@ class RunResult:
                 f"best={self.best})")
 
 
+@dataclasses.dataclass(kw_only=True, eq=False)
 class TrainingRun:
-    """A validated, ready run (see `prepare`); `run` trains it."""
+    """A validated, ready run (see `prepare`); `run` trains it.
 
-    def __init__(self, **state):
-        self.__dict__.update(state)
+    ``config`` is the `TrainingConfig` as this process runs it (``output`` absolute).
+    A run whose folder already holds the complete run (``complete``) has no data, model
+    or callbacks (``None``): `run` reports it and trains nothing.
+    """
+
+    config: TrainingConfig
+    entry: ModelEntry
+    # The run folder: its lock (held from `prepare` to the end of `run`), the folders and
+    # lock file this run created (removed again by a new run that commits no epoch).
+    lock: RunLock
+    new_folders: list[str] = dataclasses.field(default_factory=list)
+    new_lock_file: bool = False
+    # The folder's previous run: its run.json, whether it is complete, its manifest.
+    previous: dict = dataclasses.field(default_factory=dict)
+    complete: bool = False
+    manifest: Manifest | None = None
+    created: str = ""
+    previous_policy: str = "float32"  # the dtype policy `run` restores at its end
+    # What a run to train has (None when ``complete``).
+    model: keras.Model | None = None
+    train: Any = None  # the kerasnets.data.DataSplit of the training split
+    val: Any = None
+    test: Any = None
+    train_data: Any = None  # what fit reads (`distribution.fit_input`)
+    fit_options: dict = dataclasses.field(default_factory=dict)
+    splits: dict = dataclasses.field(default_factory=dict)  # {"train", "validation", "test"}
+    image_size: int | None = None
+    epochs: int | None = None
+    global_batch_size: int | None = None
+    recipe: Recipe | None = None  # as applied (`compile_recipe`)
+    hardware: Hardware | None = None
+    request: dict = dataclasses.field(default_factory=dict)  # run.json's, compared on resume
+    resume_epoch: int = 0
+    builder_kwargs: dict = dataclasses.field(default_factory=dict)
+    verbose: int = 2
+    # The run's callbacks that it reads back (built with the run, from its model and recipe).
+    schedule: list = dataclasses.field(init=False, default_factory=list)
+    best_checkpoint: BestCheckpoint | None = dataclasses.field(init=False, default=None)
+    backup: BackupAndRestore | None = dataclasses.field(init=False, default=None)
+
+    def __post_init__(self):
+        if self.model is None:
+            return
+        heads = output_names(self.model)
+        monitor = f"val_{heads[0]}_accuracy" if heads else "val_accuracy"
+        self.schedule = self.recipe.callbacks()
+        self.best_checkpoint = BestCheckpoint(self.path("best_checkpoint"), monitor=monitor)
+        self.backup = BackupAndRestore(self.path("backup"), tracked=self.schedule)
+
+    @property
+    def output(self) -> str:
+        return self.config.output
+
+    @property
+    def dataset(self) -> str:
+        return self.config.dataset
 
     # -- paths ---------------------------------------------------------------------
 
@@ -273,8 +316,6 @@ class TrainingRun:
 
     def _macs(self):
         try:
-            from kerasnets.profiling import profile_model
-
             return profile_model(self.model).macs
         except Exception:  # the profiler is optional for the banner  # noqa: BLE001
             return None
@@ -345,22 +386,19 @@ class TrainingRun:
     # -- training ------------------------------------------------------------------
 
     def callbacks(self):
-        heads = output_names(self.model)
-        monitor = f"val_{heads[0]}_accuracy" if heads else "val_accuracy"
-        schedule = self.recipe.callbacks()
-        self.best_checkpoint = BestCheckpoint(self.path("best_checkpoint"), monitor=monitor)
-        self.backup = BackupAndRestore(self.path("backup"), tracked=schedule)
+        """The callbacks of `run`'s fit: the schedule, the logs, the best checkpoint and
+        the backup that commits each epoch (after the caller's ``callbacks``)."""
         sync = [SyncReplicaStatistics()] if self.hardware.replicas > 1 else []
         return [
             *sync,
             LearningRateLogger(),
-            *schedule,
+            *self.schedule,
             StopOnNonFinite(),  # before anything below writes the epoch
             CSVLog(self.path("log")),
             self.best_checkpoint,
             # Drops the events of epochs a killed process ran but never committed.
             TensorBoard(self.path("tensorboard"), backup_dir=self.path("backup"), write_graph=False),
-            *self.extra_callbacks,
+            *self.config.callbacks,
             _RecordWritten(self.manifest, self.path("tensorboard")),
             self.backup,  # last: it commits the epoch
         ]
@@ -417,11 +455,9 @@ class TrainingRun:
             raise
         test["split"] = self.splits["test"]
         _io.write_json(self.path("evaluation"), test)
-        from kerasnets.training.plotting import plot_history
-
         plot_history(self.path("log"), self.path("curves"),
                      title=f"{self.entry.name} on {self.dataset}")
-        exported = _distribution.safe_export(self._export, self.path("model")) if self.export else None
+        exported = _distribution.safe_export(self._export, self.path("model")) if self.config.export else None
         if not exported:  # an export of an earlier model would no longer match model.keras
             self._remove_stale_export()
         best = None
@@ -451,7 +487,7 @@ class TrainingRun:
         """Removes the previous run (``overwrite``: what its manifest lists, nothing else),
         then records the files this run writes, before it writes them."""
         previous = self.manifest
-        if previous is not None and self.overwrite:
+        if previous is not None and self.config.overwrite:
             kept = previous.remove_written()
             print(f"--overwrite: removed the previous run in {self.output}"
                   + (f"; kept what kerasnets did not write there: {_shown(kept)}" if kept else "") + ".",
@@ -478,7 +514,7 @@ class TrainingRun:
                 for folder in self.new_folders:
                     os.rmdir(folder)  # only empty ones
         if isinstance(error, tf.errors.OpError):
-            from kerasnets.data import check_decodable
+            from kerasnets.data import check_decodable  # heavy, as in _load_split
 
             check_decodable(self.train, self.val, self.test)  # raises DataError naming the files
 
@@ -504,21 +540,9 @@ class TrainingRun:
               file=sys.stderr, flush=True)
 
     def _export(self):
-        try:
-            from kerasnets import export
-        except ImportError:
-            return None
-        saved_model = getattr(export, "saved_model", None)
-        if saved_model is None:
-            return None
         # What the model is and what it was fed: its model card.
-        kwargs = dict(
-            image_size=self.image_size, class_names=list(self.train.class_names), overwrite=True,
-            source=self.path("model"),
-        )
-        accepted = inspect.signature(saved_model).parameters
-        saved_model(self.model, self.path("saved_model"),
-                    **{k: v for k, v in kwargs.items() if k in accepted})
+        saved_model(self.model, self.path("saved_model"), image_size=self.image_size,
+                    class_names=list(self.train.class_names), overwrite=True, source=self.path("model"))
         return LAYOUT["saved_model"]
 
     def _result(self, record):
@@ -619,7 +643,7 @@ def _check_output(output, request, overwrite, epochs):
     return previous, complete, manifest
 
 
-def prepare(model: str, dataset: str = "shapes", *, output: str | None = None, **options) -> TrainingRun:
+def prepare(model: str | TrainingConfig, dataset: str = "shapes", **options) -> TrainingRun:
     """Validates a run and builds everything it needs; raises ValueError on bad input.
 
     Nothing is trained: `TrainingRun.run` does that. The run folder is checked
@@ -627,15 +651,14 @@ def prepare(model: str, dataset: str = "shapes", *, output: str | None = None, *
     it is read or deleted, so that a second process on the same folder fails at
     once, naming the holder's process id; the lock is held until `run` ends (or
     `TrainingRun.close`). A folder this call created is removed again when it
-    fails. The arguments are those of `train`.
+    fails. The arguments are those of `train`: a `TrainingConfig`, or its fields.
     """
-    from kerasnets.registry import get_entry
-
-    output = os.path.abspath(output or os.path.join("runs", f"{get_entry(model).name}-{_slug(dataset)}"))
+    config = _as_config(model, dataset, options)
     # Several processes: only process 0 writes (and locks) the run folder; the others
     # work in a private scratch copy of it (`distribution.process_folder`).
-    output, options["overwrite"], options["export"] = _distribution.process_folder(
-        output, options.get("overwrite", False), options.get("export", True))
+    output, overwrite, export = _distribution.process_folder(
+        default_output(config), config.overwrite, config.export)
+    config = dataclasses.replace(config, output=output, overwrite=overwrite, export=export)
     check_writable(output, received=f"output={output!r}")
     if os.path.exists(output) and not os.path.isdir(output):
         raise ValueError(f"The output path exists and is not a folder. Received: output={output!r}")
@@ -648,7 +671,7 @@ def prepare(model: str, dataset: str = "shapes", *, output: str | None = None, *
     new_lock_file = not os.path.exists(lock.path)
     lock.acquire()
     try:
-        run = _prepare(model, dataset, output=output, **options)
+        return _prepare(config, lock=lock, new_folders=created, new_lock_file=new_lock_file)
     except BaseException:  # leave the folder as it was: no lock file, no new folder
         with contextlib.suppress(OSError):
             if new_lock_file:
@@ -657,14 +680,17 @@ def prepare(model: str, dataset: str = "shapes", *, output: str | None = None, *
                 os.rmdir(folder)  # only empty ones
         lock.release()
         raise
-    run.lock, run.new_folders, run.new_lock_file = lock, created, new_lock_file
-    return run
 
 
-def _check_model_kwargs(model_kwargs) -> dict:
-    model_kwargs = dict(model_kwargs or {})
-    return check_free_of("model_kwargs", model_kwargs, {"classes", "input_shape", "weights", "include_top", "input_tensor"},
-                         "train sets them itself, from the dataset and image size")
+def _as_config(model, dataset, options) -> TrainingConfig:
+    """The `TrainingConfig` of `train`'s arguments: the one given, or one of the options."""
+    if not isinstance(model, TrainingConfig):
+        return TrainingConfig(model=model, dataset=dataset, **options)
+    if options or dataset != "shapes":
+        given = {**({"dataset": dataset} if dataset != "shapes" else {}), **options}
+        fail("options", "empty with a TrainingConfig (the config holds them all: change it with "
+             "dataclasses.replace(config, ...))", given, received=f"options={sorted(given)}")
+    return model
 
 
 def _check_batch_and_size(hardware, global_batch, entry, image_size):
@@ -713,8 +739,6 @@ def _build_and_compile(entry, model_kwargs, weights, recipe, train_data, hardwar
             if weights is None:
                 built = entry.build(weights=None, **builder_kwargs)
             else:  # the preset's backbone, a new head for the dataset's classes
-                from kerasnets.weights import fine_tuning_model
-
                 built, builder_kwargs = fine_tuning_model(entry.name, weights, **builder_kwargs)
             # The recipe as applied (its plateau monitor named for the model's heads).
             recipe = compile_recipe(built, recipe, steps_per_epoch=train_data.steps_per_epoch,
@@ -740,113 +764,78 @@ def _resume_epoch(output, previous) -> int:
     return resume_epoch
 
 
-def _prepare(
-    model: str,
-    dataset: str = "shapes",
-    *,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    image_size: int | None = None,
-    recipe: str | Recipe | None = None,
-    overrides: dict | None = None,
-    learning_rate: float | None = None,
-    model_kwargs: dict | None = None,
-    output: str | None = None,
-    strategy="auto",
-    precision: str = "auto",
-    xla: str = "auto",
-    data_dir: str | None = None,
-    download: bool = False,
-    seed: int | None = None,
-    augment: str | None = "auto",
-    train_split: str = "train",
-    validation_split: str | None = None,
-    test_split: str | None = None,
-    overwrite: bool = False,
-    export: bool = True,
-    callbacks=(),
-    verbose="auto",
-    verify="full",
-    weights: str | None = None,
-) -> TrainingRun:
-    from kerasnets.registry import get_entry
-
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("image_size", image_size)):
-        check_int(name, value, allow_none=True)
-    check_number("learning_rate", learning_rate, allow_none=True)
-    overrides = dict(overrides or {})
-    model_kwargs = _check_model_kwargs(model_kwargs)
-    entry = get_entry(model)
+def _prepare(config: TrainingConfig, *, lock, new_folders, new_lock_file) -> TrainingRun:
+    entry = get_entry(config.model)
     preprocessing = None
-    if weights is not None:  # a preset: checked now; its preprocessing feeds the data
-        from kerasnets.weights import fetch, get_preset
-
-        preset = get_preset(entry.name, weights, **model_kwargs)
+    if config.weights is not None:  # a preset: checked now; its preprocessing feeds the data
+        preset = get_preset(entry.name, config.weights, **config.model_kwargs)
         preprocessing = preset.preprocessing
         # Fine-tuning reads the file without the classifier: downloaded now (or an OSError
         # saying why it cannot be), before the data and the model.
         fetch(preset.notop_file or preset.file)
     resolved, epochs, global_batch = resolve_recipe(
-        entry.name, dataset, recipe=recipe, overrides=overrides, epochs=epochs,
-        batch_size=batch_size, learning_rate=learning_rate,
+        entry.name, config.dataset, recipe=config.recipe, overrides=config.overrides,
+        epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
     )
-    recipe_name = resolved.name
 
-    hardware = setup_hardware(strategy, precision, xla, set_policy=False)
-    _check_batch_and_size(hardware, global_batch, entry, image_size)
+    hardware = setup_hardware(config.strategy, config.precision, config.xla, set_policy=False)
+    _check_batch_and_size(hardware, global_batch, entry, config.image_size)
 
-    request = dict(
-        model=entry.name, dataset=str(dataset), image_size=image_size, batch_size=global_batch,
-        recipe=recipe_name, overrides=overrides, learning_rate=learning_rate,
-        model_kwargs=model_kwargs, train_split=train_split, augment=augment, seed=seed,
-        **({"weights": weights} if weights is not None else {}),
-    )
-    request = _io.json_roundtrip(request)
-    seed = _distribution.shared_seed(seed)  # several processes: one seed everywhere
-    previous, complete, manifest = _check_output(output, request, overwrite, epochs)
-    created = previous.get("created") or _now()
+    # The request with the batch and the recipe as resolved: the command that spells out
+    # its defaults resumes the run of the one that did not.
+    request = {**config.to_json(), "batch_size": global_batch, "recipe": resolved.name}
+    seed = _distribution.shared_seed(config.seed)  # several processes: one seed everywhere
+    previous, complete, manifest = _check_output(config.output, request, config.overwrite, epochs)
+    folder = dict(config=config, entry=entry, lock=lock, new_folders=new_folders,
+                  new_lock_file=new_lock_file, previous=previous, manifest=manifest,
+                  created=previous.get("created") or _now(), request=request)
     if complete:  # nothing to train: skip the data and the model
-        return TrainingRun(entry=entry, output=output, previous=previous, complete=True, manifest=manifest,
-                           previous_policy=keras.mixed_precision.global_policy().name, created=created)
+        return TrainingRun(**folder, complete=True,
+                           previous_policy=keras.mixed_precision.global_policy().name)
 
     # The data (the dataset name and splits are checked here), then the model.
-    load = dict(image_size=image_size, batch_size=global_batch, model=entry.name,
-                data_dir=data_dir, download=download, verify=verify, preprocessing=preprocessing,
-                **_distribution.load_options())
+    load = dict(image_size=config.image_size, batch_size=global_batch, model=entry.name,
+                data_dir=config.data_dir, download=config.download, verify=config.verify,
+                preprocessing=preprocessing, **_distribution.load_options())
     train_data, (val_name, val), (test_name, test) = _load_data(
-        entry, dataset, load, train_split, validation_split, test_split, augment, seed)
-    image_size = train_data.image_size
+        entry, config.dataset, load, config.train_split, config.validation_split, config.test_split,
+        config.augment, seed)
     if global_batch > train_data.num_examples:  # not one full step: the rate is scaled for a batch never seen
         fail("batch_size", f"at most the {train_data.num_examples} examples of the training split "
-             f"{train_split!r} (a smaller batch, or a larger split)", global_batch)
+             f"{config.train_split!r} (a smaller batch, or a larger split)", global_batch)
     previous_policy = keras.mixed_precision.global_policy().name
     built, builder_kwargs, resolved = _build_and_compile(
-        entry, model_kwargs, weights, resolved, train_data, hardware, seed)
+        entry, config.model_kwargs, config.weights, resolved, train_data, hardware, seed)
     # The model card records what the model is fed (its preset's normalisation, the crop the
     # data pipeline evaluates with): model.keras, the best checkpoint and the export carry it.
     set_model_card(built, model_card(built).replace(preprocessing=train_data.preprocessing))
 
+    verbose = config.verbose
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
-    resume_epoch = _resume_epoch(output, previous)
     train_input, fit_options = _distribution.fit_input(train_data)
     return TrainingRun(
-        entry=entry, model=built, dataset=str(dataset), train=train_data, val=val, test=test,
-        train_data=train_input, fit_options=fit_options, splits={"train": train_split, "validation": val_name, "test": test_name},
-        image_size=image_size, epochs=epochs, global_batch_size=global_batch, recipe=resolved,
-        hardware=hardware, request=request, output=output, previous=previous, complete=complete,
-        manifest=manifest, overwrite=overwrite,
-        resume_epoch=min(resume_epoch, epochs), builder_kwargs=_io.json_roundtrip(builder_kwargs),
-        export=export, extra_callbacks=list(callbacks), verbose=verbose,
-        previous_policy=previous_policy, created=created,
+        **folder, previous_policy=previous_policy, model=built, train=train_data, val=val, test=test,
+        train_data=train_input, fit_options=fit_options,
+        splits={"train": config.train_split, "validation": val_name, "test": test_name},
+        image_size=train_data.image_size, epochs=epochs, global_batch_size=global_batch,
+        recipe=resolved, hardware=hardware,
+        resume_epoch=min(_resume_epoch(config.output, previous), epochs),
+        builder_kwargs=_io.json_roundtrip(builder_kwargs), verbose=verbose,
     )
 
 
-def train(model: str, dataset: str = "shapes", **options) -> RunResult:
+def train(model: str | TrainingConfig, dataset: str = "shapes", **options) -> RunResult:
     """Trains a zoo model on a dataset with its paper's recipe; resumable.
 
+    The arguments make a `TrainingConfig` (frozen, validated before any work: a bad
+    value raises ValueError), which ``run.json`` records as ``request``; pass one
+    instead, alone (``train(config)``), to run what it holds. ``kerasnets train``
+    builds the same config from its options.
+
     Args:
-        model: a registered model name (``"resnet20"``).
+        model: a registered model name (``"resnet20"``), or a `TrainingConfig`
+            (then no other argument).
         dataset: ``"shapes"`` (built in), a tensorflow-datasets name or a folder
             (see `kerasnets.data.load`).
         epochs: default: the recipe's (the paper's), 10 on ``shapes``. The
@@ -887,6 +876,8 @@ def train(model: str, dataset: str = "shapes", **options) -> RunResult:
 
     >>> result = kerasnets.training.train("resnet20", "shapes", epochs=5)  # doctest: +SKIP
     >>> result.test["accuracy"]  # doctest: +SKIP
+    >>> config = kerasnets.training.TrainingConfig(model="resnet20", epochs=5)
+    >>> kerasnets.training.train(config)  # doctest: +SKIP
     """
     return prepare(model, dataset, **options).run()
 
@@ -900,8 +891,6 @@ def evaluate_model(model, split, *, strategy=None, verbose="auto") -> dict:
     Returns:
         ``{"loss", "accuracy", "top5_accuracy" (more than 5 classes), "examples"}``.
     """
-    from kerasnets.models import inference_model, outputs_logits
-
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 0
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
