@@ -47,8 +47,8 @@ def no_random_init(monkeypatch):
 def pytest_addoption(parser):
     parser.addoption(
         "--main-job", action="store_true",
-        help="also run the tests marked main_job: the whole README main job (about 24 CPU-minutes "
-             "in float32 on 2 cores), which CI leaves out; CI runs its first three epochs")
+        help="also run the tests marked main_job, which CI leaves out: the README main job's first "
+             "three epochs (about 8 CPU-minutes in float32 on 2 cores) and the whole run (about 24)")
 
 
 def _minutes(item):
