@@ -10,10 +10,11 @@ and in CPU time (the worker's user+system time, all its threads).
     python benchmarks/backends.py                           # CPU: both models, every backend
     python benchmarks/backends.py --models resnet20 --rounds 5 --steps 10
     python benchmarks/backends.py --gpu                     # an accelerator: JAX only, see below
+    python benchmarks/backends.py --gpu --models resnet20 --image-size 32
 
 ``--gpu`` runs in this process under the JAX backend, without TensorFlow
-(``pip install jax[cuda12] keras`` and this checkout are enough): ResNet-50 at
-224x224, mixed precision (``mixed_bfloat16`` on TPUs, ``mixed_float16`` on GPUs,
+(``pip install jax[cuda12] keras`` and this checkout are enough): ResNet-50 (or the
+first of ``--models``) at 224x224 with 1000 classes, mixed precision (``mixed_bfloat16`` on TPUs, ``mixed_float16`` on GPUs,
 ``--precision`` to choose), jit, synthetic data already on the device, and
 prints images per second for training and inference.
 
@@ -161,7 +162,8 @@ def run_cpu(args):
 
 
 def run_gpu(args):
-    """ResNet-50 at 224 under JAX, mixed precision, jit: images per second. No TensorFlow needed."""
+    """ResNet-50 (or ``--models``' first) at 224 under JAX, mixed precision, jit: images per second.
+    No TensorFlow needed."""
     os.environ.setdefault("KERAS_BACKEND", "jax")
     sys.path.insert(0, REPO)
     import jax
@@ -181,13 +183,15 @@ def run_gpu(args):
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
     batch = args.batch_size * len(devices)
     size = args.image_size
-    model = kerasnets.ResNet50(weights=None, input_shape=(size, size, 3), classes=1000)
+    name = args.models[0] if args.models else "resnet50"
+    model = kerasnets.get_model(name, weights=None, input_shape=(size, size, 3), classes=1000)
+    title = {"resnet20": "ResNet-20", "resnet50": "ResNet-50"}[name]
     model.compile(keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy",
                   jit_compile=True)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (batch, size, size, 3)).astype("float32")
     y = rng.integers(0, 1000, (batch,)).astype("int32")
-    print(f"ResNet-50 {size}x{size}, {len(devices)} x {devices[0].device_kind} ({platform}), {precision}, "
+    print(f"{title} {size}x{size}, {len(devices)} x {devices[0].device_kind} ({platform}), {precision}, "
           f"global batch {batch}, jit")
     for kind, step in (("train", lambda: model.train_on_batch(x, y)),
                        ("infer", lambda: np.asarray(model.predict_on_batch(x)))):
@@ -207,7 +211,8 @@ def run_gpu(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", choices=list(MODELS),
+                        help="default: every model on CPU, resnet50 with --gpu")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5)
@@ -223,6 +228,7 @@ def main(argv=None):
         return worker(bool(args.jit))
     if args.gpu:
         return run_gpu(args)
+    args.models = args.models or list(MODELS)
     return run_cpu(args)
 
 

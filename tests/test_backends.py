@@ -228,14 +228,16 @@ def test_gpu_benchmark_runs_without_tensorflow():
     # benchmarks/backends.py --gpu is meant for an accelerator machine with jax and keras
     # only: here on the CPU, with every import of tensorflow failing, at 32x32.
     _needs("jax")
+    # ResNet-20: compiling ResNet-50's train step under JAX took a CPU-minute; the code path is
+    # the same for both.
     code = ("import runpy, sys\n"
             "sys.modules['tensorflow'] = None  # import tensorflow raises ImportError\n"
-            "sys.argv = ['backends.py', '--gpu', '--image-size', '32', '--batch-size', '2',"
-            " '--rounds', '1', '--steps', '1']\n"
+            "sys.argv = ['backends.py', '--gpu', '--models', 'resnet20', '--image-size', '32',"
+            " '--batch-size', '2', '--rounds', '1', '--steps', '1']\n"
             f"runpy.run_path({os.path.join(REPO, 'benchmarks', 'backends.py')!r}, run_name='__main__')\n")
     done = _python("jax", ["-c", code], timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
-    assert "ResNet-50 32x32, 1 x cpu (cpu), float32, global batch 2, jit" in done.stdout, done.stdout
+    assert "ResNet-20 32x32, 1 x cpu (cpu), float32, global batch 2, jit" in done.stdout, done.stdout
     assert "train:" in done.stdout and "infer:" in done.stdout and "images/s" in done.stdout
 
 
