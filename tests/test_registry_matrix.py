@@ -2,6 +2,13 @@
 
 A model added to the registry joins every test here automatically; the only
 thing it must bring is its reference parameter count in `TRAINABLE_PARAMS`.
+
+Every model is built, counted, run forwards and backwards (a gradient reaches every
+weight, every layer is named), at its minimum size and in channels_first. What a model
+does with its inputs and outputs (pooling, classes, saving) runs once per architecture:
+the deeper models of a family (`DEPTH_VARIANTS`) stack more of the same blocks with the
+same names and options, and in CI's time their builds and eager passes cost minutes
+while testing no code the shallower one does not.
 """
 
 import os
@@ -19,6 +26,15 @@ from _matrix_utils import (
 )
 
 MODELS = kerasnets.list_models()
+
+# A deeper model -> the model of its family with the same blocks (only their count differs).
+DEPTH_VARIANTS = {
+    "resnet34": "resnet18", "resnet101": "resnet50", "resnet152": "resnet50",
+    "resnet32": "resnet20", "resnet44": "resnet20", "resnet56": "resnet20", "resnet110": "resnet20",
+    "vgg13": "vgg11", "vgg16": "vgg11", "vgg19": "vgg11",
+    "vgg13_bn": "vgg11_bn", "vgg16_bn": "vgg11_bn", "vgg19_bn": "vgg11_bn",
+}
+ARCHITECTURES = [m for m in MODELS if m not in DEPTH_VARIANTS]
 
 # Trainable parameters with the default arguments (classes=1000, or 10 for the
 # CIFAR ResNets); auxiliary heads included where they are on by default.
@@ -75,6 +91,22 @@ def name(request):
     return request.param
 
 
+@pytest.fixture(params=ARCHITECTURES)
+def architecture(request):
+    """One model per architecture (see the module's docstring)."""
+    return request.param
+
+
+def test_depth_variants_differ_only_in_depth():
+    """A depth variant has the layer types and options of its base, more of them."""
+    assert set(DEPTH_VARIANTS) <= set(MODELS) and set(DEPTH_VARIANTS.values()) <= set(ARCHITECTURES)
+    for deeper, base in DEPTH_VARIANTS.items():
+        deep_info, base_info = info(deeper), info(base)
+        assert (deep_info.min_size, deep_info.default_size) == (base_info.min_size, base_info.default_size)
+        assert set(kerasnets.registry.get_entry(deeper).builder.__signature__.parameters) == set(
+            kerasnets.registry.get_entry(base).builder.__signature__.parameters), deeper
+
+
 def test_every_model_has_a_reference_count():
     missing = sorted(set(MODELS) - set(TRAINABLE_PARAMS))
     assert not missing, f"add reference parameter counts for {missing}"
@@ -107,11 +139,11 @@ def test_forward_gradients_and_names(name):
     assert not automatic, f"automatic layer names: {automatic}"
 
 
-def test_features_without_pooling(name):
+def test_features_without_pooling(architecture):
     """include_top=False, pooling=None: the 4D feature map; here with one input channel."""
-    size = small_size(name)
+    size = small_size(architecture)
     model = kerasnets.get_model(
-        name, include_top=False, input_shape=hwc(size, 1), **small_kwargs(name)
+        architecture, include_top=False, input_shape=hwc(size, 1), **small_kwargs(architecture)
     )
     out = model(images(hwc(size, 1), batch=1))
     assert not isinstance(out, dict), "feature extractors have a single output"
@@ -119,12 +151,12 @@ def test_features_without_pooling(name):
     assert np.all(np.isfinite(out))
 
 
-def test_avg_pooling_on_an_input_tensor(name):
+def test_avg_pooling_on_an_input_tensor(architecture):
     """pooling="avg" on a user's keras.Input; the model composes in the user's graph."""
-    size = small_size(name)
+    size = small_size(architecture)
     inputs = keras.Input(shape=hwc(size), name="my_images")
     model = kerasnets.get_model(
-        name, include_top=False, pooling="avg", input_tensor=inputs, **small_kwargs(name)
+        architecture, include_top=False, pooling="avg", input_tensor=inputs, **small_kwargs(architecture)
     )
     assert model.inputs[0] is inputs
     assert len(model.output.shape) == 2
@@ -133,21 +165,21 @@ def test_avg_pooling_on_an_input_tensor(name):
     assert tuple(user_model(images(hwc(size), batch=1)).shape) == (1, 3)
 
 
-def test_max_pooling_any_size_four_channels(name):
+def test_max_pooling_any_size_four_channels(architecture):
     """pooling="max" with input_shape=(None, None, 4): one model, several input sizes."""
     model = kerasnets.get_model(
-        name, include_top=False, pooling="max", input_shape=(None, None, 4), **small_kwargs(name)
+        architecture, include_top=False, pooling="max", input_shape=(None, None, 4), **small_kwargs(architecture)
     )
-    size = small_size(name)
+    size = small_size(architecture)
     a = model(images(hwc(size, 4), batch=1))
     b = model(images(hwc(size + 16, 4), batch=1))
     assert len(a.shape) == 2 and a.shape == b.shape
     assert np.all(np.isfinite(a)) and np.all(np.isfinite(b))
 
 
-def test_classes_and_softmax(name):
-    size = small_size(name)
-    model = kerasnets.get_model(name, input_shape=hwc(size), classes=3, **small_kwargs(name))
+def test_classes_and_softmax(architecture):
+    size = small_size(architecture)
+    model = kerasnets.get_model(architecture, input_shape=hwc(size), classes=3, **small_kwargs(architecture))
     for key, out in outputs_of(model(images(hwc(size)))).items():
         assert tuple(out.shape) == (2, 3), key
         np.testing.assert_allclose(np.sum(out, axis=-1), 1.0, rtol=1e-5, err_msg=key)
@@ -192,10 +224,10 @@ def test_minimum_size_is_the_architectures(name):
             kerasnets.get_model(name, input_shape=hwc(minimum - 1))
 
 
-def test_keras_file_round_trip(name, tmp_path):
-    size = small_size(name)
-    model = kerasnets.get_model(name, input_shape=hwc(size), classes=4, **small_kwargs(name))
-    path = os.fspath(tmp_path / f"{name}.keras")
+def test_keras_file_round_trip(architecture, tmp_path):
+    size = small_size(architecture)
+    model = kerasnets.get_model(architecture, input_shape=hwc(size), classes=4, **small_kwargs(architecture))
+    path = os.fspath(tmp_path / f"{architecture}.keras")
     model.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)
     x = images(hwc(size))
