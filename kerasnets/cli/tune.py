@@ -397,15 +397,11 @@ class _Claim:
 
     def write_search(self, request):
         """Lists the search's files in the folder's manifest, then writes ``search.json``."""
-        from kerasnets.export import atomic_destination
-        from kerasnets.files import Manifest, strict_json
+        from kerasnets.files import Manifest, write_json
 
         self.manifest = self._old or Manifest(self.output, MANIFEST_KIND)
         self.manifest.record(*LAYOUT)
-        text = json.dumps(strict_json(request), indent=2, allow_nan=False) + "\n"
-        with atomic_destination(os.path.join(self.output, SEARCH_FILE), overwrite=True) as staging:
-            with open(staging, "w", encoding="utf-8") as f:
-                f.write(text)
+        write_json(os.path.join(self.output, SEARCH_FILE), request)
 
     def record(self, *names):
         """Lists ``names`` (relative paths) in the manifest before they are written."""

@@ -46,7 +46,7 @@ from kerasnets.export._dtype import policy_names, with_dtype_policy
 from kerasnets.export._fold import fold_batch_norm
 from kerasnets.export._spec import ExportSpec, exportable_model, find_lambda_layers, resolve_spec
 from kerasnets.export._serving import SIGNATURES, eval_preprocess
-from kerasnets.files import strict_json
+from kerasnets.files import json_text, write_json
 
 __all__ = [
     "FORMATS",
@@ -97,12 +97,6 @@ _SPEC_ARGS_DOC = """
 def _spec(model, kwargs):
     model = exportable_model(model)
     return model, resolve_spec(model, **kwargs)
-
-
-def _write_json(path, record):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(strict_json(record), f, indent=2, sort_keys=False, allow_nan=False)
-        f.write("\n")
 
 
 def saved_model(
@@ -176,7 +170,7 @@ def saved_model(
     )
     with atomic_destination(path, overwrite=overwrite) as staging:
         archive.write_out(staging, verbose=False)
-        _write_json(os.path.join(staging, METADATA_FILE), record)
+        write_json(os.path.join(staging, METADATA_FILE), record)
         record_export(staging)  # the manifest: what a later overwrite=True may replace
     return record
 
@@ -224,10 +218,10 @@ def keras_file(model, path, *, overwrite=False, verify=True):
     with atomic_destination(path, overwrite=overwrite) as staging:
         model.save(staging)
         with zipfile.ZipFile(staging, "a") as archive:
-            archive.writestr(METADATA_FILE, json.dumps({
+            archive.writestr(METADATA_FILE, json_text({
                 "format": "keras", "model_name": None if card is None else card.model,
                 "model_card": None if card is None else card.to_dict(), "versions": _versions(),
-            }, indent=2) + "\n")
+            }))
         if verify:
             keras.models.load_model(staging, safe_mode=True, compile=False)
     return path
