@@ -40,6 +40,7 @@ import os
 import zipfile
 
 from kerasnets._validate import check_bool, check_choice, check_path, fail
+from kerasnets._version import versions
 from kerasnets.card import model_card
 from kerasnets.export._atomic import METADATA_FILE, atomic_destination, check_destination, record_export
 from kerasnets.export._dtype import policy_names, with_dtype_policy
@@ -220,20 +221,11 @@ def keras_file(model, path, *, overwrite=False, verify=True):
         with zipfile.ZipFile(staging, "a") as archive:
             archive.writestr(METADATA_FILE, json_text({
                 "format": "keras", "model_name": None if card is None else card.model,
-                "model_card": None if card is None else card.to_dict(), "versions": _versions(),
+                "model_card": None if card is None else card.to_dict(), "versions": versions(),
             }))
         if verify:
             keras.models.load_model(staging, safe_mode=True, compile=False)
     return path
-
-
-def _versions():
-    import keras
-    import tensorflow as tf
-
-    from kerasnets._version import __version__
-
-    return {"kerasnets": __version__, "keras": keras.__version__, "tensorflow": tf.__version__}
 
 
 def read_metadata(path) -> dict:

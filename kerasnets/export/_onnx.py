@@ -34,6 +34,7 @@ import sys
 import numpy as np
 
 from kerasnets._validate import check_bool, check_int, check_number, check_path, check_size, fail
+from kerasnets._version import versions
 from kerasnets.export._atomic import atomic_destination, check_destination
 from kerasnets.export._dtype import with_dtype_policy
 from kerasnets.export._fold import fold_batch_norm
@@ -228,15 +229,6 @@ def _static_size(static_size, spec):
     return check_size("static_size", static_size)
 
 
-def _versions():
-    import onnx as onnx_package
-    import onnxruntime
-    import tf2onnx
-
-    return {"tf2onnx": tf2onnx.__version__, "onnx": onnx_package.__version__,
-            "onnxruntime": onnxruntime.__version__}
-
-
 def _graph_doc(spec, static_size) -> dict:
     """The graph's input and outputs in words (the ``signatures`` of the metadata)."""
     from kerasnets.export._serving import signature_doc
@@ -349,7 +341,7 @@ def onnx(
                "static_size": list(static) if static is not None else None,
                "check": {"images": list(check_images.shape), "max_rel_diff": diff} if check else None},
     )
-    record["versions"].update(_versions())
+    record["versions"] = versions("tf2onnx", "onnx", "onnxruntime")
     proto.doc_string = (
         f"kerasnets {record['model_name'] or model.name}: uint8 RGB images in, probabilities and "
         f"top-k out; the export metadata is the JSON of metadata_props['{METADATA_KEY}']."

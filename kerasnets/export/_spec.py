@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
-import sys
 
 import keras
 
 from kerasnets._keras_compat import nested_layers, producing_layer
 from kerasnets._validate import check_choice, check_instance, check_int, check_size, fail
+from kerasnets._version import versions
 from kerasnets.card import ModelCard, model_card
 from kerasnets.preprocessing import Preprocessing
 
@@ -47,10 +47,6 @@ class ExportSpec:
 
     def metadata(self, *, format, fold_batch_norm=False, signatures=None, extra=None) -> dict:
         """The readable record of what produced an export (written as JSON)."""
-        import tensorflow as tf
-
-        from kerasnets._version import __version__
-
         family = None
         if self.model_name is not None:
             try:
@@ -80,12 +76,7 @@ class ExportSpec:
             "fold_batch_norm": bool(fold_batch_norm),
             "signatures": signatures,
             "source": self.source,
-            "versions": {
-                "kerasnets": __version__,
-                "tensorflow": tf.__version__,
-                "keras": keras.__version__,
-                "python": sys.version.split()[0],
-            },
+            "versions": versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         record.update(extra or {})

@@ -75,13 +75,13 @@ import dataclasses
 import datetime
 import inspect
 import os
-import platform
 import re
 import sys
 
 import keras
 
 from kerasnets._validate import check_free_of, check_int, check_number, fail, is_int
+from kerasnets._version import versions as _versions
 from kerasnets.card import model_card, set_model_card
 from kerasnets.files import (
     LOCK_FILE,
@@ -190,20 +190,6 @@ _RESUME_KEYS = ("model", "dataset", "image_size", "batch_size", "recipe", "overr
 
 def _slug(text):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(os.path.normpath(str(text)))).strip("_") or "data"
-
-
-def _versions():
-    import tensorflow as tf
-
-    from kerasnets._version import __version__
-
-    return {
-        "kerasnets": __version__,
-        "keras": keras.__version__,
-        "tensorflow": tf.__version__,
-        **_distribution.backend_versions(),
-        "python": platform.python_version(),
-    }
 
 
 def _now():
