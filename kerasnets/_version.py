@@ -12,7 +12,9 @@ __version__ = "0.1.0"
 def backend_versions() -> dict:
     """The Keras backend library's version (``{"jax": "0.10.2"}``); ``{}`` under TensorFlow
     (`versions` names TensorFlow always)."""
-    import keras  # inside: setup.cfg reads __version__ from this module, which stays light to import
+    # Inside: `import kerasnets` imports this module before it quiets TensorFlow's start-up
+    # (kerasnets._startup), so it imports neither Keras nor TensorFlow at its top.
+    import keras
 
     name = keras.backend.backend()
     if name in ("jax", "torch"):

@@ -15,6 +15,7 @@ import time
 
 from kerasnets._validate import fail, message
 from kerasnets.cli import KEY_VALUE_HELP, UsageError, key_value, positive_int, usage_errors
+from kerasnets.layers import image_shape
 
 _EPILOG = """\
 The search space (print it with --show-space) is the model family's widths:
@@ -446,16 +447,13 @@ class _Claim:
 def _load_search(args, entry, builder_kwargs, hypermodel_args):
     """Loads the data and builds the hypermodel; ``(hypermodel, request, train batches, validation
     batches, description)``."""
-    import keras
-
     from kerasnets import tuning
 
     train, val = _load_data(args, entry)
     steps = min(args.steps_per_epoch or train.steps_per_epoch, train.steps_per_epoch)
-    channels_last = keras.config.image_data_format() == "channels_last"
     n = train.image_size
     hypermodel = tuning.WidthHyperModel(
-        entry.name, input_shape=(n, n, 3) if channels_last else (3, n, n),
+        entry.name, input_shape=image_shape(n),
         classes=train.num_classes, steps_per_epoch=steps, **hypermodel_args,
     )
     request = {

@@ -39,6 +39,7 @@ from kerasnets.export._atomic import atomic_destination, check_destination
 from kerasnets.export._dtype import with_dtype_policy
 from kerasnets.export._fold import fold_batch_norm
 from kerasnets.export._spec import exportable_model, resolve_spec
+from kerasnets.layers import channels_last
 
 __all__ = [
     "onnx", "require_onnx", "resize_weights", "is_kerasnets_onnx", "read_onnx_metadata",
@@ -122,14 +123,13 @@ def _crop_resize(images, image_size, crop_fraction, static_size):
 
 def _serving_function(model, spec, static_size):
     """The function converted: uint8 images -> the outputs of ``serving_default``."""
-    import keras
     import tensorflow as tf
 
     from kerasnets.data import normalize
     from kerasnets.export._serving import _traced_model
 
     size = spec.image_size[0]
-    channels_first = keras.config.image_data_format() == "channels_first"
+    channels_first = not channels_last()
     classify = _traced_model(model, spec, channels_first)
     height, width = static_size if static_size is not None else (None, None)
 

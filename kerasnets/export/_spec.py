@@ -19,6 +19,7 @@ from kerasnets._keras_compat import nested_layers, producing_layer
 from kerasnets._validate import check_choice, check_instance, check_int, check_size, fail
 from kerasnets._version import versions
 from kerasnets.card import ModelCard, model_card
+from kerasnets.layers import channels_of, spatial_shape
 from kerasnets.preprocessing import Preprocessing
 
 __all__ = ["ExportSpec", "resolve_spec", "exportable_model", "find_lambda_layers", "OUTPUT_KINDS"]
@@ -197,8 +198,7 @@ def _image_size_of(model, info, image_size):
     shape = tuple(model.inputs[0].shape[1:])
     if len(shape) != 3:
         fail("model", "an image model (4D inputs) to be exported", model, received=f"model input shape {shape}")
-    channels_last = keras.config.image_data_format() == "channels_last"
-    spatial, channels = (shape[:2], shape[2]) if channels_last else (shape[1:], shape[0])
+    spatial, channels = spatial_shape(shape), channels_of(shape)
     if channels != 3:
         fail("model", "a model with 3 input channels (the serving signatures take RGB images)", model,
              received=f"model input shape {shape}")
