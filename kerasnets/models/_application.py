@@ -26,8 +26,7 @@ import keras
 from kerasnets._validate import check_bool, check_choice, check_int, check_keras_name, check_number, fail, is_int
 from kerasnets.card import CARD_LAYER, ModelCard, ModelCardLayer, set_model_card
 from kerasnets.layers import channels_of, image_shape, spatial_shape
-from kerasnets.preprocessing import Preprocessing
-from kerasnets.registry import ModelSpec, register_spec
+from kerasnets.registry import ModelInfo, ModelSpec, register_spec  # ModelInfo: kerasnets.models re-exports it
 
 __all__ = [
     "ModelInfo",
@@ -101,29 +100,6 @@ def _contract(given, model_name):
     if unknown:
         raise TypeError(f"{model_name} got unexpected keyword arguments {unknown}. Received: {unknown}")
     return {k: given.get(k, v) for k, v in CONTRACT_DEFAULTS.items()}
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelInfo:
-    """Facts about a model family that users, the data pipeline and exports need.
-
-    Attributes:
-        family: ``"resnet"``, ``"vgg"``, ...
-        paper: the reference, for docs and the CLI.
-        default_size: the default square input size (224, 299, 32).
-        preprocessing: the input normalisation the family is trained with.
-        default_classes: the default ``classes`` (1000; 10 for the CIFAR ResNets).
-        min_size: the smallest square input the default options accept, computed
-            from the family's own layer table with `min_input_size` (the test
-            matrix checks it: one pixel less must raise).
-    """
-
-    family: str
-    paper: str
-    default_size: int
-    preprocessing: Preprocessing
-    default_classes: int = 1000
-    min_size: int = 1
 
 
 def module_groups(table, prefix):
