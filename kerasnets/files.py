@@ -16,13 +16,20 @@
   or starting over deletes only those files and never a user's.
 * `lock_holder`: whether a live process holds a folder's `RunLock`, without
   taking it or writing anything.
-* `read_json_object`, `strict_json`: JSON records read with one clear error
-  naming the file, and written as strict JSON (no bare ``NaN``).
+* `atomic_path`, `write_text`, `write_bytes`, `write_json`: atomic writes. A
+  file is either the old one or the complete new one, never half: the new
+  one is written to a temporary file beside it (same file system), flushed to
+  disk (`fsync`) and ``os.replace``d over it, which is atomic on POSIX and
+  Windows. A process killed at any moment (even by SIGKILL) leaves at worst a
+  ``.tmp-<pid>-*`` file, which `remove_stale_partials` deletes later.
+* `read_json_object`, `strict_json`, `json_roundtrip`: JSON records read with
+  one clear error naming the file, and written as strict JSON (no bare ``NaN``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import numbers
@@ -49,6 +56,13 @@ __all__ = [
     "lock_holder",
     "read_json_object",
     "strict_json",
+    "json_roundtrip",
+    "json_text",
+    "fsync",
+    "atomic_path",
+    "write_text",
+    "write_bytes",
+    "write_json",
 ]
 
 LOCK_FILE = ".lock"
@@ -381,20 +395,8 @@ class Manifest:
 
     def write(self) -> None:
         """Writes the manifest atomically (a temporary file renamed over it)."""
-        os.makedirs(self.folder, exist_ok=True)
-        text = json.dumps({_MARKER: MANIFEST_FORMAT, "kind": self.kind, "files": sorted(self.entries)},
-                          indent=1) + "\n"
-        handle, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-manifest-", dir=self.folder)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
-            raise
+        write_json(self.path, {_MARKER: MANIFEST_FORMAT, "kind": self.kind, "files": sorted(self.entries)},
+                   indent=1)
 
     def _inside(self, rel) -> bool:
         """Whether ``rel`` is reached without going through a link (so it is in the folder)."""
@@ -518,3 +520,85 @@ def strict_json(data):
         value = float(data)
         return value if math.isfinite(value) else None
     return data
+
+
+def json_roundtrip(data):
+    """``data`` as it reads back from JSON (tuples become lists, NumPy numbers Python's)."""
+    return json.loads(json.dumps(data, default=_json_default))
+
+
+def _json_default(value):
+    # NumPy scalars and other number-likes from Keras logs.
+    for cast in (int, float):
+        try:
+            if cast(value) == value:
+                return cast(value)
+        except (TypeError, ValueError, OverflowError):  # int(inf)
+            continue
+    return str(value)
+
+
+def json_text(data, *, indent=2, sort_keys=False) -> str:
+    """``data`` as strict JSON text ending in a newline: NaN and infinity become ``null``
+    (a diverged loss is no bare ``NaN``), tuples lists, NumPy numbers Python's."""
+    return json.dumps(strict_json(json_roundtrip(data)), indent=indent, sort_keys=sort_keys, allow_nan=False) + "\n"
+
+
+# -- atomic writes ---------------------------------------------------------------------
+
+
+def fsync(path) -> None:
+    """Flushes the file ``path`` to disk (best effort: a file system without fsync is let be)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+_WRITES = itertools.count()  # a distinct temporary name for every write of this process
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path next to ``path`` (same suffix); commits it on success.
+
+    The suffix is kept because writers check it (Keras's ``.keras`` and
+    ``.weights.h5``, matplotlib's ``.png``). On an exception the temporary file
+    is removed and ``path`` is untouched.
+    """
+    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f"{TMP_PREFIX}{os.getpid()}-{next(_WRITES)}-{name}")
+    try:
+        yield tmp
+        fsync(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def write_bytes(path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+
+def write_text(path, text: str) -> None:
+    """Writes ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+def write_json(path, data, *, indent=2, sort_keys=False) -> None:
+    """Writes ``data`` to ``path`` atomically, as strict JSON (`json_text`)."""
+    write_text(path, json_text(data, indent=indent, sort_keys=sort_keys))

@@ -11,7 +11,11 @@ from keras import ops
 from kerasnets._validate import check_choice, fail, is_int, is_number
 
 __all__ = [
+    "channels_last",
     "channel_axis",
+    "image_shape",
+    "spatial_shape",
+    "channels_of",
     "he_normal",
     "conv_bn_act",
     "LocalResponseNormalization",
@@ -19,9 +23,39 @@ __all__ = [
 ]
 
 
+def channels_last(data_format=None) -> bool:
+    """Whether images are laid out ``(height, width, channels)``: ``data_format``, or
+    ``keras.config.image_data_format()`` when it is None. Every layout test of kerasnets
+    asks this function."""
+    return (data_format or keras.config.image_data_format()) == "channels_last"
+
+
 def channel_axis() -> int:
     """The channel axis of a 4D image tensor in the current data format."""
-    return -1 if keras.config.image_data_format() == "channels_last" else 1
+    return -1 if channels_last() else 1
+
+
+def image_shape(size, channels=3) -> tuple:
+    """The shape of one image (no batch axis) in the current data format.
+
+    Args:
+        size: ``(height, width)``, or one integer for a square.
+        channels: the number of channels.
+    """
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    return (height, width, channels) if channels_last() else (channels, height, width)
+
+
+def spatial_shape(shape, data_format=None) -> tuple:
+    """The spatial dimensions of an image ``shape`` without its batch axis (``(H, W)`` of
+    ``(H, W, C)`` or ``(C, H, W)``) in ``data_format`` (default Keras's)."""
+    shape = tuple(shape)
+    return shape[:-1] if channels_last(data_format) else shape[1:]
+
+
+def channels_of(shape, data_format=None):
+    """The number of channels of an image ``shape`` without its batch axis."""
+    return shape[-1] if channels_last(data_format) else shape[0]
 
 
 def he_normal():
@@ -173,7 +207,7 @@ class LocalResponseNormalization(keras.layers.Layer):
     def call(self, inputs):
         x = ops.cast(inputs, "float32")
         rank = len(x.shape)
-        axis = rank - 1 if self.data_format == "channels_last" else 1
+        axis = rank - 1 if channels_last(self.data_format) else 1
         channels = x.shape[axis]
         if channels is None:
             channels = ops.shape(x)[axis]
@@ -226,7 +260,7 @@ class ChannelZeroPad(keras.layers.Layer):
         self.data_format = data_format or keras.config.image_data_format()
 
     def _axis(self):
-        return 3 if self.data_format == "channels_last" else 1
+        return 3 if channels_last(self.data_format) else 1
 
     def call(self, inputs):
         axis = self._axis()

@@ -33,8 +33,10 @@ import types
 from typing import Any, Callable, Mapping
 
 from kerasnets._validate import check_choice, check_string, fail
+from kerasnets.preprocessing import Preprocessing
 
 __all__ = [
+    "ModelInfo",
     "ModelSpec",
     "spec_table",
     "WidthSpace",
@@ -92,6 +94,29 @@ class WidthSpace:
         return None if self.kind == "global" else WIDTH_ARGUMENT
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """Facts about a model family that users, the data pipeline and exports need.
+
+    Attributes:
+        family: ``"resnet"``, ``"vgg"``, ...
+        paper: the reference, for docs and the CLI.
+        default_size: the default square input size (224, 299, 32).
+        preprocessing: the input normalisation the family is trained with.
+        default_classes: the default ``classes`` (1000; 10 for the CIFAR ResNets).
+        min_size: the smallest square input the default options accept, computed
+            from the family's own layer table with `min_input_size` (the test
+            matrix checks it: one pixel less must raise).
+    """
+
+    family: str
+    paper: str
+    default_size: int
+    preprocessing: Preprocessing
+    default_classes: int = 1000
+    min_size: int = 1
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class ModelSpec:
     """One registered variant, declared once.
@@ -103,7 +128,7 @@ class ModelSpec:
             <contract arguments>, <family options>)`` that builds the model.
         arguments: the family function's fixed arguments for this variant
             (``{"depth": 50}``, ``{"config": "D", "batch_norm": True}``).
-        info: the `kerasnets.models.ModelInfo` (family, paper, input size,
+        info: its `ModelInfo` (family, paper, input size,
             preprocessing, minimum size).
         summary: the first paragraph of the builder's docstring.
         options_doc: the docstring text of the family options.
@@ -123,7 +148,7 @@ class ModelSpec:
     name: str
     builder_name: str
     family: Callable[..., Any]
-    info: Any
+    info: ModelInfo
     summary: str
     arguments: Mapping = dataclasses.field(default_factory=dict)
     options_doc: str = ""
@@ -166,7 +191,7 @@ class ModelEntry:
     spec: ModelSpec | None = None
 
     @property
-    def info(self):
+    def info(self) -> ModelInfo:
         """The `kerasnets.models.ModelInfo` (input size, paper, preprocessing)."""
         return self.spec.info if self.spec is not None else self.builder.info
 

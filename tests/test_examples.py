@@ -14,7 +14,6 @@ folders and randomly initialised models. Each example writes under its own
 temporary working directory; the files it must produce are checked.
 """
 
-import contextlib
 import fcntl
 import importlib.util
 import json

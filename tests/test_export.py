@@ -309,7 +309,7 @@ def test_interrupted_export_leaves_nothing(tiny, tmp_path, monkeypatch):
 def test_failed_overwrite_keeps_the_previous_export(tiny, tmp_path, monkeypatch):
     path = tmp_path / "model"
     ke.saved_model(tiny, path, top_k=2)
-    monkeypatch.setattr(ke, "_write_json", _boom)
+    monkeypatch.setattr(ke, "write_json", _boom)
     with pytest.raises(RuntimeError, match="disk full"):
         ke.saved_model(tiny, path, top_k=1, overwrite=True)
     monkeypatch.undo()

@@ -1,7 +1,6 @@
 """The adaptive warm-up (Recipe.warmup_until_accuracy) and the demo run's use of it."""
 
 import json
-import os
 
 import keras
 import numpy as np

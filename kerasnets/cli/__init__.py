@@ -27,6 +27,7 @@ import sys
 
 from kerasnets._startup import quiet_tensorflow_startup
 from kerasnets._validate import check_int, check_number, fail, is_int, is_number
+from kerasnets.layers import image_shape
 
 __all__ = [
     "main", "UsageError", "CommandFailed", "usage_errors", "COMMANDS", "check_keras_file",
@@ -247,10 +248,7 @@ def model_kwargs(args, name=None) -> dict:
     if getattr(args, "classes", None) is not None:
         kwargs["classes"] = args.classes
     if getattr(args, "input_size", None) is not None:
-        import keras
-
-        n = args.input_size
-        kwargs["input_shape"] = (n, n, 3) if keras.config.image_data_format() == "channels_last" else (3, n, n)
+        kwargs["input_shape"] = image_shape(args.input_size)
     parameters = inspect.signature(entry.builder).parameters
     for key, value in kwargs.items():
         if key in parameters and key not in ("input_shape", "classes", "width_multiplier"):

@@ -8,13 +8,13 @@ import json
 import os
 import queue
 import re
-import shutil
 import socket
 import sys
 import time
 
 from kerasnets._validate import fail, message
 from kerasnets.cli import KEY_VALUE_HELP, UsageError, key_value, positive_int, usage_errors
+from kerasnets.layers import image_shape
 
 _EPILOG = """\
 The search space (print it with --show-space) is the model family's widths:
@@ -397,15 +397,11 @@ class _Claim:
 
     def write_search(self, request):
         """Lists the search's files in the folder's manifest, then writes ``search.json``."""
-        from kerasnets.export import atomic_destination
-        from kerasnets.files import Manifest, strict_json
+        from kerasnets.files import Manifest, write_json
 
         self.manifest = self._old or Manifest(self.output, MANIFEST_KIND)
         self.manifest.record(*LAYOUT)
-        text = json.dumps(strict_json(request), indent=2, allow_nan=False) + "\n"
-        with atomic_destination(os.path.join(self.output, SEARCH_FILE), overwrite=True) as staging:
-            with open(staging, "w", encoding="utf-8") as f:
-                f.write(text)
+        write_json(os.path.join(self.output, SEARCH_FILE), request)
 
     def record(self, *names):
         """Lists ``names`` (relative paths) in the manifest before they are written."""
@@ -450,16 +446,13 @@ class _Claim:
 def _load_search(args, entry, builder_kwargs, hypermodel_args):
     """Loads the data and builds the hypermodel; ``(hypermodel, request, train batches, validation
     batches, description)``."""
-    import keras
-
     from kerasnets import tuning
 
     train, val = _load_data(args, entry)
     steps = min(args.steps_per_epoch or train.steps_per_epoch, train.steps_per_epoch)
-    channels_last = keras.config.image_data_format() == "channels_last"
     n = train.image_size
     hypermodel = tuning.WidthHyperModel(
-        entry.name, input_shape=(n, n, 3) if channels_last else (3, n, n),
+        entry.name, input_shape=image_shape(n),
         classes=train.num_classes, steps_per_epoch=steps, **hypermodel_args,
     )
     request = {

@@ -21,13 +21,13 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 import zlib
 
 import tensorflow as tf
 
 from kerasnets.data._common import DataError, Records
+from kerasnets.files import write_json
 
 __all__ = ["IMAGE_EXTENSIONS", "SPLIT_FOLDERS", "folder_records", "list_images", "verified_cache_path"]
 
@@ -153,11 +153,7 @@ def _read_cache(file):
 def _write_cache(file, root, files):
     """Best effort (a read-only home only makes the next run slower), atomic."""
     try:
-        os.makedirs(os.path.dirname(file), exist_ok=True)
-        handle, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(file))
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            json.dump({"root": os.path.realpath(root), "files": files}, f)
-        os.replace(tmp, file)
+        write_json(file, {"root": os.path.realpath(root), "files": files}, indent=None)
     except OSError:
         pass
 

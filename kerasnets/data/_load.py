@@ -15,6 +15,7 @@ from kerasnets._validate import (
 )
 from kerasnets.card import model_card
 from kerasnets.data import _augment
+from kerasnets.layers import spatial_shape
 from kerasnets.preprocessing import IMAGENET_MEAN_STD, Preprocessing
 
 __all__ = ["DataSplit", "load", "check_decodable", "get_preprocessing", "SMALL_IMAGE_SIZE"]
@@ -164,7 +165,7 @@ def _model_defaults(model, weights, preprocessing):
 
     if isinstance(model, keras.Model):
         card = model_card(model)
-        size = model.inputs[0].shape[1 if keras.config.image_data_format() == "channels_last" else 2]
+        size = spatial_shape(model.inputs[0].shape[1:])[0]
         default_size = size if size is not None else (get_entry(card.model).info.default_size if card else None)
         if preprocessing is not None and card is None:
             return default_size, get_preprocessing(preprocessing)

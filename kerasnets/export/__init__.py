@@ -40,13 +40,14 @@ import os
 import zipfile
 
 from kerasnets._validate import check_bool, check_choice, check_path, fail
+from kerasnets._version import versions
 from kerasnets.card import model_card
 from kerasnets.export._atomic import METADATA_FILE, atomic_destination, check_destination, record_export
 from kerasnets.export._dtype import policy_names, with_dtype_policy
 from kerasnets.export._fold import fold_batch_norm
 from kerasnets.export._spec import ExportSpec, exportable_model, find_lambda_layers, resolve_spec
 from kerasnets.export._serving import SIGNATURES, eval_preprocess
-from kerasnets.files import strict_json
+from kerasnets.files import json_text, write_json
 
 __all__ = [
     "FORMATS",
@@ -97,12 +98,6 @@ _SPEC_ARGS_DOC = """
 def _spec(model, kwargs):
     model = exportable_model(model)
     return model, resolve_spec(model, **kwargs)
-
-
-def _write_json(path, record):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(strict_json(record), f, indent=2, sort_keys=False, allow_nan=False)
-        f.write("\n")
 
 
 def saved_model(
@@ -176,7 +171,7 @@ def saved_model(
     )
     with atomic_destination(path, overwrite=overwrite) as staging:
         archive.write_out(staging, verbose=False)
-        _write_json(os.path.join(staging, METADATA_FILE), record)
+        write_json(os.path.join(staging, METADATA_FILE), record)
         record_export(staging)  # the manifest: what a later overwrite=True may replace
     return record
 
@@ -224,22 +219,13 @@ def keras_file(model, path, *, overwrite=False, verify=True):
     with atomic_destination(path, overwrite=overwrite) as staging:
         model.save(staging)
         with zipfile.ZipFile(staging, "a") as archive:
-            archive.writestr(METADATA_FILE, json.dumps({
+            archive.writestr(METADATA_FILE, json_text({
                 "format": "keras", "model_name": None if card is None else card.model,
-                "model_card": None if card is None else card.to_dict(), "versions": _versions(),
-            }, indent=2) + "\n")
+                "model_card": None if card is None else card.to_dict(), "versions": versions(),
+            }))
         if verify:
             keras.models.load_model(staging, safe_mode=True, compile=False)
     return path
-
-
-def _versions():
-    import keras
-    import tensorflow as tf
-
-    from kerasnets._version import __version__
-
-    return {"kerasnets": __version__, "keras": keras.__version__, "tensorflow": tf.__version__}
 
 
 def read_metadata(path) -> dict:

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from kerasnets._keras_compat import inbound_nodes
+from kerasnets.layers import channels_last
 
 __all__ = ["fold_batch_norm", "foldable_pairs"]
 
@@ -26,7 +27,7 @@ def _single_call(layer):
 
 
 def _channel_axis(conv):
-    return 3 if conv.data_format == "channels_last" else 1
+    return 3 if channels_last(conv.data_format) else 1
 
 
 def foldable_pairs(model) -> dict:

@@ -34,10 +34,12 @@ import sys
 import numpy as np
 
 from kerasnets._validate import check_bool, check_int, check_number, check_path, check_size, fail
+from kerasnets._version import versions
 from kerasnets.export._atomic import atomic_destination, check_destination
 from kerasnets.export._dtype import with_dtype_policy
 from kerasnets.export._fold import fold_batch_norm
 from kerasnets.export._spec import exportable_model, resolve_spec
+from kerasnets.layers import channels_last
 
 __all__ = [
     "onnx", "require_onnx", "resize_weights", "is_kerasnets_onnx", "read_onnx_metadata",
@@ -121,14 +123,13 @@ def _crop_resize(images, image_size, crop_fraction, static_size):
 
 def _serving_function(model, spec, static_size):
     """The function converted: uint8 images -> the outputs of ``serving_default``."""
-    import keras
     import tensorflow as tf
 
     from kerasnets.data import normalize
     from kerasnets.export._serving import _traced_model
 
     size = spec.image_size[0]
-    channels_first = keras.config.image_data_format() == "channels_first"
+    channels_first = not channels_last()
     classify = _traced_model(model, spec, channels_first)
     height, width = static_size if static_size is not None else (None, None)
 
@@ -226,15 +227,6 @@ def _static_size(static_size, spec):
     if static_size is True:
         return tuple(spec.image_size)
     return check_size("static_size", static_size)
-
-
-def _versions():
-    import onnx as onnx_package
-    import onnxruntime
-    import tf2onnx
-
-    return {"tf2onnx": tf2onnx.__version__, "onnx": onnx_package.__version__,
-            "onnxruntime": onnxruntime.__version__}
 
 
 def _graph_doc(spec, static_size) -> dict:
@@ -349,7 +341,7 @@ def onnx(
                "static_size": list(static) if static is not None else None,
                "check": {"images": list(check_images.shape), "max_rel_diff": diff} if check else None},
     )
-    record["versions"].update(_versions())
+    record["versions"] = versions("tf2onnx", "onnx", "onnxruntime")
     proto.doc_string = (
         f"kerasnets {record['model_name'] or model.name}: uint8 RGB images in, probabilities and "
         f"top-k out; the export metadata is the JSON of metadata_props['{METADATA_KEY}']."

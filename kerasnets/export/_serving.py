@@ -17,8 +17,9 @@ evaluation during training and serving agree.
 
 from __future__ import annotations
 
-import keras
 import tensorflow as tf
+
+from kerasnets.layers import channels_last
 
 __all__ = [
     "SIGNATURES", "serving_functions", "eval_preprocess", "eval_preprocess_encoded", "signature_doc",
@@ -131,7 +132,7 @@ def serving_functions(model, spec):
     ``model`` is the single-output inference model; ``spec`` an `ExportSpec`.
     """
     h, w = spec.image_size
-    channels_first = keras.config.image_data_format() == "channels_first"
+    channels_first = not channels_last()
 
     # TensorFlow's CPU convolutions fail on an empty batch, so an empty request
     # skips the model and gets empty outputs of the right shapes and types.

@@ -12,13 +12,14 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
-import sys
 
 import keras
 
 from kerasnets._keras_compat import nested_layers, producing_layer
 from kerasnets._validate import check_choice, check_instance, check_int, check_size, fail
+from kerasnets._version import versions
 from kerasnets.card import ModelCard, model_card
+from kerasnets.layers import channels_of, spatial_shape
 from kerasnets.preprocessing import Preprocessing
 
 __all__ = ["ExportSpec", "resolve_spec", "exportable_model", "find_lambda_layers", "OUTPUT_KINDS"]
@@ -47,10 +48,6 @@ class ExportSpec:
 
     def metadata(self, *, format, fold_batch_norm=False, signatures=None, extra=None) -> dict:
         """The readable record of what produced an export (written as JSON)."""
-        import tensorflow as tf
-
-        from kerasnets._version import __version__
-
         family = None
         if self.model_name is not None:
             try:
@@ -80,12 +77,7 @@ class ExportSpec:
             "fold_batch_norm": bool(fold_batch_norm),
             "signatures": signatures,
             "source": self.source,
-            "versions": {
-                "kerasnets": __version__,
-                "tensorflow": tf.__version__,
-                "keras": keras.__version__,
-                "python": sys.version.split()[0],
-            },
+            "versions": versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         record.update(extra or {})
@@ -206,8 +198,7 @@ def _image_size_of(model, info, image_size):
     shape = tuple(model.inputs[0].shape[1:])
     if len(shape) != 3:
         fail("model", "an image model (4D inputs) to be exported", model, received=f"model input shape {shape}")
-    channels_last = keras.config.image_data_format() == "channels_last"
-    spatial, channels = (shape[:2], shape[2]) if channels_last else (shape[1:], shape[0])
+    spatial, channels = spatial_shape(shape), channels_of(shape)
     if channels != 3:
         fail("model", "a model with 3 input channels (the serving signatures take RGB images)", model,
              received=f"model input shape {shape}")

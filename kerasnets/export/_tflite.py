@@ -10,6 +10,7 @@ from kerasnets._validate import check_number, check_path, fail
 from kerasnets.export._atomic import atomic_destination, check_destination
 from kerasnets.export._dtype import with_dtype_policy
 from kerasnets.export._spec import exportable_model, resolve_spec
+from kerasnets.layers import channels_last
 
 __all__ = ["tflite"]
 
@@ -25,11 +26,10 @@ def _normalize(images, preprocessing):
 
 def _converter_input(model, spec):
     """The float32 function converted: uint8 images at the model's size -> probabilities."""
-    import keras
     import tensorflow as tf
 
     h, w = spec.image_size
-    channels_first = keras.config.image_data_format() == "channels_first"
+    channels_first = not channels_last()
 
     def serve(images):
         x = _normalize(images, spec.preprocessing)

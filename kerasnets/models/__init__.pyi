@@ -11,11 +11,11 @@ from kerasnets.models import googlenet as googlenet
 from kerasnets.models import inception as inception
 from kerasnets.models import resnet as resnet
 from kerasnets.models import vgg as vgg
-from kerasnets.models._application import ModelInfo as ModelInfo
 from kerasnets.models._features import feature_extractor as feature_extractor
 from kerasnets.models._features import feature_stages as feature_stages
 from kerasnets.models._multi_output import AuxiliaryClassifierModel as AuxiliaryClassifierModel
 from kerasnets.models._multi_output import inference_model as inference_model
+from kerasnets.registry import ModelInfo as ModelInfo
 
 __all__ = [
     "AlexNet",

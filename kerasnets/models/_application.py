@@ -25,8 +25,8 @@ import keras
 
 from kerasnets._validate import check_bool, check_choice, check_int, check_keras_name, check_number, fail, is_int
 from kerasnets.card import CARD_LAYER, ModelCard, ModelCardLayer, set_model_card
-from kerasnets.preprocessing import Preprocessing
-from kerasnets.registry import ModelSpec, register_spec
+from kerasnets.layers import channels_of, image_shape, spatial_shape
+from kerasnets.registry import ModelInfo, ModelSpec, register_spec  # ModelInfo: kerasnets.models re-exports it
 
 __all__ = [
     "ModelInfo",
@@ -100,29 +100,6 @@ def _contract(given, model_name):
     if unknown:
         raise TypeError(f"{model_name} got unexpected keyword arguments {unknown}. Received: {unknown}")
     return {k: given.get(k, v) for k, v in CONTRACT_DEFAULTS.items()}
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelInfo:
-    """Facts about a model family that users, the data pipeline and exports need.
-
-    Attributes:
-        family: ``"resnet"``, ``"vgg"``, ...
-        paper: the reference, for docs and the CLI.
-        default_size: the default square input size (224, 299, 32).
-        preprocessing: the input normalisation the family is trained with.
-        default_classes: the default ``classes`` (1000; 10 for the CIFAR ResNets).
-        min_size: the smallest square input the default options accept, computed
-            from the family's own layer table with `min_input_size` (the test
-            matrix checks it: one pixel less must raise).
-    """
-
-    family: str
-    paper: str
-    default_size: int
-    preprocessing: Preprocessing
-    default_classes: int = 1000
-    min_size: int = 1
 
 
 def module_groups(table, prefix):
@@ -203,14 +180,6 @@ def min_input_size(ops: Sequence[tuple], final_size: int = 1, limit: int = 4096)
 # ---------------------------------------------------------------------------
 
 
-def _channels_last():
-    return keras.config.image_data_format() == "channels_last"
-
-
-def _spatial(shape):
-    return tuple(shape[:2]) if _channels_last() else tuple(shape[1:3])
-
-
 def _validate_weights(weights, model_name):
     """The family functions take ``None`` or a file path; presets are resolved by the
     public builders (`make_builder`), which know the registered name."""
@@ -264,11 +233,11 @@ def _resolve_input_shape(input_shape, input_tensor, info, model_name):
     shape = input_shape or tensor_shape
     if shape is None:
         size = info.default_size
-        shape = (size, size, 3) if _channels_last() else (3, size, size)
+        shape = image_shape(size)
     if len(shape) != 3:
         fail("input_tensor", "a 4D image batch", input_tensor, context=model_name,
              received=f"input_tensor.shape={input_tensor.shape}")
-    channels = shape[-1] if _channels_last() else shape[0]
+    channels = channels_of(shape)
     if channels is None or channels < 1:
         fail("input_shape", "a shape with a known, positive number of channels", shape)
     return shape
@@ -311,11 +280,11 @@ def build_application(
     check_int("classes", classes)
     _validate_activation(classifier_activation)
     if include_top and classes == 1 and _is_softmax(classifier_activation):
-        fail("classes", f"at least 2 with classifier_activation='softmax' (a softmax over one class is "
+        fail("classes", "at least 2 with classifier_activation='softmax' (a softmax over one class is "
              "always 1.0; for one yes/no output pass classifier_activation='sigmoid')", classes,
              context=model_name, received=f"classes=1, classifier_activation={classifier_activation!r}")
     shape = _resolve_input_shape(input_shape, input_tensor, info, model_name)
-    spatial = _spatial(shape)
+    spatial = spatial_shape(shape)
     if include_top and fixed_size_top and any(d is None for d in spatial):
         fail("input_shape", f"of a fixed height and width when {model_name} has include_top=True "
              "(it flattens its last feature map into fully-connected layers, so the input needs a "

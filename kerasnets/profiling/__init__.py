@@ -41,9 +41,10 @@ import keras
 from kerasnets._keras_compat import deferred_variables
 from kerasnets._validate import check_size, fail
 from kerasnets.card import ModelCard, model_card
+from kerasnets.layers import image_shape
 from kerasnets.profiling._blocks import describe, inception_widths, is_quiet, kind, patch_of, split_name
 from kerasnets.profiling._graph import COUNTED, NOT_COUNTED, conv_macs, walk
-from kerasnets.profiling._render import render
+from kerasnets.profiling._render import render, shape_text
 from kerasnets.profiling._catalog import (
     ModelSummary,
     format_models,
@@ -198,7 +199,7 @@ class Profile:
             params = "params: learnable weights (= model.count_params(); no BatchNorm statistics). "
         text = (
             params +
-            f"MACs: multiply-adds of {COUNTED} for one {_shape_text(self.input_shape)} image; "
+            f"MACs: multiply-adds of {COUNTED} for one {shape_text(self.input_shape)} image; "
             f"{NOT_COUNTED} are not counted. 1 MAC = 2 FLOPs. "
             f"depth: layers with weights on the longest path. K, M, G = 10^3, 10^6, 10^9."
         )
@@ -252,14 +253,6 @@ class Profile:
         return self.to_markdown()
 
 
-def _shape_text(shape):
-    fmt = keras.config.image_data_format()
-    dims = list(shape)
-    if len(dims) == 3 and fmt == "channels_first":
-        dims = dims[1:] + dims[:1]
-    return "×".join("?" if d is None else str(d) for d in dims)
-
-
 # ---------------------------------------------------------------------------
 # Building without initialising weights.
 # ---------------------------------------------------------------------------
@@ -276,7 +269,7 @@ def _build(name, input_size, builder_kwargs):
                  received=f"input_size={input_size!r}, input_shape={kwargs['input_shape']!r}")
         size = check_size("input_size", input_size)
         channels = 3
-        kwargs["input_shape"] = (*size, channels) if keras.config.image_data_format() == "channels_last" else (channels, *size)
+        kwargs["input_shape"] = image_shape(size, channels)
     try:
         with deferred_variables():
             return entry.build(**kwargs)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 
 import keras
+from kerasnets.layers import spatial_shape
 
 __all__ = ["split_name", "describe", "inception_widths", "patch_of"]
 
@@ -127,8 +128,7 @@ def patch_of(layer, input_shape=None):
     elif is_pool(layer):
         kernel, strides = _window(config, "pool_size"), _window(config, "strides")
     elif isinstance(layer, tuple(_GLOBAL_POOL)) and input_shape is not None:
-        fmt = config.get("data_format") or keras.config.image_data_format()
-        spatial = input_shape[1:-1] if fmt == "channels_last" else input_shape[2:]
+        spatial = spatial_shape(input_shape[1:], config.get("data_format"))
         if any(d is None for d in spatial):
             return "global"
         return f"{_times(spatial)}/1"

@@ -12,6 +12,7 @@ import keras
 
 from kerasnets._keras_compat import inbound_nodes, keras_history
 from kerasnets._validate import check_int, fail
+from kerasnets.layers import channels_of, spatial_shape
 
 __all__ = ["NodeStats", "walk", "layer_macs", "conv_macs", "COUNTED", "NOT_COUNTED"]
 
@@ -45,14 +46,14 @@ class NodeStats:
 
 def _positions(shape, data_format):
     """Number of spatial positions (product of the spatial dims) of a batched shape."""
-    spatial = shape[1:-1] if data_format == "channels_last" else shape[2:]
+    spatial = spatial_shape(shape[1:], data_format)
     if any(d is None for d in spatial):
         return None
     return math.prod(spatial)
 
 
 def _channels(shape, data_format):
-    return shape[-1] if data_format == "channels_last" else shape[1]
+    return channels_of(shape[1:], data_format)
 
 
 def conv_macs(output_size, in_channels, filters, kernel_size, groups=1):
@@ -111,7 +112,7 @@ def layer_macs(layer, input_shapes, output_shape):
     """
     L = keras.layers
     config = layer.get_config()
-    fmt = config.get("data_format") or keras.config.image_data_format()
+    fmt = config.get("data_format")
     in_shape = tuple(input_shapes[0]) if input_shapes else ()
     out = _positions(output_shape, fmt) if len(output_shape) > 2 else 1
 

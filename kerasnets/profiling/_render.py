@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from kerasnets.profiling._blocks import WIDTH_ORDER
+from kerasnets.layers import channels_last
 
 __all__ = ["render", "human"]
 
@@ -20,11 +21,10 @@ def human(n: int, exact: bool = False) -> str:
     return str(n)  # pragma: no cover
 
 
-def _size(shape) -> str:
-    import keras
-
+def shape_text(shape) -> str:
+    """An image shape as ``224×224×3``, height and width first whatever the data format."""
     dims = list(shape)
-    if len(dims) == 3 and keras.config.image_data_format() == "channels_first":
+    if len(dims) == 3 and not channels_last():
         dims = dims[1:] + dims[:1]
     return "×".join("?" if d is None else str(d) for d in dims)
 
@@ -42,14 +42,14 @@ def _block_table(profile, exact, markdown):
     def cells(row):
         indent = ("↳ " if markdown else "  ") * row.level
         return [
-            indent + row.name, row.type, row.patch, _size(row.output_shape), str(row.depth),
+            indent + row.name, row.type, row.patch, shape_text(row.output_shape), str(row.depth),
             *[str(row.widths.get(c, "")) for c in width_cols],
             _count(row.params, exact), _count(row.macs, exact),
         ]
 
     body = [cells(r) for r in profile.rows]
     body.append(None)  # separator
-    body.append(["total", "", "", _size(profile.input_shape) + " input", str(profile.depth),
+    body.append(["total", "", "", shape_text(profile.input_shape) + " input", str(profile.depth),
                  *[""] * len(width_cols), human(profile.params, exact), human(profile.macs, exact)])
     if profile.aux_rows:
         body.append(None)
@@ -69,7 +69,7 @@ def _layer_table(profile, exact, markdown):
         if row.head != previous_head:
             body.append(None)
             previous_head = row.head
-        body.append([row.name, row.type, row.patch, _size(row.output_shape),
+        body.append([row.name, row.type, row.patch, shape_text(row.output_shape),
                      row.block,
                      _count(row.params, exact), _count(row.macs, exact)])
     body.append(None)
@@ -81,7 +81,7 @@ def render(profile, fmt="text", per_layer=False, exact=False, unicode=True) -> s
     markdown = fmt == "markdown"
     table = _layer_table if per_layer else _block_table
     header, body, numeric = table(profile, exact, markdown)
-    title = f"{profile.title}: input {_size(profile.input_shape)}"
+    title = f"{profile.title}: input {shape_text(profile.input_shape)}"
     if markdown:
         lines = [
             "| " + " | ".join(header) + " |",

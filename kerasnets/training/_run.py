@@ -75,13 +75,13 @@ import dataclasses
 import datetime
 import inspect
 import os
-import platform
 import sys
 from typing import Any
 
 import keras
 
 from kerasnets._validate import fail, is_int
+from kerasnets._version import versions as _versions
 from kerasnets.card import model_card, set_model_card
 from kerasnets.export import saved_model
 from kerasnets.files import (
@@ -178,18 +178,6 @@ _RESUME_KEYS = ("model", "dataset", "image_size", "batch_size", "recipe", "overr
                 "learning_rate", "model_kwargs", "train_split", "augment")
 
 
-def _versions():
-    import tensorflow as tf
-
-    from kerasnets._version import __version__
-
-    return {
-        "kerasnets": __version__,
-        "keras": keras.__version__,
-        "tensorflow": tf.__version__,
-        **_distribution.backend_versions(),
-        "python": platform.python_version(),
-    }
 
 
 def _now():

@@ -43,6 +43,7 @@ import tempfile
 import keras
 
 from kerasnets._validate import check_host_port, check_int, fail
+from kerasnets._version import backend_versions
 from kerasnets.files import MANIFEST_FILE
 
 __all__ = [
@@ -63,20 +64,6 @@ __all__ = [
 
 def backend() -> str:
     return keras.backend.backend()
-
-
-def backend_versions() -> dict:
-    """The backend library's version (``{"jax": "0.10.2"}``); ``{}`` under TensorFlow."""
-    name = backend()
-    if name == "jax":
-        import jax
-
-        return {"jax": jax.__version__}
-    if name == "torch":
-        import torch
-
-        return {"torch": torch.__version__}
-    return {}
 
 
 class BackendStrategy:

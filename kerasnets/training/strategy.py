@@ -49,6 +49,7 @@ import os
 import keras
 
 from kerasnets._validate import check_choice, check_int
+from kerasnets._version import backend_versions
 
 __all__ = [
     "Hardware",
@@ -331,7 +332,7 @@ class Hardware:
         )
 
     def to_dict(self) -> dict:
-        from kerasnets.training.distribution import backend_versions, process_count
+        from kerasnets.training.distribution import process_count
 
         return {
             "backend": keras.backend.backend(),

@@ -59,6 +59,7 @@ import time
 import keras_tuner
 
 from kerasnets._validate import check_host_port, fail
+from kerasnets.files import write_json
 
 __all__ = [
     "WORKERS_FILE",
@@ -133,11 +134,7 @@ def _check_bindable(host, port, received):
 
 
 def _record_workers(path, workers):
-    from kerasnets.export import atomic_destination
-
-    with atomic_destination(path, overwrite=True) as staging:
-        with open(staging, "w", encoding="utf-8") as f:
-            json.dump(workers, f, indent=1, sort_keys=True, allow_nan=False)
+    write_json(path, workers, indent=1, sort_keys=True)
 
 
 def read_workers(project_dir) -> dict:

@@ -8,10 +8,10 @@ import numbers
 import warnings
 from typing import Mapping
 
-import keras
 import keras_tuner
 
 from kerasnets._validate import check_bool, check_free_of, check_int, fail
+from kerasnets.layers import spatial_shape
 from kerasnets.tuning import _space
 
 __all__ = ["WidthHyperModel", "build_from_args"]
@@ -265,7 +265,7 @@ class WidthHyperModel(keras_tuner.HyperModel):
         from kerasnets.registry import get_entry
 
         info = get_entry(self.model).info
-        spatial = self.input_shape[:2] if keras.config.image_data_format() == "channels_last" else self.input_shape[1:]
+        spatial = spatial_shape(self.input_shape)
         if len(self.input_shape) != 3 or any(d < info.min_size for d in spatial):
             fail("input_shape", f"3 integers with a height and width of at least {info.min_size}",
                  self.input_shape, context=self.model)

@@ -22,7 +22,7 @@ import json
 import math
 import os
 
-from kerasnets.files import strict_json
+from kerasnets.files import atomic_path, remove_stale_partials, write_json, write_text
 
 __all__ = ["TrialResult", "trial_results", "pareto_front", "format_table", "plot_pareto", "write_report"]
 
@@ -248,13 +248,6 @@ def _best_model(tuner):
     return model
 
 
-def _atomic_write(path, write):
-    from kerasnets.export import atomic_destination
-
-    with atomic_destination(path, overwrite=True) as staging:
-        write(staging)
-
-
 def write_report(tuner, output, *, results=None) -> dict:
     """Writes results.csv, pareto.png, best_model.keras and best_args.json to ``output``.
 
@@ -268,15 +261,11 @@ def write_report(tuner, output, *, results=None) -> dict:
     os.makedirs(output, exist_ok=True)
     paths = {"results": os.path.join(output, "results.csv"), "plot": os.path.join(output, "pareto.png")}
 
-    def write_text(text):
-        def write(staging):
-            with open(staging, "w", encoding="utf-8") as f:
-                f.write(text)
-        return write
-
-    _atomic_write(paths["results"], write_text(_csv_text(results, objective_name)))
-    _atomic_write(paths["plot"], lambda staging: plot_pareto(results, staging, objective_name=objective_name,
-                                                             title=f"{tuner.hypermodel.model}: {objective_name} against MACs"))
+    remove_stale_partials(output)  # what killed writes of an earlier report left
+    write_text(paths["results"], _csv_text(results, objective_name))
+    with atomic_path(paths["plot"]) as tmp:
+        plot_pareto(results, tmp, objective_name=objective_name,
+                    title=f"{tuner.hypermodel.model}: {objective_name} against MACs")
 
     best = None
     completed = [r for r in results if r.status == "COMPLETED" and r.objective is not None]
@@ -286,7 +275,8 @@ def write_report(tuner, output, *, results=None) -> dict:
         model = _best_model(tuner)
         paths["model"] = os.path.join(output, "best_model.keras")
         paths["args"] = os.path.join(output, "best_args.json")
-        _atomic_write(paths["model"], lambda staging: model.save(staging))
+        with atomic_path(paths["model"]) as tmp:
+            model.save(tmp)
         document = {
             "model": best.builder_args["name"],
             "builder_args": best.builder_args,
@@ -300,6 +290,5 @@ def write_report(tuner, output, *, results=None) -> dict:
             "macs": best.macs,
             "rebuild": "kerasnets.tuning.build_from_args(json.load(open('best_args.json'))['builder_args'])",
         }
-        text = json.dumps(strict_json(_jsonable(document)), indent=2, allow_nan=False) + "\n"
-        _atomic_write(paths["args"], write_text(text))
+        write_json(paths["args"], _jsonable(document))
     return {"results": results, "best": best, "paths": paths}

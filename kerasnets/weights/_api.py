@@ -11,6 +11,7 @@ import numpy as np
 
 from kerasnets._validate import check_instance, fail, is_int
 from kerasnets.card import WeightsOrigin, model_card, set_model_card
+from kerasnets.layers import channels_last, spatial_shape
 from kerasnets.weights import _caffe, _convert, _files, _readers
 from kerasnets.weights._presets import Preset
 
@@ -168,9 +169,7 @@ def resolve_weights(model_name, registry_name, family, passed, arguments, parame
                  "include_top=False for a new classifier)", arguments.get("classes"))
         shape = arguments.get("input_shape")
         if preset.fixed_size_top and shape is not None:
-            import keras
-
-            spatial = tuple(shape[:2]) if keras.config.image_data_format() == "channels_last" else tuple(shape[1:3])
+            spatial = spatial_shape(shape)
             if spatial != (preset.input_size, preset.input_size):
                 size = f"{preset.input_size}x{preset.input_size}"
                 fail("input_shape", f"{size} for {model_name} with include_top=True and ImageNet weights (it "
@@ -367,7 +366,7 @@ def preprocess_input(images, model, weights=None, **builder_kwargs):
     import keras
 
     pre = preprocessing_for(model, weights, **builder_kwargs)
-    axis = -1 if keras.config.image_data_format() == "channels_last" else -3
+    axis = -1 if channels_last() else -3
     if isinstance(images, (list, tuple)):
         images = np.asarray(images)
     shape = tuple(getattr(images, "shape", ()))

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from kerasnets._keras_compat import inbound_nodes
+from kerasnets.layers import channels_last, channels_of
 
 __all__ = ["CONVERTERS", "assign", "weight_layers"]
 
@@ -133,7 +134,7 @@ def _flatten_dense(state, key, layer):
         channels = _flatten_channels(layer)
         h = wd = int(round((inputs / channels) ** 0.5))
         w = w.reshape(units, channels, h, wd)
-    if keras.config.image_data_format() == "channels_first":
+    if not channels_last():
         kernel = w.reshape(units, -1).T
     else:
         kernel = w.transpose(2, 3, 1, 0).reshape(h * wd * channels, units)
@@ -145,7 +146,7 @@ def _flatten_channels(dense_layer):
     while not isinstance(flatten, keras.layers.Flatten):  # a dropout may sit in between
         flatten = inbound_nodes(flatten)[0].parent_nodes[0].operation
     shape = flatten.input.shape
-    return shape[-1] if keras.config.image_data_format() == "channels_last" else shape[1]
+    return channels_of(shape[1:])
 
 
 def _vector_dense(state, key):
