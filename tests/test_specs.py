@@ -80,9 +80,11 @@ def _kerasnets_imports(path):
     return sorted({m for m in imported if m.startswith("kerasnets")})
 
 
-def test_the_registry_imports_nothing_of_kerasnets_but_the_argument_checks():
-    assert _kerasnets_imports(PACKAGE / "registry.py") == ["kerasnets._validate"]
-    assert _kerasnets_imports(PACKAGE / "_validate.py") == []  # which import nothing of kerasnets
+def test_the_registry_imports_nothing_of_kerasnets_but_the_argument_checks_and_preprocessing():
+    """Layer 0: the argument checks, and `Preprocessing` (the type of ``ModelInfo.preprocessing``)."""
+    assert _kerasnets_imports(PACKAGE / "registry.py") == ["kerasnets._validate", "kerasnets.preprocessing"]
+    for leaf in ("_validate.py", "preprocessing.py"):  # which import nothing of kerasnets
+        assert _kerasnets_imports(PACKAGE / leaf) == []
 
 
 # ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import kerasnets
+from kerasnets.card import CARD_LAYER
 from kerasnets.layers import LocalResponseNormalization
 from kerasnets.models import alexnet as alexnet_module
 
@@ -184,7 +185,7 @@ def test_alexnet_paper_layout_and_geometry():
     assert shapes["pool5"] == (6, 6, 256)
     groups = {name: model.get_layer(name).groups for name in ("conv1", "conv2", "conv3", "conv4", "conv5")}
     assert groups == {"conv1": 1, "conv2": 2, "conv3": 1, "conv4": 2, "conv5": 2}
-    names = [layer.name for layer in model.layers]
+    names = [layer.name for layer in model.layers if layer.name != CARD_LAYER]  # the model card rides along
     assert names[1:8] == ["conv1", "norm1", "pool1", "conv2", "norm2", "pool2", "conv3"]
     for norm in ("norm1", "norm2"):
         layer = model.get_layer(norm)
