@@ -111,6 +111,13 @@ def pytest_configure(config):
     # Tests that share a module-scoped fixture go to one worker (`_module_fixture_groups`);
     # the others still one at a time, in collection order (not reordered by group size).
     if getattr(config.option, "dist", "no") == "load":
+        # xdist's loadgroup tags a grouped test by rewriting its ``_nodeid``, which pytest 9.2
+        # no longer reads: every shared fixture would be set up on each worker, silently.
+        if "_nodeid" not in pytest.Item.nodeid.fget.__code__.co_names:
+            raise pytest.UsageError(
+                f"pytest {pytest.__version__} breaks pytest-xdist's loadgroup, which these tests "
+                "use to set up each shared fixture once: install the test extra's pytest "
+                "(pip install -e \".[test]\", pytest<9.2)")
         config.option.dist = "loadgroup"
         config.option.loadscopereorder = False
     if getattr(config, "workerinput", {}).get("dist") == "loadgroup":
