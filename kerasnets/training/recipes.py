@@ -46,6 +46,9 @@ import keras
 
 from kerasnets._validate import check_choice, check_int, check_number, is_number
 from kerasnets._validate import fail as _fail
+from kerasnets.card import model_card
+from kerasnets.registry import get_entry
+from kerasnets.training.callbacks import WarmupUntilAccuracy
 
 __all__ = [
     "Recipe",
@@ -330,8 +333,6 @@ class Recipe:
         """
         result = []
         if self.warmup_until_accuracy is not None and self.warmup_epochs > 0:
-            from kerasnets.training.callbacks import WarmupUntilAccuracy
-
             monitor = "accuracy"
             if self.plateau_monitor.endswith("_accuracy") and self.plateau_monitor.startswith("val_"):
                 monitor = self.plateau_monitor[len("val_"):]  # "main_accuracy" with heads
@@ -639,9 +640,6 @@ def recipe_for(model: Any, **overrides) -> Recipe:
     >>> recipe_for("resnet20").name
     'resnet_cifar'
     """
-    from kerasnets.card import model_card
-    from kerasnets.registry import get_entry
-
     if isinstance(model, str):
         entry = get_entry(model)
     else:
