@@ -2,7 +2,7 @@
 
 A `Recipe` is a frozen dataclass: optimizer, learning rate and its schedule,
 momentum, weight decay, label smoothing, gradient clipping, dropout, batch size,
-epochs, auxiliary loss weight. ``kerasnets.training.compile(model)`` turns one
+epochs, auxiliary loss weight. ``kerasnets.training.compile_model(model)`` turns one
 into a compiled model; ``recipe.replace(learning_rate=0.05)`` overrides a field.
 
 >>> from kerasnets import training
@@ -327,7 +327,7 @@ class Recipe:
         """The callbacks the schedule needs in ``fit``.
 
         `ReduceLROnPlateau` for ``"plateau"``; `WarmupUntilAccuracy` when
-        ``warmup_until_accuracy`` is set. `kerasnets.training.compile` returns
+        ``warmup_until_accuracy`` is set. `kerasnets.training.compile_model` returns
         the recipe with ``plateau_monitor`` named for the model
         (``"val_main_accuracy"`` with auxiliary heads).
         """

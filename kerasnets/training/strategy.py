@@ -5,7 +5,7 @@
     hw = kerasnets.training.setup_hardware()          # all "auto"
     with hw.strategy.scope():
         model = kerasnets.ResNet50(weights=None)      # built under hw.precision
-        kerasnets.training.compile(model, jit_compile=hw.jit_compile, ...)
+        kerasnets.training.compile_model(model, jit_compile=hw.jit_compile, ...)
 
 What ``"auto"`` chooses:
 

@@ -62,7 +62,7 @@ class WidthHyperModel(keras_tuner.HyperModel):
     tuner's ``hyperparameters=`` (a predefined name keeps its definition).
 
     Each trial's model is ``build_from_args(hypermodel.builder_args(hp))``,
-    compiled with the family's paper recipe (`kerasnets.training.compile`) at
+    compiled with the family's paper recipe (`kerasnets.training.compile_model`) at
     the trial's learning rate; the same ``builder_args`` rebuild it outside the
     tuner (`build_from_args`).
 
@@ -85,7 +85,7 @@ class WidthHyperModel(keras_tuner.HyperModel):
             to them. Default: the recipe's.
         model_kwargs: further builder arguments for every trial (``residual=False``,
             ``batch_norm=True``, ...).
-        jit_compile: passed to ``compile`` (`kerasnets.training.choose_jit_compile`).
+        jit_compile: passed to `kerasnets.training.compile_model` (`kerasnets.training.choose_jit_compile`).
 
     Example:
 
@@ -222,7 +222,7 @@ class WidthHyperModel(keras_tuner.HyperModel):
                 )
                 self._warned_schedule = True
             recipe = recipe.replace(schedule="constant", warmup_epochs=0.0)
-        applied = training.compile(
+        applied = training.compile_model(
             model, recipe, steps_per_epoch=self.steps_per_epoch, jit_compile=self.jit_compile
         )
         self._callbacks = applied.callbacks()
