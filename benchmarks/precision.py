@@ -40,7 +40,7 @@ def make_step(name, precision, xla, image_size, batch_size, classes, width):
     if width != 1.0:
         kwargs["width_multiplier"] = width
     model = kerasnets.get_model(name, **kwargs)
-    training.compile(model, training.recipe_for(name), steps_per_epoch=100, jit_compile=xla)
+    training.compile_model(model, training.recipe_for(name), steps_per_epoch=100, jit_compile=xla)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (batch_size, image_size, image_size, 3)).astype("float32")
     y = rng.integers(0, classes, (batch_size,)).astype("int32")

@@ -72,7 +72,7 @@ print(f"{source}: {train.num_examples} training / {val.num_examples} validation 
 # %% [markdown]
 # ## The model: three heads, one label
 #
-# With `include_top=True` GoogLeNet has its auxiliary classifiers; `training.compile` uses
+# With `include_top=True` GoogLeNet has its auxiliary classifiers; `training.compile_model` uses
 # the paper's recipe (SGD with momentum 0.9, the learning rate decreased by 4% every 8
 # epochs, auxiliary losses weighted 0.3), one loss for every head and metrics per head.
 
@@ -81,8 +81,8 @@ keras.utils.set_random_seed(0)
 with hardware.strategy.scope():
     model = kerasnets.get_model(args.model, classes=train.num_classes, width_multiplier=WIDTH,
                                 input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
-    recipe = training.compile(model, steps_per_epoch=train.steps_per_epoch, global_batch_size=BATCH_SIZE,
-                              epochs=EPOCHS, jit_compile=hardware.jit_compile)
+    recipe = training.compile_model(model, steps_per_epoch=train.steps_per_epoch, global_batch_size=BATCH_SIZE,
+                                    epochs=EPOCHS, jit_compile=hardware.jit_compile)
 print(f"outputs: {sorted(model.output_names)}; auxiliary loss weight {recipe.aux_loss_weight}")
 profile = kerasnets.profile(model)
 print(f"main path {profile.params:,} parameters, {profile.macs / 1e6:,.1f}M multiply-adds per image; "

@@ -80,7 +80,7 @@ print(f"{source}: {train.num_examples} training and {test.num_examples} test ima
 #
 # `kerasnets.ResNet20(residual=False)` is the paper's plain-20: the same layers without the
 # shortcuts. Every network starts from the same seed and sees the same batches.
-# `training.compile` applies the `resnet_cifar` recipe, its step schedule rescaled to
+# `training.compile_model` applies the `resnet_cifar` recipe, its step schedule rescaled to
 # `EPOCHS` and its learning rate scaled to the batch size.
 
 # %%
@@ -94,7 +94,7 @@ for residual in (False, True):
                 f"resnet{depth}", residual=residual, width_multiplier=WIDTH, classes=train.num_classes,
                 input_shape=(train.image_size, train.image_size, 3),
             )
-            recipe = training.compile(
+            recipe = training.compile_model(
                 model, "resnet_cifar", steps_per_epoch=train.steps_per_epoch, global_batch_size=BATCH_SIZE,
                 epochs=EPOCHS, jit_compile=hardware.jit_compile,
             )

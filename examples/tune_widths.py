@@ -109,7 +109,7 @@ if IN_NOTEBOOK:
 # ## The best trial, rebuilt
 #
 # `build_from_args` rebuilds the best architecture (untrained) from its builder arguments,
-# e.g. to train it longer with `kerasnets train` or `training.compile`; the profiler shows
+# e.g. to train it longer with `kerasnets train` or `training.compile_model`; the profiler shows
 # where its multiply-adds go.
 
 # %%

@@ -22,7 +22,7 @@ from kerasnets.models import feature_extractor, inference_model  # noqa: E402
 from kerasnets.weights import decode_predictions, preprocess_input  # noqa: E402
 
 
-from kerasnets import models  # noqa: E402
+from kerasnets import models, registry  # noqa: E402
 
 # The public API (`from kerasnets import *`; what the docs list): the names below, then every
 # name of kerasnets.models (the builders, ModelInfo, feature_extractor, ...) from its own __all__.
@@ -36,9 +36,7 @@ __all__ += models.__all__
 
 def get_model_info(name: str) -> ModelInfo:
     """The `ModelInfo` (family, paper, default input size, preprocessing) of a registered model."""
-    from kerasnets.registry import get_entry
-
-    return get_entry(name).info
+    return registry.get_entry(name).info
 
 
 # Submodules with heavier imports, loaded on first use: `kerasnets.export.saved_model(...)`

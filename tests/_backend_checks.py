@@ -177,8 +177,8 @@ def main(data_dir, out_dir):
         hw = training.setup_hardware("default", "float32", "auto")
         with hw.strategy.scope():
             model = kerasnets.ResNet20(weights=None, input_shape=(16, 16, 3), width_multiplier=0.25)
-            training.compile(model, steps_per_epoch=train.steps_per_epoch, global_batch_size=16, epochs=1,
-                             jit_compile=hw.jit_compile)
+            training.compile_model(model, steps_per_epoch=train.steps_per_epoch, global_batch_size=16, epochs=1,
+                                   jit_compile=hw.jit_compile)
         history = model.fit(train.dataset, validation_data=val.dataset, epochs=1, verbose=0)
         values = model.evaluate(val.dataset, return_dict=True, verbose=0)
         assert np.isfinite(history.history["loss"][0]) and 0 <= values["accuracy"] <= 1

@@ -36,7 +36,7 @@ def build(strategy, initial=None):
             model.set_weights(initial)
         # The VGG recipe: SGD momentum 0.9, L2 weight decay 5e-4; lr 0.01 x 32/256,
         # raised here so that three steps move the weights well beyond rounding.
-        training.compile(model, "vgg", global_batch_size=BATCH, learning_rate=0.4)
+        training.compile_model(model, "vgg", global_batch_size=BATCH, learning_rate=0.4)
     return model
 
 
@@ -46,7 +46,7 @@ def bn_replica_spread(strategy, x, y, sync):
 
     with strategy.scope():
         model = kerasnets.ResNet20(classes=10, input_shape=(32, 32, 3), width_multiplier=0.25)
-        training.compile(model, global_batch_size=BATCH, steps_per_epoch=STEPS)
+        training.compile_model(model, global_batch_size=BATCH, steps_per_epoch=STEPS)
     # Different images on each replica: the first half of each batch is darker.
     x = x.copy()
     x[: len(x) // 2] -= 1.0

@@ -107,7 +107,7 @@ def test_renamed_plain_and_narrow_models_report_their_architecture(name, kwargs,
     record = spec.metadata(format="saved_model")  # what kerasnets_export.json holds
     assert (record["model_name"], record["builder_kwargs"]) == (name, recorded)
     assert record["preprocessing"]["name"] == "imagenet_mean_std" and record["weights"] is None
-    assert training.compile(model, steps_per_epoch=1).name == recipe  # no recipe given
+    assert training.compile_model(model, steps_per_epoch=1).name == recipe  # no recipe given
     features = kerasnets.feature_extractor(model)
     assert sorted(features.output) == sorted(kerasnets.models.feature_stages(name))
     assert kerasnets.model_card(features).model == name

@@ -128,7 +128,7 @@ def test_weight_decay_is_caffes_l2_before_momentum():
     model = _dense_model()
     reference = _dense_model()
     reference.set_weights(model.get_weights())
-    training.compile(model, "vgg", learning_rate=lr, weight_decay=wd)
+    training.compile_model(model, "vgg", learning_rate=lr, weight_decay=wd)
     assert model.optimizer.momentum == momentum
     decayed = {v.path for v in model.trainable_variables if v.regularizer is not None}
     assert decayed == {"hidden/kernel", "predictions/kernel"}  # not the biases
@@ -173,18 +173,24 @@ def test_label_smoothing_loss():
     assert float(plain(np.array([1]), probs)) == pytest.approx(-math.log(0.7), rel=1e-5)
 
 
+def test_compile_is_an_alias_of_compile_model():
+    # The former name stays the same object, public; compile_model does not shadow the builtin.
+    assert training.compile is training.compile_model
+    assert {"compile", "compile_model"} <= set(training.__all__)
+
+
 def test_compile_optimizer_and_clipping_from_the_recipe():
     model = _dense_model()
-    recipe = training.compile(model, "inception_v3", steps_per_epoch=10, global_batch_size=64)
+    recipe = training.compile_model(model, "inception_v3", steps_per_epoch=10, global_batch_size=64)
     optimizer = model.optimizer
     assert isinstance(optimizer, keras.optimizers.RMSprop)
     assert optimizer.rho == 0.9 and optimizer.epsilon == 1.0 and optimizer.global_clipnorm == 2.0
     assert recipe.learning_rate == pytest.approx(0.045 * 2)  # linear rule: 64 / 32
     assert isinstance(model.loss, training.SparseCrossentropy) and model.loss.label_smoothing == 0.1
     with pytest.raises(ValueError, match="needs steps_per_epoch"):
-        training.compile(_dense_model(), "resnet")
+        training.compile_model(_dense_model(), "resnet")
     with pytest.raises(ValueError, match="Cannot tell which recipe"):
-        training.compile(_dense_model())
+        training.compile_model(_dense_model())
 
 
 # A recipe compiles and trains each family on shapes at a small size; the loss goes down.
@@ -222,7 +228,7 @@ def shapes_batches(shapes_data_dir):  # noqa: F811
 def test_each_family_trains_with_its_recipe(model_name, kwargs, shapes_batches):
     size, (x, y) = shapes_batches(model_name)
     model = kerasnets.get_model(model_name, classes=10, input_shape=(size, size, 3), **kwargs)
-    recipe = training.compile(model, steps_per_epoch=100, global_batch_size=32)
+    recipe = training.compile_model(model, steps_per_epoch=100, global_batch_size=32)
     assert recipe.name == training.recipe_for(model_name).name
     model.run_eagerly = True  # for 12 steps, tracing the big graphs costs more than it saves
     # 12 steps: InceptionV3's RMSprop at 0.045 (with dropout and its auxiliary head) is noisy
@@ -236,7 +242,7 @@ def test_each_family_trains_with_its_recipe(model_name, kwargs, shapes_batches):
 def test_googlenet_total_loss_is_main_plus_weighted_aux(shapes_batches):
     size, (x, y) = shapes_batches("googlenet")
     model = kerasnets.GoogLeNet(classes=10, input_shape=(size, size, 3), width_multiplier=0.25)
-    training.compile(model, steps_per_epoch=10)  # the googlenet recipe: aux 0.3, weight decay 2e-4
+    training.compile_model(model, steps_per_epoch=10)  # the googlenet recipe: aux 0.3, weight decay 2e-4
     penalty = float(sum(keras.ops.convert_to_numpy(l) for l in model.losses))
     assert penalty > 0
     logs = model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False).history
@@ -245,7 +251,7 @@ def test_googlenet_total_loss_is_main_plus_weighted_aux(shapes_batches):
     assert total == pytest.approx(main + 0.3 * aux1 + 0.3 * aux2 + penalty, rel=1e-5)
     assert {"main_accuracy", "main_top5_accuracy", "aux1_accuracy", "aux2_accuracy"} <= set(logs)
     # Without weight decay the total is exactly the weighted sum of the heads.
-    training.compile(model, steps_per_epoch=10, weight_decay=0.0, aux_loss_weight=0.5)
+    training.compile_model(model, steps_per_epoch=10, weight_decay=0.0, aux_loss_weight=0.5)
     logs = model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
     assert logs["loss"] == pytest.approx(
         logs["main_loss"] + 0.5 * logs["aux1_loss"] + 0.5 * logs["aux2_loss"], rel=1e-5
@@ -310,7 +316,7 @@ def _resumable_fit(folder, epochs, extra=()):
     keras.utils.set_random_seed(1)
     model = _dense_model()
     # The plateau recipe (a float rate that ReduceLROnPlateau lowers): 0.1 at batch 8.
-    training.compile(model, "vgg", learning_rate=3.2, epochs=epochs, global_batch_size=8)
+    training.compile_model(model, "vgg", learning_rate=3.2, epochs=epochs, global_batch_size=8)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 4)).astype("float32")
     y = rng.integers(0, 3, 32).astype("int32")

@@ -27,7 +27,10 @@ import sys
 
 from kerasnets._startup import quiet_tensorflow_startup
 from kerasnets._validate import check_int, check_number, fail, is_int, is_number
+from kerasnets._version import __version__
+from kerasnets.files import describe_keras_file
 from kerasnets.layers import image_shape
+from kerasnets.registry import get_entry
 
 __all__ = [
     "main", "UsageError", "CommandFailed", "usage_errors", "COMMANDS", "check_keras_file",
@@ -68,8 +71,6 @@ def usage_errors():
 def check_keras_file(path, received):
     """Raises ValueError naming what is wrong with a ``.keras`` file that cannot load
     (empty, truncated, not a zip archive), instead of Keras's "File not found"."""
-    from kerasnets.files import describe_keras_file
-
     problem = describe_keras_file(path)
     if problem:
         raise ValueError(f"{path} {problem}. Received: {received}")
@@ -83,8 +84,6 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from kerasnets._version import __version__
-
     parser = ArgumentParser(
         prog="kerasnets",
         description="The classic ImageNet CNNs for Keras 3: list, inspect, train, export, tune.",
@@ -237,8 +236,6 @@ def model_kwargs(args, name=None) -> dict:
     ``input_shape=(N, N, 3)`` (in the layout of ``keras.config.image_data_format()``).
     """
     import inspect
-
-    from kerasnets.registry import get_entry
 
     name = name or args.model
     entry = get_entry(name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kerasnets._validate import message
 from kerasnets.cli import UsageError, positive_int, usage_errors
+from kerasnets.training.distribution import initialize_processes
 
 
 def add_arguments(parser):
@@ -31,8 +32,6 @@ def initialize(args):
     if any(value is None for value in given.values()):
         shown = ", ".join(f"{flag} {value}" for flag, value in given.items() if value is not None)
         raise UsageError(message(", ".join(given), "given together (all three)", None, received=shown))
-    from kerasnets.training.distribution import initialize_processes
-
     with usage_errors():
         initialize_processes(args.num_processes, args.process_id, args.coordinator,
                              cpu_devices=args.cpu_devices, heartbeat_timeout=args.heartbeat_timeout)

@@ -25,6 +25,8 @@ import signal
 import subprocess
 import sys
 
+from kerasnets.cli import UsageError, key_value, quiet_tensorflow_startup
+
 _ENTRY = "import sys; from kerasnets.cli._tune_workers import worker_main; sys.exit(worker_main())"
 
 
@@ -43,8 +45,6 @@ def encode_arguments(args, **changes) -> str:
 
 def decode_arguments(text) -> dict:
     """`encode_arguments`' JSON back as the namespace's dictionary."""
-    from kerasnets.cli import key_value
-
     namespace = json.loads(text)
     namespace["option"] = [key_value(item) for item in namespace.get("option") or []]
     return namespace
@@ -87,7 +87,7 @@ class LocalWorkers:
 
     def __init__(self, args, server, output, gpus, record=None):
         """``record(*names)`` lists a file in the search's manifest before it is written."""
-        from kerasnets.tuning import split_devices
+        from kerasnets.tuning import split_devices  # keras_tuner: off the `kerasnets --help` path
 
         self.args = args
         self.server = server
@@ -225,8 +225,7 @@ def worker_main() -> int:
     cores = namespace.pop("cores", None)
     if cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cores)
-    from kerasnets.cli import UsageError, quiet_tensorflow_startup
-    from kerasnets.cli.tune import run_tune
+    from kerasnets.cli.tune import run_tune  # a cycle: kerasnets.cli.tune imports this module
 
     quiet_tensorflow_startup()
     try:

@@ -10,8 +10,15 @@ from __future__ import annotations
 import json
 import os
 
+import kerasnets.models  # noqa: F401  (registers the custom objects load_model reads)
+from kerasnets import training
 from kerasnets._validate import fail
+from kerasnets.card import model_card
 from kerasnets.cli import VERIFY_CHOICES, check_keras_file, positive_int, usage_errors
+from kerasnets.files import read_json_object, strict_json
+
+# kerasnets.data (tensorflow-datasets) is imported inside the functions that use it: not at
+# `kerasnets --help`.
 
 
 def register(subparsers):
@@ -37,8 +44,6 @@ def register(subparsers):
 
 def _find_run_json(path):
     """The run.json of the run folder holding ``path`` (a run folder or a file inside it)."""
-    from kerasnets.files import read_json_object
-
     folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     for _ in range(3):
         candidate = os.path.join(folder, "run.json")
@@ -85,8 +90,6 @@ def _splits(args, run, dataset):
 def _load_model(model_file, path):
     import keras
 
-    import kerasnets.models  # noqa: F401  (registers the custom objects)
-
     try:
         return keras.models.load_model(model_file, compile=False)
     except Exception as error:  # noqa: BLE001
@@ -97,8 +100,6 @@ def _model_and_preprocessing(run, model):
     """What `kerasnets.data.load` normalises the images by: the model itself when it carries a
     model card (the preprocessing it was fed), else the run.json's model and preprocessing,
     else `kerasnets.data.load`'s default."""
-    from kerasnets.card import model_card
-
     if model_card(model) is not None:
         return dict(model=model, preprocessing=None)
     run = run or {}
@@ -107,7 +108,7 @@ def _model_and_preprocessing(run, model):
 
 def _load_split(args, run, dataset, model):
     """``(split name, DataSplit)``, checked to have the model's number of classes."""
-    from kerasnets import data, training
+    from kerasnets import data
 
     splits = _splits(args, run, dataset)
     fixed = model.inputs[0].shape[1]
@@ -132,8 +133,6 @@ def _load_split(args, run, dataset, model):
 
 def _print_results(args, results, model_file, dataset, split):
     if args.json:
-        from kerasnets.files import strict_json
-
         record = {"checkpoint": args.checkpoint, "dataset": dataset, "split": split, **results}
         print(json.dumps(strict_json(record), indent=2, allow_nan=False))
         return
@@ -145,8 +144,6 @@ def _print_results(args, results, model_file, dataset, split):
 
 
 def run_evaluate(args):
-    from kerasnets import training
-
     with usage_errors():
         path = args.checkpoint
         model_file = _model_file(path)

@@ -22,8 +22,13 @@ import json
 import os
 import sys
 
+import kerasnets.models  # noqa: F401  (registers the custom layers for load_model)
+from kerasnets import export
 from kerasnets._validate import check_path, fail
+from kerasnets.card import model_card
 from kerasnets.cli import UsageError, check_keras_file, positive_int, usage_errors
+from kerasnets.export import FILE_SUFFIXES, check_destination, require_onnx
+from kerasnets.files import lock_holder, read_json_object
 
 RUN_FILE = "run.json"
 CHECKPOINT_FILE = "model.keras"
@@ -88,8 +93,6 @@ def find_checkpoint(path):
 
 def read_run_info(checkpoint) -> dict:
     """The ``run.json`` next to ``checkpoint`` (its folder, else the folder above), or ``{}``."""
-    from kerasnets.files import read_json_object
-
     folder = os.path.dirname(os.path.abspath(checkpoint))
     for candidate in (folder, os.path.dirname(folder)):
         file = os.path.join(candidate, RUN_FILE)
@@ -107,8 +110,6 @@ def _check_run_folder(checkpoint, run_info):
     did not complete since."""
     if not run_info or os.path.basename(checkpoint) != CHECKPOINT_FILE:
         return
-    from kerasnets.files import lock_holder
-
     folder = os.path.dirname(run_info["_path"])
     holder = lock_holder(folder)
     if holder is not None:
@@ -174,8 +175,6 @@ def _check_arguments(args):
         if args.format == "onnx":
             args.static_size = _static_size(args.static_size)
             _check_onnx_output(args.output)
-        from kerasnets.export import check_destination
-
         check_destination(args.output, overwrite=args.overwrite, source=checkpoint,
                           kind="dir" if args.format == "saved_model" else "file")
     return checkpoint, run_info, class_names
@@ -183,8 +182,6 @@ def _check_arguments(args):
 
 def _check_output_path(output, format):
     """A file format's suffix (checked before the model is loaded); a folder for a SavedModel."""
-    from kerasnets.export import FILE_SUFFIXES
-
     suffix = FILE_SUFFIXES.get(format)
     if suffix is not None and not output.endswith(suffix):
         fail("--output", f"a file path ending in {suffix} for --format {format}", output)
@@ -209,8 +206,6 @@ def _static_size(value):
 
 def _check_onnx_output(output):
     """The suffix and the optional packages, before the model is loaded."""
-    from kerasnets.export import require_onnx
-
     check_path("--output", output, suffix=".onnx", expected="a file path ending in .onnx for --format onnx")
     try:
         require_onnx()
@@ -222,8 +217,6 @@ def _load_model(checkpoint):
     print(f"Loading {checkpoint} ...", file=sys.stderr)
     import keras
 
-    import kerasnets.models  # noqa: F401  (registers the custom layers for load_model)
-
     try:
         return keras.models.load_model(checkpoint, compile=False)
     except (ValueError, OSError, TypeError) as error:
@@ -231,9 +224,6 @@ def _load_model(checkpoint):
 
 
 def _write_saved_model(args, model, common, class_names, run_info, checkpoint):
-    import kerasnets.export as export
-    from kerasnets.card import model_card
-
     print(f"Writing SavedModel to {args.output} ...", file=sys.stderr)
     record = export.saved_model(
         model, args.output, **common, class_names=class_names, top_k=args.top_k,
@@ -259,16 +249,12 @@ def _write_saved_model(args, model, common, class_names, run_info, checkpoint):
 
 
 def _write_keras(args, model, common, class_names, run_info, checkpoint):
-    import kerasnets.export as export
-
     print(f"Writing {args.output} ...", file=sys.stderr)
     path = export.keras_file(model, args.output, overwrite=args.overwrite)
     print(f"Wrote {path} (loads with keras.models.load_model after `import kerasnets`)")
 
 
 def _write_tflite(args, model, common, class_names, run_info, checkpoint):
-    import kerasnets.export as export
-
     print("Converting to TFLite and checking it against the Keras model ...", file=sys.stderr)
     report = export.tflite(model, args.output, overwrite=args.overwrite, **common)
     size = report["input_size"]
@@ -279,8 +265,6 @@ def _write_tflite(args, model, common, class_names, run_info, checkpoint):
 
 
 def _write_onnx(args, model, common, class_names, run_info, checkpoint):
-    import kerasnets.export as export
-
     print("Converting to ONNX and checking it against the SavedModel signature ...", file=sys.stderr)
     kwargs = dict(static_size=args.static_size)
     if args.opset is not None:
@@ -308,9 +292,6 @@ _WRITERS = {"saved_model": _write_saved_model, "keras": _write_keras, "tflite": 
 def run(args):
     checkpoint, run_info, class_names = _check_arguments(args)
     model = _load_model(checkpoint)
-    import kerasnets.export as export
-    from kerasnets.card import model_card
-
     # The model card says what the model is and what it was fed; run.json stands in for
     # a model without one (saved before kerasnets recorded it).
     fallback = {} if model_card(model) is not None else run_info

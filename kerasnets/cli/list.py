@@ -17,6 +17,8 @@ import sys
 
 from kerasnets.cli import UsageError
 from kerasnets.cli._output import emit
+from kerasnets.profiling import format_models, format_presets, preset_rows, summarize_models
+from kerasnets.registry import list_models
 
 
 def register(subparsers):
@@ -52,9 +54,6 @@ def _progress(i, n, name):
 
 
 def run(args):
-    from kerasnets.profiling import format_models, format_presets, preset_rows, summarize_models
-    from kerasnets.registry import list_models
-
     names = list_models(args.pattern)
     if not names:
         raise UsageError(

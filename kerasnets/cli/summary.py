@@ -18,6 +18,8 @@ import json
 
 from kerasnets.cli import add_model_arguments, model_kwargs, usage_errors
 from kerasnets.cli._output import emit
+from kerasnets.profiling import profile
+from kerasnets.registry import get_entry
 
 
 def register(subparsers):
@@ -43,9 +45,6 @@ def register(subparsers):
 
 
 def run(args):
-    from kerasnets.profiling import profile
-    from kerasnets.registry import get_entry
-
     with usage_errors():
         kwargs = model_kwargs(args)
         p = profile(args.model, **kwargs)

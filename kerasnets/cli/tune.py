@@ -12,9 +12,17 @@ import socket
 import sys
 import time
 
+from kerasnets import training
 from kerasnets._validate import fail, message
-from kerasnets.cli import KEY_VALUE_HELP, UsageError, key_value, positive_int, usage_errors
+from kerasnets.cli import KEY_VALUE_HELP, UsageError, key_value, model_kwargs, positive_int, usage_errors
+from kerasnets.cli._tune_workers import LocalWorkers, WorkersGone
+from kerasnets.files import LOCK_FILE, Manifest, ManifestError, RunLock, check_writable, is_leftover, write_json
 from kerasnets.layers import image_shape
+from kerasnets.registry import get_entry
+from kerasnets.training.strategy import PRECISIONS, STRATEGIES
+
+# kerasnets.tuning (keras_tuner) and kerasnets.data (tensorflow-datasets) are imported inside
+# the functions that use them: `kerasnets --help` and the other commands stay fast.
 
 _EPILOG = """\
 The search space (print it with --show-space) is the model family's widths:
@@ -78,8 +86,6 @@ MANIFEST_KIND = "search"
 
 
 def register(subparsers):
-    from kerasnets.training.strategy import PRECISIONS, STRATEGIES
-
     p = subparsers.add_parser(
         "tune",
         help="search a model's widths with Keras Tuner (results table, Pareto plot, best model)",
@@ -259,7 +265,7 @@ def _overrides(items) -> dict:
 
 def _load_data(args, entry):
     """The training split and the first validation split the dataset has."""
-    from kerasnets import data, training
+    from kerasnets import data
 
     load = dict(image_size=args.image_size, batch_size=args.batch_size, model=entry.name,
                 data_dir=args.data_dir, download=args.download)
@@ -289,10 +295,6 @@ def _print_report(report, objective_name):
 
 def _setup(args):
     """``(entry, builder kwargs, hardware, hypermodel arguments)``, every argument checked."""
-    from kerasnets import training
-    from kerasnets.cli import model_kwargs
-    from kerasnets.registry import get_entry
-
     overrides = _overrides(args.hp)
     entry = get_entry(args.model)
     builder_kwargs = model_kwargs(args, entry.name)
@@ -347,8 +349,6 @@ class _Claim:
     """
 
     def __init__(self, output):
-        from kerasnets.files import LOCK_FILE, Manifest, ManifestError, RunLock, check_writable, is_leftover
-
         received = f"output={output!r}"
         self.output = output
         self.previous = None  # the search.json of the search to resume
@@ -397,8 +397,6 @@ class _Claim:
 
     def write_search(self, request):
         """Lists the search's files in the folder's manifest, then writes ``search.json``."""
-        from kerasnets.files import Manifest, write_json
-
         self.manifest = self._old or Manifest(self.output, MANIFEST_KIND)
         self.manifest.record(*LAYOUT)
         write_json(os.path.join(self.output, SEARCH_FILE), request)
@@ -412,8 +410,6 @@ class _Claim:
         """Lists what keras-tuner (the chief's oracle, every worker) wrote in ``tuner/`` so far."""
         if self.manifest is None:
             return
-        from kerasnets.files import is_leftover
-
         folder = os.path.join(self.output, "tuner")
         found = []
         for here, dirs, files in os.walk(folder):
@@ -543,7 +539,6 @@ def _search(args, tuner, train_ds, val_ds, claim):
 def _serve(args, tuner, server, claim, gpus):
     """The chief: serves the oracle until the workers are done; then the report. The exit status."""
     from kerasnets import tuning
-    from kerasnets.cli._tune_workers import LocalWorkers, WorkersGone
 
     output = claim.output
     objective_name = tuner.oracle.objective.name

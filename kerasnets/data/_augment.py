@@ -37,7 +37,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from kerasnets._validate import check_choice
-from kerasnets.preprocessing import Preprocessing
+from kerasnets.preprocessing import IMAGENET_MEAN_STD, Preprocessing
 
 __all__ = [
     "AUGMENTATIONS",
@@ -202,8 +202,6 @@ def preprocess_for_eval(image, image_size, preprocessing=None, *, crop_fraction=
     >>> preprocess_for_eval(x, 224, kerasnets.preprocessing.INCEPTION).shape
     TensorShape([224, 224, 3])
     """
-    from kerasnets.preprocessing import IMAGENET_MEAN_STD
-
     preprocessing = preprocessing or IMAGENET_MEAN_STD
     fraction = preprocessing.crop_fraction if crop_fraction is None else crop_fraction
     image = _to_rgb(tf.convert_to_tensor(image))

@@ -14,9 +14,11 @@ from kerasnets._validate import (
     check_choice, check_fraction, check_int, check_path, check_probability, check_string, fail, is_int,
 )
 from kerasnets.card import model_card
-from kerasnets.data import _augment
+from kerasnets.data import _augment, _folder, _tfds
 from kerasnets.layers import spatial_shape
 from kerasnets.preprocessing import IMAGENET_MEAN_STD, Preprocessing
+from kerasnets.registry import get_entry
+from kerasnets.weights import preprocessing_for
 
 __all__ = ["DataSplit", "load", "check_decodable", "get_preprocessing", "SMALL_IMAGE_SIZE"]
 
@@ -125,8 +127,6 @@ def _check_arguments(source, split, image_size, batch_size, augment, cache, seed
 
 
 def _records(source, split, data_dir, download, validation_fraction, verify):
-    from kerasnets.data import _folder, _tfds
-
     text = os.fspath(source)
     path = os.path.expanduser(text)
     if isinstance(source, os.PathLike) or text.startswith(("/", ".", "~")) or (
@@ -159,9 +159,6 @@ def _model_defaults(model, weights, preprocessing):
                  "the model)", weights)
         return None, get_preprocessing(preprocessing) if preprocessing is not None else IMAGENET_MEAN_STD
     import keras
-
-    from kerasnets.registry import get_entry
-    from kerasnets.weights import preprocessing_for
 
     if isinstance(model, keras.Model):
         card = model_card(model)

@@ -46,7 +46,7 @@ from kerasnets.export._atomic import METADATA_FILE, atomic_destination, check_de
 from kerasnets.export._dtype import policy_names, with_dtype_policy
 from kerasnets.export._fold import fold_batch_norm
 from kerasnets.export._spec import ExportSpec, exportable_model, find_lambda_layers, resolve_spec
-from kerasnets.export._serving import SIGNATURES, eval_preprocess
+from kerasnets.export._serving import SIGNATURES, eval_preprocess, serving_functions, signature_doc
 from kerasnets.files import json_text, write_json
 
 __all__ = [
@@ -138,7 +138,7 @@ def saved_model(
         ValueError: for bad arguments, or if ``path`` exists and not ``overwrite``,
             before anything is written.
     """
-    from kerasnets.export._backend import export_in_tensorflow, needs_tensorflow
+    from kerasnets.export._backend import export_in_tensorflow, needs_tensorflow  # inside: see _backend's docstring
 
     if needs_tensorflow():  # a TensorFlow graph: converted in a TensorFlow-backend process
         return export_in_tensorflow("saved_model", model, path, dict(
@@ -147,8 +147,6 @@ def saved_model(
             fold_batch_norm=fold_batch_norm, compute_dtype=compute_dtype, overwrite=overwrite,
             source=source))
     import keras
-
-    from kerasnets.export._serving import serving_functions, signature_doc
 
     check_bool("fold_batch_norm", fold_batch_norm)
     path = check_destination(path, overwrite=overwrite, kind="dir", source=source)

@@ -113,7 +113,7 @@ def _not_replaceable(path, is_dir, source):
                 marked = False
             return None if marked else f"is not a .keras file exported by kerasnets (no {METADATA_FILE} inside)"
         if path.endswith(".onnx"):
-            from kerasnets.export._onnx import METADATA_KEY, is_kerasnets_onnx
+            from kerasnets.export._onnx import METADATA_KEY, is_kerasnets_onnx  # a cycle: _onnx imports this module
 
             return None if is_kerasnets_onnx(path) else \
                 f"is not an ONNX model exported by kerasnets (no {METADATA_KEY} in its metadata)"

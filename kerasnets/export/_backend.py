@@ -11,7 +11,9 @@ arguments must be plain data (a `Preprocessing` is sent as its ``to_dict()``;
 ``check_images`` as a list).
 
 The child is ``python -m kerasnets.export._backend REQUEST.json``; it prints its
-result as one JSON line.
+result as one JSON line. So that it runs once, with no runpy warning that it was found in
+``sys.modules`` before running, the package imports this module inside the functions that
+use it (`saved_model`, `tflite`, `onnx`), not when it loads.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ import os
 import subprocess
 import sys
 import tempfile
+
+import kerasnets.models  # noqa: F401  (registers the layers the child's load_model reads)
+from kerasnets.export._atomic import check_destination
 
 __all__ = ["needs_tensorflow", "export_in_tensorflow"]
 
@@ -52,8 +57,6 @@ def export_in_tensorflow(format, model, path, kwargs, *, timeout=None):
         RuntimeError: the conversion failed (its last error line is the message).
     """
     import keras
-
-    from kerasnets.export._atomic import check_destination
 
     # The destination is checked here, before any work (the child checks it again).
     check_destination(path, overwrite=kwargs.get("overwrite", False),
@@ -90,8 +93,7 @@ def _child(request_file):
     import keras
     import numpy as np
 
-    import kerasnets.models  # noqa: F401  (registers the layers)
-    from kerasnets import export
+    from kerasnets import export  # a cycle: kerasnets.export imports this module
 
     model = keras.models.load_model(request["source"], compile=False)
     kwargs = dict(request["kwargs"])

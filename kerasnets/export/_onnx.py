@@ -38,6 +38,7 @@ from kerasnets._version import versions
 from kerasnets.export._atomic import atomic_destination, check_destination
 from kerasnets.export._dtype import with_dtype_policy
 from kerasnets.export._fold import fold_batch_norm
+from kerasnets.export._serving import _traced_model, serving_functions, signature_doc
 from kerasnets.export._spec import exportable_model, resolve_spec
 from kerasnets.layers import channels_last
 
@@ -102,7 +103,7 @@ def _crop_resize(images, image_size, crop_fraction, static_size):
     central crop and resize (before the normalisation), as ONNX-friendly operators."""
     import tensorflow as tf
 
-    from kerasnets.data import central_window
+    from kerasnets.data import central_window  # kerasnets.data (tensorflow-datasets) only when used
 
     x = tf.cast(images, tf.float32)
     if static_size is None:
@@ -126,7 +127,6 @@ def _serving_function(model, spec, static_size):
     import tensorflow as tf
 
     from kerasnets.data import normalize
-    from kerasnets.export._serving import _traced_model
 
     size = spec.image_size[0]
     channels_first = not channels_last()
@@ -206,8 +206,6 @@ def _compare(content, model, spec, check_images, rtol) -> float:
     ``serving_default``'s, relative to the largest; raises above ``rtol``."""
     import tensorflow as tf
 
-    from kerasnets.export._serving import serving_functions
-
     serve_images = serving_functions(model, spec)["serving_default"][0]
     key = "features" if spec.output == "features" else "probabilities"
     expected = tf.function(serve_images)(tf.constant(check_images))[key].numpy()
@@ -231,8 +229,6 @@ def _static_size(static_size, spec):
 
 def _graph_doc(spec, static_size) -> dict:
     """The graph's input and outputs in words (the ``signatures`` of the metadata)."""
-    from kerasnets.export._serving import signature_doc
-
     doc = signature_doc(spec)
     size = "height, width" if static_size is None else f"{static_size[0]}, {static_size[1]}"
     any_size = ", any height and width" if static_size is None else ""
@@ -314,7 +310,7 @@ def onnx(
         fail("opset", f"an ONNX opset from {OPSETS[0]} to {OPSETS[1]} (what tf2onnx converts to)", opset)
     check_bool("check", check)
     check_number("rtol", rtol, allow_zero=True)
-    from kerasnets.export._backend import export_in_tensorflow, needs_tensorflow
+    from kerasnets.export._backend import export_in_tensorflow, needs_tensorflow  # inside: see _backend's docstring
 
     spec_args = dict(model_name=model_name, image_size=image_size, preprocessing=preprocessing,
                      class_names=class_names, top_k=top_k, output=output, builder_kwargs=builder_kwargs,

@@ -34,7 +34,7 @@ def eval_preprocess(images, image_size, preprocessing):
     Exactly `kerasnets.data.preprocess_for_eval`, the evaluation transform of the
     data pipeline.
     """
-    from kerasnets.data import preprocess_for_eval
+    from kerasnets.data import preprocess_for_eval  # kerasnets.data (tensorflow-datasets) only when used
 
     return preprocess_for_eval(images, image_size, preprocessing)
 

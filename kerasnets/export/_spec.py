@@ -20,7 +20,9 @@ from kerasnets._validate import check_choice, check_instance, check_int, check_s
 from kerasnets._version import versions
 from kerasnets.card import ModelCard, model_card
 from kerasnets.layers import channels_of, spatial_shape
+from kerasnets.models import inference_model, outputs_logits
 from kerasnets.preprocessing import Preprocessing
+from kerasnets.registry import get_entry, list_models
 
 __all__ = ["ExportSpec", "resolve_spec", "exportable_model", "find_lambda_layers", "OUTPUT_KINDS"]
 
@@ -86,8 +88,6 @@ class ExportSpec:
 
 def exportable_model(model):
     """`kerasnets.inference_model` (auxiliary heads stripped), checked to have one output."""
-    from kerasnets.models import inference_model
-
     check_instance("model", model, keras.Model, "a keras.Model")
     model = inference_model(model)
     if len(model.outputs) != 1:
@@ -106,8 +106,6 @@ def find_lambda_layers(model) -> list:
 
 
 def _output_kind(model) -> str:
-    from kerasnets.models import outputs_logits
-
     tensor = model.outputs[0]
     if len(tensor.shape) != 2:
         return "features"
@@ -134,7 +132,7 @@ def _as_preprocessing(value) -> Preprocessing:
     if isinstance(value, Preprocessing):
         return value
     if isinstance(value, str):
-        from kerasnets.data import get_preprocessing
+        from kerasnets.data import get_preprocessing  # kerasnets.data (tensorflow-datasets) only when used
 
         return get_preprocessing(value)
     if isinstance(value, dict):
@@ -151,14 +149,10 @@ def _as_size(image_size):
 
 
 def _model_info(name):
-    from kerasnets.registry import get_entry
-
     return get_entry(name).info
 
 
 def _registered(name) -> bool:
-    from kerasnets.registry import list_models
-
     return isinstance(name, str) and name.lower() in list_models()
 
 

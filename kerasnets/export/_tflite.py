@@ -19,7 +19,8 @@ def _normalize(images, preprocessing):
     """uint8 -> float32 ``(pixels - mean) / std``, as the evaluation preprocessing ends."""
     import tensorflow as tf
 
-    from kerasnets.data import normalize  # the last step of preprocess_for_eval
+    # the last step of preprocess_for_eval; kerasnets.data (tensorflow-datasets) only when used
+    from kerasnets.data import normalize
 
     return normalize(tf.cast(images, tf.float32), preprocessing)
 
@@ -154,7 +155,7 @@ def tflite(
     """
     check_path("path", path, suffix=".tflite", expected="a TFLite file path ending in .tflite")
     check_number("atol", atol, allow_zero=True)
-    from kerasnets.export._backend import export_in_tensorflow, needs_tensorflow
+    from kerasnets.export._backend import export_in_tensorflow, needs_tensorflow  # inside: see _backend's docstring
 
     if needs_tensorflow():  # the converter takes TensorFlow graphs: a TensorFlow-backend process
         return export_in_tensorflow("tflite", model, path, dict(

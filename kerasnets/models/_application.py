@@ -27,6 +27,7 @@ from kerasnets._validate import check_bool, check_choice, check_int, check_keras
 from kerasnets.card import CARD_LAYER, ModelCard, ModelCardLayer, set_model_card
 from kerasnets.layers import channels_of, image_shape, spatial_shape
 from kerasnets.registry import ModelInfo, ModelSpec, register_spec  # ModelInfo: kerasnets.models re-exports it
+from kerasnets.weights import load_file, resolve_weights
 
 __all__ = [
     "ModelInfo",
@@ -321,8 +322,6 @@ def build_application(
     model_class = model_class or keras.Model
     model = model_class(model_inputs, outputs, name=name or model_name.lower())
     if weights is not None:
-        from kerasnets.weights import load_file
-
         load_file(model, weights, family=info.family)
     return model
 
@@ -433,8 +432,6 @@ def make_builder(spec: ModelSpec):
     parameters = signature.parameters
 
     def builder(*args, **kwargs):
-        from kerasnets.weights import resolve_weights
-
         bound = signature.bind(*args, **kwargs)
         passed = dict(bound.arguments)
         bound.apply_defaults()

@@ -52,6 +52,7 @@ from kerasnets.profiling._catalog import (
     preset_rows,
     summarize_models,
 )
+from kerasnets.registry import get_entry
 
 __all__ = [
     "profile", "Profile", "Row", "LayerRow", "conv_macs", "inception_module_arithmetic",
@@ -259,8 +260,6 @@ class Profile:
 
 
 def _build(name, input_size, builder_kwargs):
-    from kerasnets.registry import get_entry
-
     entry = get_entry(name)  # unknown names raise here, with suggestions
     kwargs = dict(builder_kwargs)
     if input_size is not None:

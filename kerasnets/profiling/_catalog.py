@@ -12,6 +12,8 @@ import re
 from typing import Callable
 
 from kerasnets.profiling._render import human
+from kerasnets.registry import get_entry
+from kerasnets.weights import presets_of
 
 __all__ = [
     "ModelSummary", "summarize_models", "format_models", "short_paper", "preset_rows", "format_presets",
@@ -64,8 +66,6 @@ def natural_key(name: str):
 
 def weights_summary(name: str) -> str:
     """``"keras.applications 74.9, torchvision V1 76.1, V2 80.9"`` (top-1 %), or ``""``."""
-    from kerasnets.weights import presets_of
-
     parts, last_source = [], None
     for p in presets_of(name):
         source, _, version = p.name.partition("_")
@@ -85,8 +85,7 @@ def summarize_models(names, progress: Callable | None = None) -> list:
     """
     import gc
 
-    from kerasnets.profiling import profile
-    from kerasnets.registry import get_entry
+    from kerasnets.profiling import profile  # a cycle: kerasnets.profiling imports this module
 
     rows = []
     for i, name in enumerate(names):
@@ -160,8 +159,6 @@ def preset_rows(names) -> list[dict]:
     """One dict per preset of the models ``names``, in their specs' order: the preset's name,
     source, top-1/top-5 as published, input size, preprocessing, the builder arguments it
     needs, its file and license."""
-    from kerasnets.weights import presets_of
-
     return [dict(
         model=p.model, preset=p.name, source=p.source, top1=p.top1, top5=p.top5, input_size=p.input_size,
         preprocessing=p.preprocessing.name, crop_fraction=round(p.preprocessing.crop_fraction, 4),

@@ -1,8 +1,9 @@
 """Training the models the way their papers did, on whatever hardware is there.
 
 * `Recipe`, `get_recipe`, `recipe_for`, `list_recipes`: the papers' recipes as data.
-* `compile`: a model gets its recipe (optimizer, schedule, loss, metrics, weight
-  decay) in one line, for your own ``model.fit``.
+* `compile_model`: a model gets its recipe (optimizer, schedule, loss, metrics, weight
+  decay) in one line, for your own ``model.fit``. `compile` is the same function under its
+  former name, kept as an alias (``compile_model`` does not shadow the builtin).
 * `setup_hardware`, `choose_strategy`, `choose_precision`, `choose_jit_compile`:
   TPU / MirroredStrategy / default, the dtype policy and XLA.
 * `train`, `evaluate`: the whole run behind ``kerasnets train`` and
@@ -16,13 +17,13 @@ Example, your own loop:
 >>> hw = training.setup_hardware()
 >>> with hw.strategy.scope():
 ...     model = kerasnets.ResNet20(weights=None)
-...     recipe = training.compile(model, steps_per_epoch=313, global_batch_size=32,
-...                               epochs=10, jit_compile=hw.jit_compile)
+...     recipe = training.compile_model(model, steps_per_epoch=313, global_batch_size=32,
+...                                     epochs=10, jit_compile=hw.jit_compile)
 >>> model.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs,
 ...           callbacks=recipe.callbacks())  # doctest: +SKIP
 """
 
-from kerasnets.training._compile import SparseCrossentropy, WeightDecay, apply_weight_decay, compile
+from kerasnets.training._compile import SparseCrossentropy, WeightDecay, apply_weight_decay, compile, compile_model
 from kerasnets.training.callbacks import TrainingDiverged
 from kerasnets.training.distribution import initialize_processes
 from kerasnets.training._config import TrainingConfig
@@ -69,7 +70,8 @@ __all__ = [
     "get_recipe",
     "list_recipes",
     "recipe_for",
-    "compile",
+    "compile_model",
+    "compile",  # the alias of compile_model
     "SparseCrossentropy",
     "WeightDecay",
     "apply_weight_decay",

@@ -1,4 +1,4 @@
-"""`compile`: a model gets its paper's recipe in one line.
+"""`compile_model`: a model gets its paper's recipe in one line.
 
 The loss (sparse cross-entropy, with label smoothing when the recipe asks),
 the metrics (top-1 and top-5 accuracy, per head for auxiliary classifiers), the
@@ -14,7 +14,7 @@ from kerasnets._validate import check_instance
 from kerasnets.models import outputs_logits
 from kerasnets.training.recipes import Recipe, get_recipe, recipe_for
 
-__all__ = ["compile", "SparseCrossentropy", "WeightDecay", "apply_weight_decay", "output_names"]
+__all__ = ["compile_model", "compile", "SparseCrossentropy", "WeightDecay", "apply_weight_decay", "output_names"]
 
 # Variables decayed by the recipe's weight decay: the kernels of convolutions
 # and dense layers (Keras names them so), never biases or BatchNorm parameters.
@@ -122,7 +122,7 @@ def _metrics(num_classes, top5=True):
     return metrics
 
 
-def compile(
+def compile_model(
     model,
     recipe: str | Recipe | None = None,
     *,
@@ -163,11 +163,11 @@ def compile(
     Example:
 
     >>> model = kerasnets.ResNet20(weights=None)
-    >>> recipe = kerasnets.training.compile(model, steps_per_epoch=len(train_ds))
+    >>> recipe = kerasnets.training.compile_model(model, steps_per_epoch=len(train_ds))
     >>> model.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs,
     ...           callbacks=recipe.callbacks())  # doctest: +SKIP
     """
-    check_instance("model", model, keras.Model, "a keras.Model", context="compile")
+    check_instance("model", model, keras.Model, "a keras.Model", context="compile_model")
     if recipe is None:
         resolved = recipe_for(model, **overrides)
     else:
@@ -206,3 +206,8 @@ def compile(
         metrics, losses = _metrics(num_classes), loss
     model.compile(optimizer=optimizer, loss=losses, metrics=metrics, jit_compile=jit_compile, **kwargs)
     return resolved
+
+
+# The name `compile_model` had before: the same function, kept so that code written for it runs.
+# New code uses `compile_model`, which does not shadow the builtin `compile`.
+compile = compile_model

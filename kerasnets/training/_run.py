@@ -98,8 +98,7 @@ from kerasnets.profiling import profile_model
 from kerasnets.registry import ModelEntry, get_entry
 from kerasnets.training import _io
 from kerasnets.training import distribution as _distribution
-from kerasnets.training._compile import compile as compile_recipe
-from kerasnets.training._compile import SparseCrossentropy, output_names
+from kerasnets.training._compile import SparseCrossentropy, compile_model, output_names
 from kerasnets.training._config import TrainingConfig, check_overrides, default_output
 from kerasnets.training.callbacks import (
     STATE_FILE,
@@ -267,7 +266,7 @@ class TrainingRun:
     image_size: int | None = None
     epochs: int | None = None
     global_batch_size: int | None = None
-    recipe: Recipe | None = None  # as applied (`compile_recipe`)
+    recipe: Recipe | None = None  # as applied (`compile_model`)
     hardware: Hardware | None = None
     request: dict = dataclasses.field(default_factory=dict)  # run.json's, compared on resume
     resume_epoch: int = 0
@@ -729,8 +728,8 @@ def _build_and_compile(entry, model_kwargs, weights, recipe, train_data, hardwar
             else:  # the preset's backbone, a new head for the dataset's classes
                 built, builder_kwargs = fine_tuning_model(entry.name, weights, **builder_kwargs)
             # The recipe as applied (its plateau monitor named for the model's heads).
-            recipe = compile_recipe(built, recipe, steps_per_epoch=train_data.steps_per_epoch,
-                                    jit_compile=hardware.jit_compile)
+            recipe = compile_model(built, recipe, steps_per_epoch=train_data.steps_per_epoch,
+                                   jit_compile=hardware.jit_compile)
     except BaseException:
         keras.mixed_precision.set_global_policy(previous_policy)
         raise

@@ -13,14 +13,14 @@ from __future__ import annotations
 import os
 
 from kerasnets._validate import check_instance, fail
+from kerasnets.training import _io
+from kerasnets.training.callbacks import CSVLog
 
 __all__ = ["plot_history", "curve_groups"]
 
 
 def _as_columns(history):
     """``{key: [values per epoch]}`` and the epochs, from any accepted input."""
-    from kerasnets.training.callbacks import CSVLog
-
     if isinstance(history, (str, os.PathLike)):
         rows = CSVLog.read(os.fspath(history))
         keys = sorted({k for r in rows for k in r} - {"epoch"})
@@ -62,8 +62,6 @@ def plot_history(history, path, *, title=None):
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from kerasnets.training import _io
 
     epochs, columns = _as_columns(history)
     groups = curve_groups(columns)

@@ -2,7 +2,7 @@
 
 A `Recipe` is a frozen dataclass: optimizer, learning rate and its schedule,
 momentum, weight decay, label smoothing, gradient clipping, dropout, batch size,
-epochs, auxiliary loss weight. ``kerasnets.training.compile(model)`` turns one
+epochs, auxiliary loss weight. ``kerasnets.training.compile_model(model)`` turns one
 into a compiled model; ``recipe.replace(learning_rate=0.05)`` overrides a field.
 
 >>> from kerasnets import training
@@ -46,6 +46,9 @@ import keras
 
 from kerasnets._validate import check_choice, check_int, check_number, is_number
 from kerasnets._validate import fail as _fail
+from kerasnets.card import model_card
+from kerasnets.registry import get_entry
+from kerasnets.training.callbacks import WarmupUntilAccuracy
 
 __all__ = [
     "Recipe",
@@ -324,14 +327,12 @@ class Recipe:
         """The callbacks the schedule needs in ``fit``.
 
         `ReduceLROnPlateau` for ``"plateau"``; `WarmupUntilAccuracy` when
-        ``warmup_until_accuracy`` is set. `kerasnets.training.compile` returns
+        ``warmup_until_accuracy`` is set. `kerasnets.training.compile_model` returns
         the recipe with ``plateau_monitor`` named for the model
         (``"val_main_accuracy"`` with auxiliary heads).
         """
         result = []
         if self.warmup_until_accuracy is not None and self.warmup_epochs > 0:
-            from kerasnets.training.callbacks import WarmupUntilAccuracy
-
             monitor = "accuracy"
             if self.plateau_monitor.endswith("_accuracy") and self.plateau_monitor.startswith("val_"):
                 monitor = self.plateau_monitor[len("val_"):]  # "main_accuracy" with heads
@@ -639,9 +640,6 @@ def recipe_for(model: Any, **overrides) -> Recipe:
     >>> recipe_for("resnet20").name
     'resnet_cifar'
     """
-    from kerasnets.card import model_card
-    from kerasnets.registry import get_entry
-
     if isinstance(model, str):
         entry = get_entry(model)
     else:

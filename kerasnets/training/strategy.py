@@ -5,7 +5,7 @@
     hw = kerasnets.training.setup_hardware()          # all "auto"
     with hw.strategy.scope():
         model = kerasnets.ResNet50(weights=None)      # built under hw.precision
-        kerasnets.training.compile(model, jit_compile=hw.jit_compile, ...)
+        kerasnets.training.compile_model(model, jit_compile=hw.jit_compile, ...)
 
 What ``"auto"`` chooses:
 
@@ -50,6 +50,15 @@ import keras
 
 from kerasnets._validate import check_choice, check_int
 from kerasnets._version import backend_versions
+from kerasnets.training.distribution import (
+    BackendStrategy,
+    backend_float16_ok,
+    choose_backend_strategy,
+    default_backend_strategy,
+    hide_gpus_from_tensorflow,
+    process_count,
+    split_jax_cpu,
+)
 
 __all__ = [
     "Hardware",
@@ -73,8 +82,6 @@ def _backend():
 
 
 def _is_tf_strategy(strategy):
-    from kerasnets.training.distribution import BackendStrategy
-
     return not isinstance(strategy, BackendStrategy)
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 XLA_CHOICES = ("auto", "on", "off")
@@ -115,8 +122,6 @@ def split_cpu(devices: int):
     """
     check_int("devices", devices)
     if _backend() == "jax":
-        from kerasnets.training.distribution import split_jax_cpu
-
         return split_jax_cpu(devices)
     if _backend() != "tensorflow":
         raise ValueError(
@@ -141,8 +146,6 @@ def split_cpu(devices: int):
 def _default_strategy():
     if _backend() == "tensorflow":
         return _tf().distribute.get_strategy()
-    from kerasnets.training.distribution import default_backend_strategy
-
     return default_backend_strategy()
 
 
@@ -161,8 +164,6 @@ def choose_strategy(name: str = "auto"):
     """
     check_choice("strategy", name, STRATEGIES)
     if _backend() != "tensorflow":
-        from kerasnets.training.distribution import choose_backend_strategy
-
         return choose_backend_strategy(name)
     tf = _tf()
     if name in ("auto", "tpu"):
@@ -228,8 +229,6 @@ def cpu_supports_bfloat16() -> bool:
 
 def _gpus_support_float16() -> bool:
     if _backend() != "tensorflow":
-        from kerasnets.training.distribution import backend_float16_ok
-
         return backend_float16_ok()
     tf = _tf()
     physical = tf.config.list_physical_devices("GPU")
@@ -332,8 +331,6 @@ class Hardware:
         )
 
     def to_dict(self) -> dict:
-        from kerasnets.training.distribution import process_count
-
         return {
             "backend": keras.backend.backend(),
             "backend_version": next(iter(backend_versions().values()), None),
@@ -369,8 +366,6 @@ def setup_hardware(strategy="auto", precision="auto", xla="auto", *, set_policy=
     if isinstance(strategy, str):
         strategy = choose_strategy(strategy)
     if _backend() != "tensorflow":
-        from kerasnets.training.distribution import hide_gpus_from_tensorflow
-
         hide_gpus_from_tensorflow()  # tf.data only: the GPUs are the backend's
     policy = choose_precision(precision, strategy)
     if set_policy:

@@ -11,7 +11,10 @@ from typing import Mapping
 import keras_tuner
 
 from kerasnets._validate import check_bool, check_free_of, check_int, fail
+from kerasnets import training
 from kerasnets.layers import spatial_shape
+from kerasnets.profiling import profile
+from kerasnets.registry import get_entry, get_model
 from kerasnets.tuning import _space
 
 __all__ = ["WidthHyperModel", "build_from_args"]
@@ -24,8 +27,6 @@ def build_from_args(builder_args: Mapping):
     (``best_args.json``'s ``"builder_args"``): the same as
     ``kerasnets.get_model(args.pop("name"), **args)``. The model is not compiled.
     """
-    from kerasnets.registry import get_model
-
     args = dict(builder_args)
     return get_model(args.pop("name"), **args)
 
@@ -61,7 +62,7 @@ class WidthHyperModel(keras_tuner.HyperModel):
     tuner's ``hyperparameters=`` (a predefined name keeps its definition).
 
     Each trial's model is ``build_from_args(hypermodel.builder_args(hp))``,
-    compiled with the family's paper recipe (`kerasnets.training.compile`) at
+    compiled with the family's paper recipe (`kerasnets.training.compile_model`) at
     the trial's learning rate; the same ``builder_args`` rebuild it outside the
     tuner (`build_from_args`).
 
@@ -84,7 +85,7 @@ class WidthHyperModel(keras_tuner.HyperModel):
             to them. Default: the recipe's.
         model_kwargs: further builder arguments for every trial (``residual=False``,
             ``batch_norm=True``, ...).
-        jit_compile: passed to ``compile`` (`kerasnets.training.choose_jit_compile`).
+        jit_compile: passed to `kerasnets.training.compile_model` (`kerasnets.training.choose_jit_compile`).
 
     Example:
 
@@ -114,8 +115,6 @@ class WidthHyperModel(keras_tuner.HyperModel):
         name: str | None = None,
         tunable: bool = True,
     ):
-        from kerasnets.registry import get_entry
-
         entry = get_entry(model)  # unknown names raise here, with suggestions
         for arg, value in (("per_block", per_block), ("depth", depth), ("learning_rate", learning_rate)):
             check_bool(arg, value)
@@ -193,8 +192,6 @@ class WidthHyperModel(keras_tuner.HyperModel):
 
     def recipe_for(self, name):
         """The recipe of a trial's model at this hypermodel's batch size and epochs."""
-        from kerasnets import training
-
         recipe = training.recipe_for(name) if self._recipe is None else training.get_recipe(self._recipe)
         if self.batch_size is not None:
             recipe = recipe.with_batch_size(self.batch_size)
@@ -214,8 +211,6 @@ class WidthHyperModel(keras_tuner.HyperModel):
 
         Called inside the strategy's scope (keras-tuner builds there).
         """
-        from kerasnets import training
-
         recipe = self.recipe_for(name).replace(learning_rate=learning_rate)
         if recipe.needs_steps_per_epoch and self.steps_per_epoch is None:
             if not self._warned_schedule:
@@ -227,7 +222,7 @@ class WidthHyperModel(keras_tuner.HyperModel):
                 )
                 self._warned_schedule = True
             recipe = recipe.replace(schedule="constant", warmup_epochs=0.0)
-        applied = training.compile(
+        applied = training.compile_model(
             model, recipe, steps_per_epoch=self.steps_per_epoch, jit_compile=self.jit_compile
         )
         self._callbacks = applied.callbacks()
@@ -247,8 +242,6 @@ class WidthHyperModel(keras_tuner.HyperModel):
         statistics and auxiliary heads not counted) and ``macs`` its multiply-adds
         for one image, both from `kerasnets.profile`.
         """
-        from kerasnets.profiling import profile
-
         values = hp if isinstance(hp, Mapping) else self.values(hp)
         args = self.builder_args(values)
         key = json.dumps(_jsonable(args), sort_keys=True)
@@ -262,8 +255,6 @@ class WidthHyperModel(keras_tuner.HyperModel):
     # -- validation -----------------------------------------------------------------
 
     def _check_input(self):
-        from kerasnets.registry import get_entry
-
         info = get_entry(self.model).info
         spatial = spatial_shape(self.input_shape)
         if len(self.input_shape) != 3 or any(d < info.min_size for d in spatial):

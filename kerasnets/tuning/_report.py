@@ -23,6 +23,9 @@ import math
 import os
 
 from kerasnets.files import atomic_path, remove_stale_partials, write_json, write_text
+from kerasnets.tuning._distributed import read_workers
+from kerasnets.tuning._hypermodel import _jsonable
+from kerasnets.tuning._tuners import _failure
 
 __all__ = ["TrialResult", "trial_results", "pareto_front", "format_table", "plot_pareto", "write_report"]
 
@@ -71,9 +74,6 @@ def trial_results(tuner) -> list[TrialResult]:
     Each distinct model is rebuilt from its ``builder_args`` (not trained) to count
     its parameters and MACs, which checks that the arguments reproduce it.
     """
-    from kerasnets.tuning._distributed import read_workers
-    from kerasnets.tuning._tuners import _failure
-
     workers = read_workers(tuner.project_dir)
     hypermodel = tuner.hypermodel
     direction = tuner.oracle.objective.direction
@@ -254,8 +254,6 @@ def write_report(tuner, output, *, results=None) -> dict:
     Returns ``{"results": [TrialResult], "best": TrialResult or None, "paths": {...}}``.
     With no completed trial only the table and the plot are written.
     """
-    from kerasnets.tuning._hypermodel import _jsonable
-
     results = trial_results(tuner) if results is None else results
     objective_name = tuner.oracle.objective.name
     os.makedirs(output, exist_ok=True)

@@ -21,6 +21,7 @@ import warnings
 import keras_tuner
 
 from kerasnets._validate import check_choice, check_int, check_string
+from kerasnets.profiling import profile
 
 __all__ = [
     "TrialFailure",
@@ -200,8 +201,6 @@ TUNERS = {"random": RandomSearch, "hyperband": Hyperband, "bayesian": BayesianOp
 def resolve_objective(hypermodel, objective: str):
     """``"val_accuracy"`` becomes ``Objective("val_main_accuracy", "max")`` for models with auxiliary heads."""
     check_string("objective", objective, expected="a metric name such as 'val_accuracy'")
-    from kerasnets.profiling import profile
-
     args = hypermodel.builder_args(hypermodel.values(keras_tuner.HyperParameters()))
     name = args.pop("name")
     if not profile(name, **args).aux:

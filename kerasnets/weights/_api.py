@@ -12,6 +12,7 @@ import numpy as np
 from kerasnets._validate import check_instance, fail, is_int
 from kerasnets.card import WeightsOrigin, model_card, set_model_card
 from kerasnets.layers import channels_last, spatial_shape
+from kerasnets.registry import entries, get_entry
 from kerasnets.weights import _caffe, _convert, _files, _readers
 from kerasnets.weights._presets import Preset
 
@@ -28,15 +29,11 @@ def presets_of(model: str) -> tuple[Preset, ...]:
     """The presets of a registered model, default first (``()`` when none): those its
     `kerasnets.registry.ModelSpec` declares, with their files, hashes, preprocessing and
     published accuracy."""
-    from kerasnets.registry import get_entry
-
     return get_entry(model).presets
 
 
 def models_with_weights() -> list[str]:
     """The registered models whose spec names at least one preset."""
-    from kerasnets.registry import entries
-
     return [e.name for e in entries() if e.presets]
 
 
@@ -86,8 +83,6 @@ def get_preset(model: str, name: str = "imagenet", **builder_kwargs) -> Preset:
 def _non_default(model, builder_kwargs):
     """The builder arguments that differ from the builder's defaults."""
     import inspect
-
-    from kerasnets.registry import get_entry
 
     parameters = inspect.signature(get_entry(model).builder).parameters
     return {
@@ -334,8 +329,6 @@ def preprocessing_for(model, weights=None, **builder_kwargs):
     if weights is not None and not (isinstance(weights, str) and not _looks_like_path(weights)):
         weights = None  # a file: the model's own preprocessing
     if weights is None:
-        from kerasnets.registry import get_entry
-
         return get_entry(model).info.preprocessing
     return get_preset(model, weights, **builder_kwargs).preprocessing
 
@@ -434,8 +427,6 @@ def fine_tuning_model(model: str, weights="imagenet", **builder_kwargs):
     ``get_model(model, **builder_kwargs)`` rebuilds the same architecture. The model's
     `kerasnets.model_card` names the preset (``new_head=True``) and its preprocessing.
     """
-    from kerasnets.registry import get_entry
-
     entry = get_entry(model)
     options = {k: v for k, v in builder_kwargs.items()
                if k not in ("classes", "input_shape", "include_top", "pooling", "classifier_activation")}

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from kerasnets._keras_compat import inbound_nodes
-from kerasnets.layers import channels_last, channels_of
+from kerasnets.layers import LocalResponseNormalization, channels_last, channels_of
 
 __all__ = ["CONVERTERS", "assign", "weight_layers"]
 
@@ -255,8 +255,6 @@ def googlenet_caffe_name(name):
 def _check_caffe_lrn(model):
     """Caffe's LRN scales the mean of the squares over its window (k is 1 in BVLC's models):
     a model built with other constants would take the weights and compute something else."""
-    from kerasnets.layers import LocalResponseNormalization
-
     for layer in model.layers:
         if isinstance(layer, LocalResponseNormalization) and not (layer.alpha_is_averaged and layer.k == 1.0):
             raise ConversionError(
