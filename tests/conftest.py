@@ -9,6 +9,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # many busy threads as cores and every test would wait on the others.
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) >= (os.cpu_count() or 1) > 1:
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    # The same for PyTorch (the torch children of tests/test_backends.py), OpenMP and NumPy's
+    # BLAS: under torch's default of a thread per core, the torch backend checks took 31 s
+    # beside one busy core and 20 s with one thread.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
