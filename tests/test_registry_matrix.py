@@ -3,9 +3,9 @@
 A model added to the registry joins every test here automatically; the only
 thing it must bring is its reference parameter count in `TRAINABLE_PARAMS`.
 
-Every model is built, counted, run forwards and backwards (a gradient reaches every
-weight, every layer is named), at its minimum size and in channels_first. What a model
-does with its inputs and outputs (pooling, classes, saving) runs once per architecture:
+Every model is built, counted and run forwards and backwards (a gradient reaches every
+weight, every layer is named). What depends only on the architecture (its minimum size,
+channels_first, pooling, classes, saving) runs once per architecture:
 the deeper models of a family (`DEPTH_VARIANTS`) stack more of the same blocks with the
 same names and options, and in CI's time their builds and eager passes cost minutes
 while testing no code the shallower one does not.
@@ -186,15 +186,15 @@ def test_classes_and_softmax(architecture):
         assert out.dtype == "float32"
 
 
-def test_channels_first(name, channels_first):
+def test_channels_first(architecture, channels_first):
     """Every channel-wise layer works on axis 1 and the output shapes are right.
 
     The shapes are checked on the functional graph everywhere; the forward pass
     runs only where the backend runs NCHW convolutions on this device (TensorFlow
     on a CPU without oneDNN's NCHW path refuses them; see `nchw_convolution_runs`).
     """
-    size = small_size(name)
-    model = kerasnets.get_model(name, input_shape=hwc(size), classes=3, **small_kwargs(name))
+    size = small_size(architecture)
+    model = kerasnets.get_model(architecture, input_shape=hwc(size), classes=3, **small_kwargs(architecture))
     assert hwc(size)[0] == 3 and model.input_shape == (None, *hwc(size))
     for key, shape in symbolic_output_shapes(model).items():
         assert shape == (None, 3), key
@@ -211,17 +211,17 @@ def test_channels_first(name, channels_first):
             assert layer.data_format == "channels_first", layer.name
 
 
-def test_minimum_size_is_the_architectures(name):
+def test_minimum_size_is_the_architectures(architecture):
     """``info.min_size`` builds and runs; one pixel less is refused before building."""
-    minimum = info(name).min_size
+    minimum = info(architecture).min_size
     model = kerasnets.get_model(
-        name, include_top=False, input_shape=hwc(minimum), **small_kwargs(name)
+        architecture, include_top=False, input_shape=hwc(minimum), **small_kwargs(architecture)
     )
     out = model(images(hwc(minimum), batch=1))
     assert out.shape[1] >= 1 and out.shape[2] >= 1
     if minimum > 1:
         with pytest.raises(ValueError, match=rf"at least {minimum}x{minimum}.*Received: input_shape"):
-            kerasnets.get_model(name, input_shape=hwc(minimum - 1))
+            kerasnets.get_model(architecture, input_shape=hwc(minimum - 1))
 
 
 def test_keras_file_round_trip(architecture, tmp_path):
