@@ -73,7 +73,7 @@ def test_shapes_vary_widely_in_scale_and_colour():
 
 def test_a_linear_classifier_stays_far_from_solving_shapes():
     # Closed-form ridge regression on the pixels: the best linear fit is poor,
-    # while a small CNN reaches high accuracy (see the README's numbers).
+    # while a small CNN reaches high accuracy (benchmarks/README.md has the numbers).
     train = list(generate_split("train", 32, 3000))
     val = list(generate_split("validation", 32, 1000))
 

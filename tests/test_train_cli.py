@@ -2,8 +2,8 @@
 
 A tiny configuration (ResNet-20 at width 0.25 on 16x16 crops of a few hundred
 ``shapes`` images) keeps each run to seconds; the learning checks at the end run
-the README's default command on the whole dataset: its first three epochs in CI,
-all ten with ``pytest --main-job``.
+the README's default command on the whole dataset, its first three epochs and all
+ten, with ``pytest --main-job`` (out of CI's time).
 """
 
 import csv
