@@ -322,6 +322,9 @@ def test_two_jax_processes_on_loopback_survive_a_kill_and_equal_one_process(shap
     first = np.load(result["reference"].replace(".npz", "-first.npz"))
     assert sorted(zero.files) == sorted(one.files) == sorted(reference.files)
     assert any("moving_mean" in k for k in zero.files)
+    # Natively the two-process weights are within 8e-6 of one process's. With oneDNN capped to
+    # AVX2 on an AVX-512 machine they differed by up to 3e-3 (benchmarks/README.md, "The test
+    # suite": cause not found); an earlier form of this check passed on CI's AVX2 machine.
     moved = 0.0
     for key in zero.files:
         np.testing.assert_array_equal(zero[key], one[key], err_msg=key)  # one replicated model
