@@ -156,6 +156,9 @@ def compile_model(
         **overrides: recipe fields to change, at the recipe's own batch size
             (``learning_rate=0.05``, ``weight_decay=0``, ...).
 
+    The optimizer's variables are created here, for the weights trainable now
+    (`_build_optimizer`): set ``trainable`` before calling it.
+
     Returns:
         The recipe as applied (after overrides, epochs and batch size): pass
         ``epochs=recipe.epochs`` and ``callbacks=recipe.callbacks()`` to ``fit``.
@@ -205,7 +208,26 @@ def compile_model(
     else:
         metrics, losses = _metrics(num_classes), loss
     model.compile(optimizer=optimizer, loss=losses, metrics=metrics, jit_compile=jit_compile, **kwargs)
+    _build_optimizer(model)
     return resolved
+
+
+def _build_optimizer(model) -> None:
+    """Creates the compiled optimizer's variables now, for ``model``'s trainable weights.
+
+    Under TensorFlow, a model compiled outside a distribution strategy's scope gets its
+    optimizer built inside the first traced train step: Keras then traces that step twice
+    and wraps every slot variable's initializer in a conditional. Built here, the first
+    ``fit`` or ``train_on_batch`` traces once (InceptionV3's first step took half the time;
+    benchmarks/README.md). Under a strategy, and under JAX and torch, Keras builds it this
+    way itself before the first step. As there, the optimizer then serves the weights that
+    are trainable now: change ``trainable`` before compiling, not after.
+    """
+    optimizer = model.optimizer
+    if optimizer is None or optimizer.built or not model.built or keras.backend.backend() != "tensorflow":
+        return
+    with model.distribute_strategy.scope():
+        optimizer.build(model.trainable_variables)
 
 
 # The name `compile_model` had before: the same function, kept so that code written for it runs.
