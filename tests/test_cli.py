@@ -1,8 +1,9 @@
-"""The `kerasnets` command line: `list` and `summary`, run as a user runs them.
+"""The `kerasnets` command line: `list` and `summary`.
 
-Four subprocess runs (`python -m kerasnets ...`, each paying TensorFlow's
-import) are started together and checked by the first four tests; the other
-tests call `kerasnets.cli.main` in-process.
+One run goes through a subprocess as a user types it (`python -m kerasnets ...`, which
+pays TensorFlow's import): a usage error, whose exit status and one-line message are
+what a shell sees. Every other test calls `kerasnets.cli.main` in-process, the function
+the console script calls.
 """
 
 import argparse
@@ -18,42 +19,28 @@ from kerasnets.cli import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-RUNS = {
-    "help": ["--help"],
-    "list": ["list", "resnet2*"],
-    "summary": ["summary", "googlenet"],
-    "unknown": ["summary", "resnt50"],
-}
+
+def _run(argv, capsys):
+    """``kerasnets ARGV`` in-process: a CompletedProcess-like result (exit status, output)."""
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as done:  # argparse's --help
+        code = done.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["kerasnets", *argv], code, out, err)
 
 
-@pytest.fixture(scope="module")
-def runs():
-    """Starts the four user runs at once; returns {key: CompletedProcess-like}."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONIOENCODING="utf-8")
-    procs = {
-        key: subprocess.Popen(
-            [sys.executable, "-m", "kerasnets", *argv], cwd=REPO, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
-        )
-        for key, argv in RUNS.items()
-    }
-    results = {}
-    for key, proc in procs.items():
-        out, err = proc.communicate(timeout=300)
-        results[key] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-    return results
-
-
-def test_help_lists_the_commands(runs):
-    run = runs["help"]
+def test_help_lists_the_commands(capsys):
+    run = _run(["--help"], capsys)
     assert run.returncode == 0, run.stderr
     assert "usage: kerasnets" in run.stdout
     for command in ("list", "summary"):
         assert command in run.stdout
 
 
-def test_list_with_a_pattern(runs):
-    run = runs["list"]
+def test_list_with_a_pattern(capsys):
+    run = _run(["list", "resnet2*"], capsys)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0].split() == ["model", "builder", "params", "MACs", "depth", "input", "ImageNet", "weights",
@@ -64,8 +51,8 @@ def test_list_with_a_pattern(runs):
     assert "multiply-adds" in run.stdout  # the conventions are stated
 
 
-def test_summary_googlenet_reads_like_table1(runs):
-    run = runs["summary"]
+def test_summary_googlenet_reads_like_table1(capsys):
+    run = _run(["summary", "googlenet"], capsys)
     assert run.returncode == 0, run.stderr
     out = run.stdout
     assert out.startswith("Szegedy et al., Going Deeper with Convolutions")
@@ -83,15 +70,18 @@ def test_summary_googlenet_reads_like_table1(runs):
     assert "224×224×3 input" in out and "1.58G" in out
 
 
-def test_unknown_model_is_a_usage_error(runs):
-    run = runs["unknown"]
+def test_unknown_model_is_a_usage_error():
+    # As a shell sees it: the console command's exit status and its one line on stderr.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONIOENCODING="utf-8")
+    run = subprocess.run([sys.executable, "-m", "kerasnets", "summary", "resnt50"], cwd=REPO, env=env,
+                         capture_output=True, text=True, encoding="utf-8", timeout=300)
     assert run.returncode == 2
     assert "kerasnets summary: error: Unknown model 'resnt50'. Did you mean: resnet50" in run.stderr
     assert "Traceback" not in run.stderr and run.stdout == ""
 
 
 # ---------------------------------------------------------------------------
-# In-process
+# Options, usage errors, the model table
 # ---------------------------------------------------------------------------
 
 

@@ -1,4 +1,8 @@
-"""``kerasnets train`` / ``kerasnets evaluate`` run as a user runs them: in a subprocess.
+"""``kerasnets train`` run as a user runs it, in a subprocess, and ``kerasnets evaluate`` on its folder.
+
+The runs that train go through ``python -m kerasnets`` (a fresh process: MirroredStrategy
+over logical CPU devices, a SIGKILL); evaluating, rerunning a finished run and the bad
+arguments that need no fresh process call `kerasnets.cli.main` in this one.
 
 A tiny configuration (ResNet-20 at width 0.25 on 16x16 crops of a few hundred
 ``shapes`` images) keeps each run to seconds; the learning checks at the end run
@@ -48,8 +52,8 @@ def _rows(path):
 
 # The main run uses MirroredStrategy over two logical CPU devices: the multi-replica
 # path end to end (the resume test below uses the default strategy and --precision
-# auto). float32, so that `kerasnets evaluate` in another process (one device,
-# another batch split) reproduces the run's own test numbers to 1e-4.
+# auto). float32, so that `kerasnets evaluate` on one device (another batch split)
+# reproduces the run's own test numbers to 1e-4.
 MIRRORED = ["--strategy", "mirrored", "--cpu-devices", "2"]
 
 
@@ -96,18 +100,19 @@ def test_train_writes_everything_then_evaluate_and_rerun(shapes_data_dir, tmp_pa
     assert {"keras", "tensorflow", "kerasnets"} <= set(run["versions"])
     assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]
 
-    # evaluate reads the run folder: the final model on the same test split.
-    evaluation = kerasnets_cli("evaluate", out, "--data-dir", shapes_data_dir, "--json")
-    assert evaluation.returncode == 0, evaluation.stderr[-3000:]
-    got = json.loads(evaluation.stdout[evaluation.stdout.index("{"):])
+    # evaluate reads the run folder: the final model on the same test split, here in this
+    # process (one device, another batch split than the run's two replicas).
+    from kerasnets.cli import main
+
+    capsys.readouterr()
+    assert main(["evaluate", out, "--data-dir", shapes_data_dir, "--json"]) == 0
+    printed = capsys.readouterr().out
+    got = json.loads(printed[printed.index("{"):])
     for key in ("loss", "accuracy", "top5_accuracy"):
         assert got[key] == pytest.approx(run["test"][key], abs=1e-4), key
     assert got["split"] == "test[:128]" and got["examples"] == 128
 
-    # The same command again (in process: nothing heavy runs): the run is complete.
-    from kerasnets.cli import main
-
-    capsys.readouterr()
+    # The same command again: the run is complete.
     assert main(args) == 0
     assert "is complete (3 epochs): nothing to do" in capsys.readouterr().out
     assert _rows(os.path.join(out, "log.csv")) == rows
