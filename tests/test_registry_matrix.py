@@ -3,12 +3,13 @@
 A model added to the registry joins every test here automatically; the only
 thing it must bring is its reference parameter count in `TRAINABLE_PARAMS`.
 
-Every model is built, counted and run forwards and backwards (a gradient reaches every
-weight, every layer is named). What depends only on the architecture (its minimum size,
-channels_first, pooling, classes, saving) runs once per architecture:
-the deeper models of a family (`DEPTH_VARIANTS`) stack more of the same blocks with the
-same names and options, and in CI's time their builds and eager passes cost minutes
-while testing no code the shallower one does not.
+Every model is built at full size, counted and its layer names checked (unique, none
+left to Keras's automatic naming). What depends only on the architecture (the forward
+and backward pass reaching every weight, its minimum size, channels_first, pooling,
+classes, saving) runs once per architecture: the deeper models of a family
+(`DEPTH_VARIANTS`) stack more of the same blocks with the same names and options, and in
+CI's time their builds and eager passes cost minutes while testing no code the
+shallower one does not.
 """
 
 import os
@@ -112,10 +113,10 @@ def test_every_model_has_a_reference_count():
     assert not missing, f"add reference parameter counts for {missing}"
 
 
-def test_forward_gradients_and_names(name):
-    size = small_size(name)
+def test_forward_and_gradients(architecture):
+    size = small_size(architecture)
     model = kerasnets.get_model(
-        name, input_shape=hwc(size), classes=7, classifier_activation=None, **small_kwargs(name)
+        architecture, input_shape=hwc(size), classes=7, classifier_activation=None, **small_kwargs(architecture)
     )
     x = images(hwc(size))
     with tf.GradientTape() as tape:
@@ -132,11 +133,6 @@ def test_forward_gradients_and_names(name):
     for weight, grad in zip(model.trainable_weights, grads):
         assert grad is not None, f"no gradient reaches {weight.path}"
         assert np.any(grad.numpy() != 0), f"zero gradient for {weight.path}"
-
-    names = [layer.name for layer in model.layers]
-    assert len(names) == len(set(names)), "layer names must be unique"
-    automatic = [n for n in names if AUTOMATIC_NAME.match(n)]
-    assert not automatic, f"automatic layer names: {automatic}"
 
 
 def test_features_without_pooling(architecture):
@@ -239,10 +235,14 @@ def test_keras_file_round_trip(architecture, tmp_path):
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
 
 
-def test_parameter_count(name, no_random_init):
+def test_parameter_count_and_layer_names(name, no_random_init):
+    model = kerasnets.get_model(name)
+    names = [layer.name for layer in model.layers]
+    assert len(names) == len(set(names)), "layer names must be unique"
+    automatic = [n for n in names if AUTOMATIC_NAME.match(n)]
+    assert not automatic, f"automatic layer names: {automatic}"
     if name not in TRAINABLE_PARAMS:
         pytest.skip("reported by test_every_model_has_a_reference_count")
-    model = kerasnets.get_model(name)
     assert trainable_count(model) == TRAINABLE_PARAMS[name]
 
 
