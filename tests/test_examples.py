@@ -6,7 +6,8 @@
   script's code runs once;
 * every ``examples/*.py`` answers ``--help`` (its command line), and one runs its
   ``--quick`` mode in full in a subprocess (the command line a user types);
-* ``benchmarks/throughput.py`` runs a tiny comparison and reports consistent numbers.
+* ``benchmarks/throughput.py`` runs a tiny comparison (its ``main``, in-process) and
+  reports consistent numbers.
 
 Nothing downloads: the quick modes use the built-in ``shapes`` dataset (generated
 once per test session into a shared temporary ``TFDS_DATA_DIR``), generated image
@@ -266,17 +267,15 @@ def test_throughput_arguments_are_checked(capsys):
     assert throughput.parse_args([]).image_size is None  # full mode: each model's own size
 
 
-def test_throughput_benchmark_runs(tmp_path, quick_env):
+def test_throughput_benchmark_runs(tmp_path, capsys):
+    # In-process: the script's main() with the command line a user would type.
     out = tmp_path / "results.json"
-    run = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "throughput.py"), "--models", "vgg16",
-         "--image-size", "32", "--batch-size", "2", "--classes", "10", "--rounds", "2", "--build-rounds", "1",
-         "--steps", "1", "--warmup", "1", "--matmul-size", "256", "--json", str(out), "--markdown"],
-        cwd=tmp_path, env=quick_env, capture_output=True, text=True, timeout=TIMEOUT,
-    )
-    assert run.returncode == 0, run.stderr[-5000:]
-    assert "kerasnets / keras.applications on" in run.stdout
-    assert "| model | input | train img/s kn |" in run.stdout  # the Markdown table
+    throughput.main(["--models", "vgg16", "--image-size", "32", "--batch-size", "2", "--classes", "10",
+                     "--rounds", "2", "--build-rounds", "1", "--steps", "1", "--warmup", "1",
+                     "--matmul-size", "256", "--json", str(out), "--markdown"])
+    printed = capsys.readouterr().out
+    assert "kerasnets / keras.applications on" in printed
+    assert "| model | input | train img/s kn |" in printed  # the Markdown table
     record = json.loads(out.read_text())
     (result,) = record["results"]
     assert result["model"] == "vgg16" and result["image_size"] == 32
