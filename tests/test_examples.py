@@ -7,7 +7,7 @@
 * every ``examples/*.py`` answers ``--help`` (its command line), and one runs its
   ``--quick`` mode in full in a subprocess (the command line a user types);
 * ``benchmarks/throughput.py`` runs a tiny comparison (its ``main``, in-process) and
-  reports consistent numbers.
+  reports consistent numbers; so does ``benchmarks/first_step.py``.
 
 Nothing downloads: the quick modes use the built-in ``shapes`` dataset (generated
 once per test session into a shared temporary ``TFDS_DATA_DIR``), generated image
@@ -37,6 +37,7 @@ def _load(path, name):
 
 make_notebooks = _load("scripts/make_notebooks.py", "make_notebooks")
 throughput = _load("benchmarks/throughput.py", "throughput_benchmark")
+first_step = _load("benchmarks/first_step.py", "first_step_benchmark")
 
 SCRIPTS = {os.path.splitext(os.path.basename(p))[0]: p for p in make_notebooks.example_scripts()}
 # What each example must leave in outputs/<name>/ (its default --output).
@@ -287,3 +288,12 @@ def test_throughput_benchmark_runs(tmp_path, capsys):
         assert result[f"{kind}_ratio"] > 0
     assert record["matmul_macs_per_second"] > 0
     assert record["args"]["precision"] == "float32"
+
+
+def test_first_step_benchmark_runs(capsys):
+    """benchmarks/first_step.py, tiny: both ways time the first step of the same model."""
+    results = first_step.main(["--models", "resnet20", "--rounds", "1", "--batch-size", "4", "--image-size", "16"])
+    assert set(results) == {"resnet20"} and min(results["resnet20"].values()) > 0
+    assert "resnet20" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        first_step.main(["--rounds", "0"])
