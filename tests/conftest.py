@@ -14,13 +14,18 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) >= (os.cpu_count() or 1
     # beside one busy core and 20 s with one thread.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import keras  # noqa: E402
 import pytest  # noqa: E402
+
+# Keras (and so TensorFlow) is imported in the fixtures, not here: under pytest-xdist the
+# controller process reads this file too but runs no test, and importing TensorFlow there
+# cost about 6 CPU-seconds while the workers started.
 
 
 @pytest.fixture(autouse=True)
 def _isolate_keras_state():
     """Every test starts with channels_last, float32 and a fixed seed."""
+    import keras
+
     keras.config.set_image_data_format("channels_last")
     keras.config.set_dtype_policy("float32")
     keras.utils.set_random_seed(0)
@@ -31,6 +36,8 @@ def _isolate_keras_state():
 
 @pytest.fixture
 def channels_first():
+    import keras
+
     keras.config.set_image_data_format("channels_first")
     yield
     keras.config.set_image_data_format("channels_last")
@@ -41,6 +48,8 @@ def no_random_init(monkeypatch):
     """Counting parameters needs the variables, not random values: 143M of them take
     seconds to draw on 2 cores. Every default kernel initializer (glorot_uniform,
     he_normal, ...) is a VarianceScaling; make it return zeros for the test."""
+    import keras
+
     monkeypatch.setattr(
         keras.initializers.VarianceScaling,
         "__call__",
