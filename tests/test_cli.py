@@ -15,24 +15,15 @@ import sys
 
 import pytest
 
+from _cli_runner import run_cli
+
 from kerasnets.cli import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _run(argv, capsys):
-    """``kerasnets ARGV`` in-process: a CompletedProcess-like result (exit status, output)."""
-    capsys.readouterr()
-    try:
-        code = main(argv)
-    except SystemExit as done:  # argparse's --help
-        code = done.code
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(["kerasnets", *argv], code, out, err)
-
-
 def test_help_lists_the_commands(capsys):
-    run = _run(["--help"], capsys)
+    run = run_cli(["--help"], capsys)
     assert run.returncode == 0, run.stderr
     assert "usage: kerasnets" in run.stdout
     for command in ("list", "summary"):
@@ -40,7 +31,7 @@ def test_help_lists_the_commands(capsys):
 
 
 def test_list_with_a_pattern(capsys):
-    run = _run(["list", "resnet2*"], capsys)
+    run = run_cli(["list", "resnet2*"], capsys)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0].split() == ["model", "builder", "params", "MACs", "depth", "input", "ImageNet", "weights",
@@ -52,7 +43,7 @@ def test_list_with_a_pattern(capsys):
 
 
 def test_summary_googlenet_reads_like_table1(capsys):
-    run = _run(["summary", "googlenet"], capsys)
+    run = run_cli(["summary", "googlenet"], capsys)
     assert run.returncode == 0, run.stderr
     out = run.stdout
     assert out.startswith("Szegedy et al., Going Deeper with Convolutions")

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from _cli_runner import run_cli
 from _data_fixtures import shapes_data_dir, write_image  # noqa: F401  (fixture)
 
 import kerasnets
@@ -69,12 +70,8 @@ def _listing(folder):
 
 
 def _cli(args, capsys):
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exit:  # argparse's own errors
-        code = exit.code
-    captured = capsys.readouterr()
-    return code, captured.err
+    run = run_cli(args, capsys)
+    return run.returncode, run.stderr
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import time
 
 import pytest
 
+from _cli_runner import run_cli
 from _data_fixtures import shapes_data_dir  # noqa: F401  (fixture)
 
 from kerasnets.cli import build_parser
@@ -206,15 +207,10 @@ def test_bad_arguments_exit_2_with_a_clear_message(tmp_path):
     (["evaluate", "missing.keras"], "No such checkpoint"),
 ])
 def test_more_bad_arguments_in_process(args, message, tmp_path, capsys, monkeypatch):
-    from kerasnets.cli import main
-
     monkeypatch.chdir(tmp_path)
-    try:
-        code = main(args)
-    except SystemExit as exit:  # argparse's own errors
-        code = exit.code
-    assert code == 2
-    assert message in capsys.readouterr().err
+    run = run_cli(args, capsys)
+    assert run.returncode == 2
+    assert message in run.stderr
     assert not os.listdir(str(tmp_path)), "nothing is written for bad input"
 
 
