@@ -7,7 +7,8 @@
 * every ``examples/*.py`` answers ``--help`` (its command line), and one runs its
   ``--quick`` mode in full in a subprocess (the command line a user types);
 * ``benchmarks/throughput.py`` runs a tiny comparison (its ``main``, in-process) and
-  reports consistent numbers; so does ``benchmarks/first_step.py``.
+  reports consistent numbers; so does ``benchmarks/first_step.py``;
+  ``benchmarks/ci_at_cpu_limit.sh`` rejects a bad CPU limit before doing anything.
 
 Nothing downloads: the quick modes use the built-in ``shapes`` dataset (generated
 once per test session into a shared temporary ``TFDS_DATA_DIR``), generated image
@@ -297,3 +298,16 @@ def test_first_step_benchmark_runs(capsys):
     assert "resnet20" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         first_step.main(["--rounds", "0"])
+
+
+@pytest.mark.parametrize("limit", ["abc", "0", "-1", "0.0"])
+def test_ci_at_cpu_limit_rejects_a_bad_limit_before_any_work(limit, tmp_path):
+    """benchmarks/ci_at_cpu_limit.sh checks its CPU limit before it makes a cgroup or a clone.
+
+    The benchmark itself (CI at one CPU of time, 20-odd minutes as root) is not run here.
+    """
+    done = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "ci_at_cpu_limit.sh"), limit],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "usage:" in done.stderr and f"got '{limit}'" in done.stderr
+    assert done.stdout == "" and not os.path.exists("/sys/fs/cgroup/cpu/kerasnets-ci-limit")
